@@ -1,0 +1,135 @@
+"""`tranquillite` command line: run the product, set it up, train, and operator tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from webhook import envsetup
+from webhook.config import Settings
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    envsetup.ensure_rasa_env()
+    print(f"Rasa environment ready: {envsetup.RASA_VENV}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    path = envsetup.ensure_model(force=args.force)
+    print(path)
+    return 0
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from webhook.db import create_engine, migrate
+
+    async def upgrade() -> None:
+        engine = create_engine(Settings.from_env().database_url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(upgrade())
+    print("database schema up to date")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from webhook.supervisor import Stack, StartupError
+
+    settings = Settings.from_env()
+    model = envsetup.ensure_model()
+    stack = Stack.build(settings, model)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print("Starting Rasa, the action server and the gateway (about a minute)...", flush=True)
+    try:
+        stack.start()
+    except StartupError as exc:
+        print(f"Start-up failed: {exc}", file=sys.stderr)
+        return 1
+    for process in stack.processes:
+        print(f"  {process.name:8} ready after {process.ready_after:5.1f} s "
+              f"(pid {process.popen.pid if process.popen else '?'}, log {process.log_path})")
+    print(f"\nTranquillité is running. Chat page: {settings.gateway_url}/\n"
+          "Press Ctrl-C to stop.", flush=True)
+    exit_code = 0
+    while not stop_requested.wait(1.0):
+        dead = stack.check_alive()
+        if dead is not None:
+            print(f"{dead.name} stopped unexpectedly; see {dead.log_path}", file=sys.stderr)
+            exit_code = 1
+            break
+    print("Stopping...", flush=True)
+    stack.stop()
+    print("Stopped.")
+    return exit_code
+
+
+def _delegate(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        target = getattr(importlib.import_module(module), function)
+        result: int = target(args.rest)
+        return result
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tranquillite",
+        description="Tranquillité: citizen reporting chatbot and routing to the competent agency.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="install what is missing, train if needed, start everything")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("setup", help="create or update the Rasa environment (.venv-rasa)")
+    p.set_defaults(func=_cmd_setup)
+    p = sub.add_parser("train", help="train the Rasa model if its data or config changed")
+    p.add_argument("--force", action="store_true", help="train even if the model exists")
+    p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("db-upgrade", help="apply database migrations")
+    p.set_defaults(func=_cmd_db_upgrade)
+
+    delegated = {
+        "explain": ("routing.cli", "explain_main", "explain a routing decision as JSON"),
+        "routing-import": ("routing.cli", "import_main",
+                           "rebuild routing reference data from the official CSV files"),
+        "bench-routing": ("routing.cli", "bench_main", "benchmark routing (load time, decisions/s)"),
+    }
+    for name, (module, function, help_text) in delegated.items():
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_delegate(module, function))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except envsetup.SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Configuration of the gateway and of the processes it starts, read from the environment.
+
+Every variable is documented in ``.env.example`` at the project root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(os.environ.get("TRANQUILLITE_HOME", Path(__file__).resolve().parents[1]))
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    rasa_port: int = 5005
+    actions_port: int = 5055
+    var_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var")
+    database_url: str = ""
+    rasa_url: str = ""
+    internal_token: str = ""
+    rasa_timeout: float = 15.0
+    max_message_chars: int = 2000
+    auto_migrate: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        var_dir = Path(os.environ.get("TRANQUILLITE_VAR_DIR", str(PROJECT_ROOT / "var")))
+        host = os.environ.get("TRANQUILLITE_HOST", "127.0.0.1")
+        rasa_port = _int("TRANQUILLITE_RASA_PORT", 5005)
+        database_url = os.environ.get("TRANQUILLITE_DATABASE_URL") or (
+            f"sqlite+aiosqlite:///{var_dir / 'tranquillite.db'}"
+        )
+        return cls(
+            host=host,
+            gateway_port=_int("TRANQUILLITE_GATEWAY_PORT", 8080),
+            rasa_port=rasa_port,
+            actions_port=_int("TRANQUILLITE_ACTIONS_PORT", 5055),
+            var_dir=var_dir,
+            database_url=database_url,
+            rasa_url=os.environ.get("TRANQUILLITE_RASA_URL", f"http://{host}:{rasa_port}"),
+            internal_token=os.environ.get("TRANQUILLITE_INTERNAL_TOKEN", ""),
+            rasa_timeout=_float("TRANQUILLITE_RASA_TIMEOUT", 15.0),
+            max_message_chars=_int("TRANQUILLITE_MAX_MESSAGE_CHARS", 2000),
+            auto_migrate=os.environ.get("TRANQUILLITE_AUTO_MIGRATE", "1") not in ("0", "false"),
+        )
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"

@@ -1,0 +1,175 @@
+"""Filing reports as tickets: routing decision, human reference, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import routing
+from webhook.db import ReferenceCounter, Ticket, TicketDestination, TicketEvent
+
+logger = logging.getLogger(__name__)
+
+NATIONAL_DEPARTEMENT = "FR"
+CHANNELS = frozenset({"web", "telegram", "api", "open311"})
+MAX_FIELD_CHARS = 4000
+
+
+class TicketError(Exception):
+    """Base error of the ticket service."""
+
+
+class InvalidReport(TicketError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewReport:
+    report_type: str
+    commune_insee: str | None
+    fields: dict[str, str]
+    channel: str = "web"
+    language: str = "fr"
+    conversation_id: str | None = None
+    anonymous: bool = True
+    idempotency_key: str | None = None
+    flags: dict[str, bool] = field(default_factory=dict)
+
+    def validated(self) -> NewReport:
+        if self.report_type not in routing.REPORT_TYPES:
+            raise InvalidReport(f"unknown report type {self.report_type!r}")
+        if self.channel not in CHANNELS:
+            raise InvalidReport(f"unknown channel {self.channel!r}")
+        if self.commune_insee is not None and routing.get_engine().commune(self.commune_insee) is None:
+            raise InvalidReport(f"unknown commune {self.commune_insee!r}")
+        fields = {
+            str(k)[:64]: str(v)[:MAX_FIELD_CHARS] for k, v in self.fields.items() if v is not None
+        }
+        return NewReport(**{**self.__dict__, "fields": fields})
+
+
+def format_reference(departement: str, year: int, number: int) -> str:
+    return f"{departement}-{year}-{number:06d}"
+
+
+async def _next_number(session: AsyncSession, departement: str, year: int) -> int:
+    """Increment the counter of (département, year) inside the caller's transaction.
+
+    The UPDATE takes a row lock (PostgreSQL) or the database write lock (SQLite), so concurrent
+    transactions get distinct numbers.
+    """
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert_fn(ReferenceCounter)
+        .values(departement=departement, year=year, value=0)
+        .on_conflict_do_nothing(index_elements=["departement", "year"])
+    )
+    result = await session.execute(
+        update(ReferenceCounter)
+        .where(ReferenceCounter.departement == departement, ReferenceCounter.year == year)
+        .values(value=ReferenceCounter.value + 1)
+        .returning(ReferenceCounter.value)
+    )
+    return int(result.scalar_one())
+
+
+async def file_report(
+    sessions: async_sessionmaker[AsyncSession], report: NewReport
+) -> tuple[Ticket, bool]:
+    """Route and store a report. Returns (ticket, created); a repeated idempotency key returns
+    the ticket filed the first time."""
+    report = report.validated()
+    if report.idempotency_key:
+        existing = await get_by_idempotency_key(sessions, report.idempotency_key)
+        if existing is not None:
+            return existing, False
+
+    engine = routing.get_engine()
+    decision = engine.decide(report.report_type, report.commune_insee, **report.flags)
+    commune = engine.commune(report.commune_insee) if report.commune_insee else None
+    departement = commune.departement if commune else NATIONAL_DEPARTEMENT
+    year = dt.datetime.now(dt.UTC).year
+
+    try:
+        async with sessions() as session, session.begin():
+            number = await _next_number(session, departement, year)
+            ticket = Ticket(
+                reference=format_reference(departement, year, number),
+                report_type=report.report_type,
+                departement=departement,
+                commune_insee=report.commune_insee,
+                fields=dict(report.fields),
+                decision=decision.to_dict(),
+                language=report.language,
+                channel=report.channel,
+                conversation_id=report.conversation_id,
+                anonymous=report.anonymous,
+                status="received",
+                idempotency_key=report.idempotency_key,
+            )
+            ticket.destinations = [
+                TicketDestination(
+                    agency_id=d.agency_id, agency_name=d.agency_name, role=d.role,
+                    rule_id=d.rule_id,
+                )
+                for d in decision.destinations
+            ]
+            ticket.events = [
+                TicketEvent(actor=f"citizen:{report.channel}", status_from=None,
+                            status_to="received")
+            ]
+            session.add(ticket)
+    except IntegrityError:
+        # Two deliveries of the same report raced: the other one won, return it.
+        if report.idempotency_key:
+            existing = await get_by_idempotency_key(sessions, report.idempotency_key)
+            if existing is not None:
+                return existing, False
+        raise
+    logger.info(
+        "ticket %s filed: type=%s channel=%s destinations=%s",
+        ticket.reference, ticket.report_type, ticket.channel,
+        ",".join(d.agency_id for d in ticket.destinations),
+    )
+    return ticket, True
+
+
+async def get_by_idempotency_key(
+    sessions: async_sessionmaker[AsyncSession], key: str
+) -> Ticket | None:
+    async with sessions() as session:
+        result = await session.execute(select(Ticket).where(Ticket.idempotency_key == key))
+        return result.scalar_one_or_none()
+
+
+async def get_by_reference(
+    sessions: async_sessionmaker[AsyncSession], reference: str
+) -> Ticket | None:
+    async with sessions() as session:
+        result = await session.execute(select(Ticket).where(Ticket.reference == reference))
+        return result.scalar_one_or_none()
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    """What the citizen's side may see of a ticket (no personal data)."""
+    return {
+        "reference": ticket.reference,
+        "report_type": ticket.report_type,
+        "status": ticket.status,
+        "commune_insee": ticket.commune_insee,
+        "destinations": [
+            {"agency_id": d.agency_id, "agency_name": d.agency_name, "role": d.role,
+             "rule_id": d.rule_id}
+            for d in ticket.destinations
+        ],
+        "referrals": ticket.decision.get("referrals", []),
+        "created_at": ticket.created_at.isoformat(),
+    }
