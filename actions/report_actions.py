@@ -7,6 +7,7 @@ to resolve communes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from functools import lru_cache
@@ -28,8 +29,15 @@ REPORT_TYPES = frozenset(routing.REPORT_TYPES)
 INSEE_PAYLOAD_PREFIX = "insee:"
 MAX_FIELD_CHARS = 2000
 # Slots that describe a report; reset together after filing or cancelling.
-REPORT_SLOTS = ("report_type", "description", "lieu", "frequence", "commune", "commune_insee",
-                "commune_name")
+REPORT_SLOTS = (
+    "report_type",
+    "description",
+    "lieu",
+    "frequence",
+    "commune",
+    "commune_insee",
+    "commune_name",
+)
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +114,7 @@ class _ReportFormValidation(FormValidationAction):
         query = _clean(value if isinstance(value, str) else None)
         engine = routing.get_engine()
         if query.startswith(INSEE_PAYLOAD_PREFIX):
-            commune = engine.commune(query[len(INSEE_PAYLOAD_PREFIX):])
+            commune = engine.commune(query[len(INSEE_PAYLOAD_PREFIX) :])
             candidates = [commune] if commune else []
         else:
             result = engine.resolve_commune(query) if query else None
@@ -124,8 +132,8 @@ class _ReportFormValidation(FormValidationAction):
                     "title": f"{c.name} ({c.departement}"
                     + (f", {c.postal_codes[0]}" if c.postal_codes else "")
                     + ")",
-                    "payload": '/choisir_commune{"commune_insee": "%s%s"}'
-                    % (INSEE_PAYLOAD_PREFIX, c.insee),
+                    "payload": "/choisir_commune"
+                    + json.dumps({"commune_insee": INSEE_PAYLOAD_PREFIX + c.insee}),
                 }
                 for c in candidates[:10]
             ]

@@ -127,15 +127,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 reply = replies.Reply(
                     text=replies.message("message_too_long", limit=settings.max_message_chars)
                 )
-                return JSONResponse(
-                    ChatResponse(messages=[reply]).model_dump(), status_code=413
-                )
+                return JSONResponse(ChatResponse(messages=[reply]).model_dump(), status_code=413)
             message = message.strip()
             if not message:
                 reply = replies.Reply(
                     text=replies.message("empty_message"),
-                    buttons=[replies.Button(title=replies.message("menu_button"),
-                                            payload="/aide_menu")],
+                    buttons=[
+                        replies.Button(title=replies.message("menu_button"), payload="/aide_menu")
+                    ],
                 )
                 return JSONResponse(ChatResponse(messages=[reply]).model_dump())
         try:
@@ -151,8 +150,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authorization: Annotated[str | None, Header()] = None,
     ) -> None:
         expected = f"Bearer {settings.internal_token}"
-        if not settings.internal_token or not authorization or not hmac.compare_digest(
-            authorization.encode(), expected.encode()
+        if (
+            not settings.internal_token
+            or not authorization
+            or not hmac.compare_digest(authorization.encode(), expected.encode())
         ):
             raise HTTPException(status_code=401, detail="invalid internal token")
 

@@ -62,10 +62,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"Start-up failed: {exc}", file=sys.stderr)
         return 1
     for process in stack.processes:
-        print(f"  {process.name:8} ready after {process.ready_after:5.1f} s "
-              f"(pid {process.popen.pid if process.popen else '?'}, log {process.log_path})")
-    print(f"\nTranquillité is running. Chat page: {settings.gateway_url}/\n"
-          "Press Ctrl-C to stop.", flush=True)
+        print(
+            f"  {process.name:8} ready after {process.ready_after:5.1f} s "
+            f"(pid {process.popen.pid if process.popen else '?'}, log {process.log_path})"
+        )
+    print(
+        f"\nTranquillité is running. Chat page: {settings.gateway_url}/\nPress Ctrl-C to stop.",
+        flush=True,
+    )
     exit_code = 0
     while not stop_requested.wait(1.0):
         dead = stack.check_alive()
@@ -109,9 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     delegated = {
         "explain": ("routing.cli", "explain_main", "explain a routing decision as JSON"),
-        "routing-import": ("routing.cli", "import_main",
-                           "rebuild routing reference data from the official CSV files"),
-        "bench-routing": ("routing.cli", "bench_main", "benchmark routing (load time, decisions/s)"),
+        "routing-import": (
+            "routing.cli",
+            "import_main",
+            "rebuild routing reference data from the official CSV files",
+        ),
+        "bench-routing": (
+            "routing.cli",
+            "bench_main",
+            "benchmark routing (load time, decisions/s)",
+        ),
     }
     for name, (module, function, help_text) in delegated.items():
         p = sub.add_parser(name, help=help_text, add_help=False)
@@ -121,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

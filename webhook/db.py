@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
@@ -35,7 +35,10 @@ def utcnow() -> dt.datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        dt.datetime: DateTime(timezone=True),
+    }
 
 
 class Ticket(Base):
@@ -61,7 +64,9 @@ class Ticket(Base):
         back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
     )
     events: Mapped[list[TicketEvent]] = relationship(
-        back_populates="ticket", cascade="all, delete-orphan", lazy="selectin",
+        back_populates="ticket",
+        cascade="all, delete-orphan",
+        lazy="selectin",
         order_by="TicketEvent.id",
     )
 
@@ -86,9 +91,7 @@ class TicketEvent(Base):
     __tablename__ = "ticket_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(
-        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
-    )
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(100))
     status_from: Mapped[str | None] = mapped_column(String(24))

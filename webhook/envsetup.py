@@ -56,7 +56,10 @@ def _python_version(executable: str) -> tuple[int, int] | None:
     try:
         out = subprocess.run(
             [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -158,17 +161,27 @@ def ensure_model(force: bool = False, quiet: bool = False) -> Path:
         if NLU_TRAIN_DIR.is_dir():
             data_dirs.append(str(NLU_TRAIN_DIR))
         command = [
-            str(rasa_bin()), "train",
-            "--config", str(BOT_DIR / "config.yml"),
-            "--domain", str(BOT_DIR / "domain.yml"),
-            "--data", *data_dirs,
-            "--out", str(models_dir()),
-            "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+            str(rasa_bin()),
+            "train",
+            "--config",
+            str(BOT_DIR / "config.yml"),
+            "--domain",
+            str(BOT_DIR / "domain.yml"),
+            "--data",
+            *data_dirs,
+            "--out",
+            str(models_dir()),
+            "--fixed-model-name",
+            target.name.removesuffix(".tar.gz"),
             "--force",
         ]
         with log_file.open("w") as log:
             result = subprocess.run(
-                command, cwd=PROJECT_ROOT, env=rasa_env(), stdout=log, stderr=subprocess.STDOUT,
+                command,
+                cwd=PROJECT_ROOT,
+                env=rasa_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 check=False,
             )
         if result.returncode != 0 or not target.is_file():

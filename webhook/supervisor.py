@@ -41,7 +41,11 @@ class Process:
         log = self.log_path.open("ab")
         # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
         self.popen = subprocess.Popen(
-            self.command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.command,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
@@ -85,14 +89,18 @@ class Stack:
         run_dir.mkdir(parents=True, exist_ok=True)
         endpoints = run_dir / f"endpoints-{s.rasa_port}.yml"
         endpoints.write_text(
-            "action_endpoint:\n"
-            f'  url: "http://{s.host}:{s.actions_port}/webhook"\n'
+            f'action_endpoint:\n  url: "http://{s.host}:{s.actions_port}/webhook"\n'
         )
         shared = {
             "TRANQUILLITE_GATEWAY_URL": s.gateway_url,
             "TRANQUILLITE_INTERNAL_TOKEN": s.internal_token,
         }
-        actions_env = {**rasa_env(), **shared, "SANIC_HOST": s.host, "ACTION_SERVER_SANIC_WORKERS": "1"}
+        actions_env = {
+            **rasa_env(),
+            **shared,
+            "SANIC_HOST": s.host,
+            "ACTION_SERVER_SANIC_WORKERS": "1",
+        }
         gateway_env = {
             **os.environ,
             **shared,
@@ -106,8 +114,13 @@ class Stack:
             Process(
                 name="actions",
                 command=[
-                    str(rasa_bin("python")), "-m", "rasa_sdk", "--actions", "actions",
-                    "--port", str(s.actions_port),
+                    str(rasa_bin("python")),
+                    "-m",
+                    "rasa_sdk",
+                    "--actions",
+                    "actions",
+                    "--port",
+                    str(s.actions_port),
                 ],
                 env=actions_env,
                 ready_url=f"http://{s.host}:{s.actions_port}/health",
@@ -116,12 +129,18 @@ class Stack:
             Process(
                 name="rasa",
                 command=[
-                    str(rasa_bin()), "run",
-                    "--model", str(self.model_path),
-                    "--endpoints", str(endpoints),
-                    "--credentials", str(BOT_DIR / "credentials.yml"),
-                    "--interface", s.host,
-                    "--port", str(s.rasa_port),
+                    str(rasa_bin()),
+                    "run",
+                    "--model",
+                    str(self.model_path),
+                    "--endpoints",
+                    str(endpoints),
+                    "--credentials",
+                    str(BOT_DIR / "credentials.yml"),
+                    "--interface",
+                    s.host,
+                    "--port",
+                    str(s.rasa_port),
                 ],
                 env=rasa_env(),
                 ready_url=f"{s.rasa_url}/",
@@ -130,8 +149,16 @@ class Stack:
             Process(
                 name="gateway",
                 command=[
-                    sys.executable, "-m", "uvicorn", "webhook.app:create_app", "--factory",
-                    "--host", s.host, "--port", str(s.gateway_port), "--no-access-log",
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "webhook.app:create_app",
+                    "--factory",
+                    "--host",
+                    s.host,
+                    "--port",
+                    str(s.gateway_port),
+                    "--no-access-log",
                 ],
                 env=gateway_env,
                 ready_url=f"{s.gateway_url}/health",

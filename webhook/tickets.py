@@ -47,7 +47,10 @@ class NewReport:
             raise InvalidReport(f"unknown report type {self.report_type!r}")
         if self.channel not in CHANNELS:
             raise InvalidReport(f"unknown channel {self.channel!r}")
-        if self.commune_insee is not None and routing.get_engine().commune(self.commune_insee) is None:
+        if (
+            self.commune_insee is not None
+            and routing.get_engine().commune(self.commune_insee) is None
+        ):
             raise InvalidReport(f"unknown commune {self.commune_insee!r}")
         fields = {
             str(k)[:64]: str(v)[:MAX_FIELD_CHARS] for k, v in self.fields.items() if v is not None
@@ -117,14 +120,17 @@ async def file_report(
             )
             ticket.destinations = [
                 TicketDestination(
-                    agency_id=d.agency_id, agency_name=d.agency_name, role=d.role,
+                    agency_id=d.agency_id,
+                    agency_name=d.agency_name,
+                    role=d.role,
                     rule_id=d.rule_id,
                 )
                 for d in decision.destinations
             ]
             ticket.events = [
-                TicketEvent(actor=f"citizen:{report.channel}", status_from=None,
-                            status_to="received")
+                TicketEvent(
+                    actor=f"citizen:{report.channel}", status_from=None, status_to="received"
+                )
             ]
             session.add(ticket)
     except IntegrityError:
@@ -136,7 +142,9 @@ async def file_report(
         raise
     logger.info(
         "ticket %s filed: type=%s channel=%s destinations=%s",
-        ticket.reference, ticket.report_type, ticket.channel,
+        ticket.reference,
+        ticket.report_type,
+        ticket.channel,
         ",".join(d.agency_id for d in ticket.destinations),
     )
     return ticket, True
@@ -166,8 +174,12 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "status": ticket.status,
         "commune_insee": ticket.commune_insee,
         "destinations": [
-            {"agency_id": d.agency_id, "agency_name": d.agency_name, "role": d.role,
-             "rule_id": d.rule_id}
+            {
+                "agency_id": d.agency_id,
+                "agency_name": d.agency_name,
+                "role": d.role,
+                "rule_id": d.rule_id,
+            }
             for d in ticket.destinations
         ],
         "referrals": ticket.decision.get("referrals", []),

@@ -12,7 +12,9 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("run migrations through webhook.db.migrate() or `tranquillite db-upgrade`")
+        raise RuntimeError(
+            "run migrations through webhook.db.migrate() or `tranquillite db-upgrade`"
+        )
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

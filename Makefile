@@ -1,0 +1,19 @@
+# The two commands of the README: `make run` and `make test`.
+.PHONY: run test setup lint bootstrap
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+setup: bootstrap
+	@.venv/bin/tranquillite setup
+
+run: setup
+	@.venv/bin/tranquillite run
+
+test: setup
+	@scripts/install_browser.sh
+	@.venv/bin/python -m pytest
+
+lint: bootstrap
+	@.venv/bin/ruff check .
+	@.venv/bin/mypy

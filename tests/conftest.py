@@ -1,0 +1,102 @@
+"""Shared fixtures: the real product stack (trained Rasa model, Rasa server, action server,
+gateway) and real databases (SQLite file, PostgreSQL on 127.0.0.1:5432)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from webhook import envsetup
+from webhook.config import Settings
+from webhook.db import create_engine, migrate
+from webhook.supervisor import Stack
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "TRANQUILLITE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The real model for the current training data (trained once, then reused from var/)."""
+    return envsetup.ensure_model()
+
+
+@pytest.fixture(scope="session")
+def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var_dir = tmp_path_factory.mktemp("var")
+    settings = replace(
+        Settings.from_env(),
+        host="127.0.0.1",
+        gateway_port=free_port(),
+        rasa_port=(rasa_port := free_port()),
+        actions_port=free_port(),
+        var_dir=var_dir,
+        database_url=f"sqlite+aiosqlite:///{var_dir / 'e2e.db'}",
+        rasa_url=f"http://127.0.0.1:{rasa_port}",
+        internal_token="",
+    )
+    running = Stack.build(settings, trained_model)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_base_url(stack: Stack) -> str:
+    return stack.settings.gateway_url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL server, dropped at the end of the session."""
+    name = f"tranquillite_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated, empty ticket store on SQLite and on real PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'tickets.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    await migrate(engine)
+    if request.param == "postgresql":
+        async with engine.begin() as conn:
+            from sqlalchemy import text
+
+            await conn.execute(
+                text(
+                    "TRUNCATE tickets, ticket_destinations, ticket_events, reference_counters "
+                    "RESTART IDENTITY CASCADE"
+                )
+            )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -1,0 +1,72 @@
+"""Gateway input hygiene that never reaches Rasa, and its internal API."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from webhook.supervisor import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def client(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.settings.gateway_url, timeout=30)
+
+
+def test_health_reports_database_and_rasa(client: httpx.Client) -> None:
+    body = client.get("/health").json()
+    assert body == {"status": "ok", "database": True, "rasa": True}
+
+
+def test_empty_message_gets_a_polite_answer(client: httpx.Client) -> None:
+    response = client.post("/api/v1/chat", json={"sender": "abc", "text": "   "})
+    assert response.status_code == 200
+    message = response.json()["messages"][0]
+    assert "vide" in message["text"]
+    assert message["buttons"][0]["payload"] == "/aide_menu"
+
+
+def test_huge_message_is_refused_politely(client: httpx.Client) -> None:
+    response = client.post("/api/v1/chat", json={"sender": "abc", "text": "a" * 5000})
+    assert response.status_code == 413
+    assert "trop long" in response.json()["messages"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    "sender", ["", "a" * 65, "../etc", "<script>"], ids=["empty", "long", "path", "html"]
+)
+def test_invalid_sender_is_rejected(client: httpx.Client, sender: str) -> None:
+    response = client.post("/api/v1/chat", json={"sender": sender, "text": "bonjour"})
+    assert response.status_code == 422
+
+
+def test_internal_api_requires_the_token(client: httpx.Client) -> None:
+    body = {"report_type": "incivilite", "commune_insee": "39198", "fields": {"description": "x"}}
+    assert client.post("/internal/v1/reports", json=body).status_code == 401
+    bad = {"Authorization": "Bearer wrong"}
+    assert client.post("/internal/v1/reports", json=body, headers=bad).status_code == 401
+
+
+def test_internal_api_is_idempotent(client: httpx.Client, stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {stack.settings.internal_token}"}
+    body = {
+        "report_type": "vol_cambriolage",
+        "commune_insee": "04112",
+        "fields": {"description": "vol de vélo dans le garage"},
+        "idempotency_key": uuid.uuid4().hex,
+    }
+    first = client.post("/internal/v1/reports", json=body, headers=headers)
+    second = client.post("/internal/v1/reports", json=body, headers=headers)
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["reference"] == second.json()["reference"]
+    assert first.json()["reference"].startswith("04-")
+
+
+def test_internal_api_rejects_unknown_report_type(client: httpx.Client, stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {stack.settings.internal_token}"}
+    body = {"report_type": "nope", "commune_insee": "39198", "fields": {}}
+    assert client.post("/internal/v1/reports", json=body, headers=headers).status_code == 422
