@@ -1,0 +1,7 @@
+"""``python -m routing explain|import|bench ...``."""
+
+import sys
+
+from routing.cli import main
+
+sys.exit(main())
