@@ -7,6 +7,7 @@ to resolve communes.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
@@ -26,6 +27,9 @@ import routing
 logger = logging.getLogger(__name__)
 
 REPORT_TYPES = frozenset(routing.REPORT_TYPES)
+# Load the reference data when the action server starts, not on the first citizen's message;
+# a broken data file stops the server at start-up with a clear error.
+routing.get_engine()
 INSEE_PAYLOAD_PREFIX = "insee:"
 MAX_FIELD_CHARS = 2000
 # Slots that describe a report; reset together after filing or cancelling.
@@ -63,13 +67,14 @@ def _is_payload(text: str) -> bool:
     return text.startswith("/")
 
 
-class _ReportFormValidation(FormValidationAction):
+class _ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
     """Shared validation: description from the first message, commune resolved by routing."""
 
     fixed_report_type: str | None = None
 
-    def name(self) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def name(self) -> str:
+        """Name of the validation action: validate_<form name>."""
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -112,6 +117,15 @@ class _ReportFormValidation(FormValidationAction):
         if isinstance(value, list):  # several entities in one message: take the first
             value = value[0] if value else None
         query = _clean(value if isinstance(value, str) else None)
+        try:
+            return self._resolve_commune(query, dispatcher)
+        except routing.RoutingError as exc:
+            logger.error("commune resolution failed: %s", type(exc).__name__)
+            dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
+            return {"commune": None, "commune_insee": None, "commune_name": None}
+
+    @staticmethod
+    def _resolve_commune(query: str, dispatcher: CollectingDispatcher) -> dict[str, Any]:
         engine = routing.get_engine()
         if query.startswith(INSEE_PAYLOAD_PREFIX):
             commune = engine.commune(query[len(INSEE_PAYLOAD_PREFIX) :])

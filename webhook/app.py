@@ -144,7 +144,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except RasaUnavailable:
             reply = replies.Reply(text=replies.message("assistant_unavailable"))
             return JSONResponse(ChatResponse(messages=[reply]).model_dump(), status_code=503)
-        return JSONResponse(ChatResponse(messages=replies.from_rasa(items)).model_dump())
+        messages = replies.from_rasa(items)
+        if not messages:
+            # Rasa answered nothing (e.g. a failing custom action): never leave the citizen
+            # without an answer.
+            logger.warning("Rasa returned no message for a web conversation")
+            messages = [
+                replies.Reply(
+                    text=replies.message("no_reply"),
+                    buttons=[replies.Button(title=replies.message("menu_button"),
+                                            payload="/aide_menu")],
+                )
+            ]
+        return JSONResponse(ChatResponse(messages=messages).model_dump())
 
     async def require_internal(
         authorization: Annotated[str | None, Header()] = None,

@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import FrameType
 
 from webhook import envsetup
@@ -83,15 +83,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return exit_code
 
 
-def _delegate(module: str, function: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        import importlib
+# Commands implemented by other packages: `tranquillite NAME ARGS...` calls MODULE.FUNCTION(ARGS).
+DELEGATED: dict[str, tuple[str, str, str]] = {
+    "explain": ("routing.cli", "explain_main", "explain a routing decision as JSON"),
+    "routing-import": (
+        "routing.cli", "import_main", "rebuild routing reference data from the official CSV files"
+    ),
+    "bench-routing": ("routing.cli", "bench_main", "benchmark routing (load time, decisions/s)"),
+}
 
-        target = getattr(importlib.import_module(module), function)
-        result: int = target(args.rest)
-        return result
 
-    return run
+def _run_delegated(name: str, argv: list[str]) -> int:
+    import importlib
+
+    module, function, _ = DELEGATED[name]
+    result: int = getattr(importlib.import_module(module), function)(argv)
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,23 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db-upgrade", help="apply database migrations")
     p.set_defaults(func=_cmd_db_upgrade)
 
-    delegated = {
-        "explain": ("routing.cli", "explain_main", "explain a routing decision as JSON"),
-        "routing-import": (
-            "routing.cli",
-            "import_main",
-            "rebuild routing reference data from the official CSV files",
-        ),
-        "bench-routing": (
-            "routing.cli",
-            "bench_main",
-            "benchmark routing (load time, decisions/s)",
-        ),
-    }
-    for name, (module, function, help_text) in delegated.items():
-        p = sub.add_parser(name, help=help_text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_delegate(module, function))
+    for name, (_, _, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -135,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return _run_delegated(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
