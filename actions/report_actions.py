@@ -117,6 +117,8 @@ class _ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         if isinstance(value, list):  # several entities in one message: take the first
             value = value[0] if value else None
         query = _clean(value if isinstance(value, str) else None)
+        if _is_payload(query):  # a button of another question, not a commune
+            return {"commune": None, "commune_insee": None, "commune_name": None}
         try:
             return self._resolve_commune(query, dispatcher)
         except routing.RoutingError as exc:

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import text
 
+from actions import safety
 from webhook import replies, tickets
 from webhook.config import Settings
 from webhook.db import create_engine, migrate, session_factory
@@ -137,13 +138,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     ],
                 )
                 return JSONResponse(ChatResponse(messages=[reply]).model_dump())
+        # Safety first (SPEC §3): every typed message is checked for immediate danger before
+        # anything else, independently of the classifier; the emergency numbers come first.
+        first: list[replies.Reply] = []
+        if body.payload is None:
+            assessment = safety.assess(message, "fr")
+            if assessment.immediate_danger:
+                logger.info("immediate danger detected: rules=%s", ",".join(assessment.matched))
+                emergency = safety.emergency_message(assessment, "fr")
+                # The conversation goes on right below (Rasa's reply), so no extra buttons here.
+                first.append(replies.Reply(text=emergency["text"]))
         try:
             items = await request.app.state.rasa.send(
                 f"web-{body.sender}", message, metadata={"channel": "web", "language": "fr"}
             )
         except RasaUnavailable:
             reply = replies.Reply(text=replies.message("assistant_unavailable"))
-            return JSONResponse(ChatResponse(messages=[reply]).model_dump(), status_code=503)
+            return JSONResponse(
+                ChatResponse(messages=[*first, reply]).model_dump(), status_code=503
+            )
         messages = replies.from_rasa(items)
         if not messages:
             # Rasa answered nothing (e.g. a failing custom action): never leave the citizen
@@ -156,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                             payload="/aide_menu")],
                 )
             ]
-        return JSONResponse(ChatResponse(messages=messages).model_dump())
+        return JSONResponse(ChatResponse(messages=[*first, *messages]).model_dump())
 
     async def require_internal(
         authorization: Annotated[str | None, Header()] = None,

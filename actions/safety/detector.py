@@ -1,0 +1,180 @@
+"""Immediate-danger detection (SPEC §3): rules over normalised text, no classifier, no threshold.
+
+Decision procedure (the lexicon's header comment says the same in data terms):
+
+* strong rule matched (not negated, not dated in the past) → immediate danger;
+* weak rules: two different ones, or one with a "present" marker → immediate danger;
+* "reassurance" phrases cancel weak rules only;
+* ``past_sensitive`` rules are dropped when the message is dated in the past ("hier",
+  "last week") and nothing says it is still going on ("encore là", "en ce moment").
+  A past event without a date ("il m'a frappée") stays flagged: when in doubt, flag.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .lexicon import Lexicon, Rule, default_lexicon
+from .normalize import normalize_clauses
+
+AGITATION_RULE_ID = "agitation"
+_AGITATION_CATEGORY = "help_call"
+
+
+@dataclass(frozen=True)
+class DangerAssessment:
+    """Result of :func:`assess`.
+
+    ``categories`` and ``helplines`` are ordered by priority; ``matched`` lists the ids of the
+    rules (and combinations) that produced the decision; ``cancelled`` lists rules that matched
+    but were dropped (negation, past, reassurance, weak alone), for explanation only.
+    """
+
+    immediate_danger: bool
+    categories: tuple[str, ...] = ()
+    helplines: tuple[str, ...] = ()
+    matched: tuple[str, ...] = ()
+    cancelled: tuple[str, ...] = field(default=())
+    language: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-JSON view (for the triage CLI and action events)."""
+        return {
+            "immediate_danger": self.immediate_danger,
+            "categories": list(self.categories),
+            "helplines": list(self.helplines),
+            "matched": list(self.matched),
+            "cancelled": list(self.cancelled),
+        }
+
+
+@dataclass(frozen=True)
+class _Hit:
+    rule: Rule
+    negated: bool
+
+
+def _any(patterns: tuple[re.Pattern[str], ...], clauses: tuple[str, ...]) -> bool:
+    return any(p.search(c) for p in patterns for c in clauses)
+
+
+def _strip_idioms(clauses: tuple[str, ...], lexicon: Lexicon) -> tuple[str, ...]:
+    cleaned: list[str] = []
+    for clause in clauses:
+        for idiom in lexicon.idioms:
+            clause = idiom.sub(" ", clause)
+        clause = " ".join(clause.split())
+        if clause:
+            cleaned.append(clause)
+    return tuple(cleaned)
+
+
+def _match_rule(rule: Rule, clauses: tuple[str, ...], lexicon: Lexicon) -> _Hit | None:
+    """Return a hit if any pattern matches; negated only if every match is negated."""
+    found_negated = False
+    for clause in clauses:
+        for pattern in rule.patterns:
+            for match in pattern.finditer(clause):
+                if lexicon.negation_tail.search(clause[: match.start()]):
+                    found_negated = True
+                    continue
+                return _Hit(rule, negated=False)
+    return _Hit(rule, negated=True) if found_negated else None
+
+
+def _is_agitated(text: str) -> bool:
+    """Shouting: "!!", a short message ending in "!", or a message written in capitals."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if "!!" in text:
+        return True
+    if "!" in text and len(text.split()) <= 3:
+        return True
+    return len(letters) >= 4 and all(ch.isupper() for ch in letters)
+
+
+def _order_helplines(categories: tuple[str, ...], lexicon: Lexicon) -> tuple[str, ...]:
+    ordered: list[str] = []
+    for category in categories:
+        for line in lexicon.helplines_by_category[category]:
+            if line not in ordered:
+                ordered.append(line)
+    emergency = [line for line in ordered if line not in lexicon.non_emergency_lines]
+    listening = [line for line in ordered if line in lexicon.non_emergency_lines]
+    return tuple(emergency + listening)
+
+
+def assess(
+    text: str, language: str | None = None, *, lexicon: Lexicon | None = None
+) -> DangerAssessment:
+    """Check one message for immediate danger.
+
+    ``language`` (ISO 639-1) is recorded but does not restrict matching: every language's
+    patterns are always applied, because language detection is unreliable on the short, mixed
+    messages written in distress ("help!!", "au secours please").
+    """
+    lex = lexicon or default_lexicon()
+    clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
+    if not clauses:
+        return DangerAssessment(immediate_danger=False, language=language)
+
+    terms = {kind for kind, patterns in lex.terms.items() if _any(patterns, clauses)}
+    present = _any(lex.present_markers, clauses)
+    past = _any(lex.past_markers, clauses) and not present
+    reassured = _any(lex.reassurance, clauses)
+
+    strong: list[Rule] = []
+    weak: list[Rule] = []
+    cancelled: list[str] = []
+    for rule in lex.rules:
+        if rule.requires_terms and not set(rule.requires_terms) <= terms:
+            continue
+        hit = _match_rule(rule, clauses, lex)
+        if hit is None:
+            continue
+        if hit.negated:
+            cancelled.append(f"{rule.id}:negated")
+        elif rule.past_sensitive and past:
+            cancelled.append(f"{rule.id}:past")
+        elif rule.level == "weak" and reassured:
+            cancelled.append(f"{rule.id}:reassurance")
+        elif rule.level == "strong":
+            strong.append(rule)
+        else:
+            weak.append(rule)
+
+    weak_ids = {r.id for r in weak}
+    agitated = _is_agitated(text) and not reassured
+    weak_count = len(weak_ids) + (1 if agitated else 0)
+    weak_fires = weak_count >= 2 or (weak_count >= 1 and present)
+    if not strong and not weak_fires:
+        cancelled.extend(f"{r.id}:weak_alone" for r in weak)
+        return DangerAssessment(
+            immediate_danger=False, cancelled=tuple(cancelled), language=language
+        )
+
+    active = strong + (weak if weak_fires else [])
+    matched = [r.id for r in active]
+    found: set[str] = set()
+    for rule in active:
+        found.add(rule.category)
+        found.update(rule.adds_categories)
+    if agitated and weak_fires:
+        matched.append(AGITATION_RULE_ID)
+        found.add(_AGITATION_CATEGORY)
+    for combo in lex.combinations:
+        if combo.unless_term is not None and combo.unless_term in terms:
+            continue
+        if combo.term in terms and found & combo.with_categories and combo.add not in found:
+            found.add(combo.add)
+            matched.append(combo.id)
+
+    categories = tuple(c for c in lex.category_priority if c in found)
+    return DangerAssessment(
+        immediate_danger=True,
+        categories=categories,
+        helplines=_order_helplines(categories, lex),
+        matched=tuple(dict.fromkeys(matched)),
+        cancelled=tuple(cancelled),
+        language=language,
+    )
