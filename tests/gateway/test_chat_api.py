@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,8 +14,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def client(stack: Stack) -> httpx.Client:
-    return httpx.Client(base_url=stack.settings.gateway_url, timeout=30)
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=30) as http:
+        yield http
 
 
 def test_health_reports_database_and_rasa(client: httpx.Client) -> None:

@@ -621,7 +621,8 @@
     } else {
       base = "Le service rencontre un problème momentané. Réessayez dans un instant.";
     }
-    return (fromServer ? fromServer + "\n" : "") + base;
+    // Un message poli fourni par la passerelle (ex. 413 « message trop long ») est préféré.
+    return fromServer && status < 500 ? fromServer : base;
   }
 
   // ---------------------------------------------------------------- réseau
