@@ -86,11 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.url.path in ("/", "/chat"):
+        if request.url.path in ("/", "/static/chat.html"):
             response.headers.setdefault(
                 "Content-Security-Policy",
                 "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                "script-src 'self'; connect-src 'self'; frame-ancestors 'self'",
+                "script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                "object-src 'none'; frame-ancestors 'none'",
             )
         return response
 

@@ -413,7 +413,7 @@
     class: "tq-input",
     id: "tq-input",
     name: "message",
-    rows: "2",
+    rows: "1",
     autocomplete: "off",
     spellcheck: "true",
     placeholder: "Écrivez votre message…",
@@ -758,7 +758,14 @@
     }
   }
 
+  // La zone de saisie grandit avec le texte (jusqu'au max-height de la feuille de style).
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = input.scrollHeight + (input.offsetHeight - input.clientHeight) + "px";
+  }
+
   function updateCounter() {
+    autosize();
     var n = charCount(input.value);
     counter.textContent = n + " / " + MAX_CHARS + " caractères";
     var state = n > MAX_CHARS ? "over" : n >= WARN_CHARS ? "warn" : "ok";
@@ -855,6 +862,7 @@
     root.classList.toggle("tq-contrast", highContrast);
     largeBtn.setAttribute("aria-pressed", largeText ? "true" : "false");
     contrastBtn.setAttribute("aria-pressed", highContrast ? "true" : "false");
+    autosize();
   }
   largeBtn.addEventListener("click", function () {
     largeText = !largeText;
@@ -948,6 +956,7 @@
     launcher.setAttribute("aria-expanded", "true");
     set(session, KEY_OPEN, "1");
     updateModality();
+    autosize();
     log.scrollTop = log.scrollHeight;
     if (moveFocus) {
       input.focus();
@@ -1054,6 +1063,8 @@
     (container || document.body).appendChild(root);
     loadStylesheet(function () {
       root.hidden = false;
+      autosize();
+      log.scrollTop = log.scrollHeight;
       if (inline) {
         greetIfNeeded();
       } else if (startOpen || get(session, KEY_OPEN) === "1") {
