@@ -6,28 +6,22 @@ Every variable is documented in ``.env.example`` at the project root.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
 
 PROJECT_ROOT = Path(os.environ.get("TRANQUILLITE_HOME", Path(__file__).resolve().parents[1]))
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: T, cast: Callable[[str], T]) -> T:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
+        return cast(raw)
     except ValueError as exc:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
 
@@ -50,21 +44,21 @@ class Settings:
     def from_env(cls) -> Settings:
         var_dir = Path(os.environ.get("TRANQUILLITE_VAR_DIR", str(PROJECT_ROOT / "var")))
         host = os.environ.get("TRANQUILLITE_HOST", "127.0.0.1")
-        rasa_port = _int("TRANQUILLITE_RASA_PORT", 5005)
+        rasa_port = _number("TRANQUILLITE_RASA_PORT", 5005, int)
         database_url = os.environ.get("TRANQUILLITE_DATABASE_URL") or (
             f"sqlite+aiosqlite:///{var_dir / 'tranquillite.db'}"
         )
         return cls(
             host=host,
-            gateway_port=_int("TRANQUILLITE_GATEWAY_PORT", 8080),
+            gateway_port=_number("TRANQUILLITE_GATEWAY_PORT", 8080, int),
             rasa_port=rasa_port,
-            actions_port=_int("TRANQUILLITE_ACTIONS_PORT", 5055),
+            actions_port=_number("TRANQUILLITE_ACTIONS_PORT", 5055, int),
             var_dir=var_dir,
             database_url=database_url,
             rasa_url=os.environ.get("TRANQUILLITE_RASA_URL", f"http://{host}:{rasa_port}"),
             internal_token=os.environ.get("TRANQUILLITE_INTERNAL_TOKEN", ""),
-            rasa_timeout=_float("TRANQUILLITE_RASA_TIMEOUT", 15.0),
-            max_message_chars=_int("TRANQUILLITE_MAX_MESSAGE_CHARS", 2000),
+            rasa_timeout=_number("TRANQUILLITE_RASA_TIMEOUT", 15.0, float),
+            max_message_chars=_number("TRANQUILLITE_MAX_MESSAGE_CHARS", 2000, int),
             auto_migrate=os.environ.get("TRANQUILLITE_AUTO_MIGRATE", "1") not in ("0", "false"),
         )
 

@@ -150,20 +150,24 @@ async def file_report(
     return ticket, True
 
 
+async def _get_one(
+    sessions: async_sessionmaker[AsyncSession], column: Any, value: str
+) -> Ticket | None:
+    async with sessions() as session:
+        result = await session.execute(select(Ticket).where(column == value))
+        return result.scalar_one_or_none()
+
+
 async def get_by_idempotency_key(
     sessions: async_sessionmaker[AsyncSession], key: str
 ) -> Ticket | None:
-    async with sessions() as session:
-        result = await session.execute(select(Ticket).where(Ticket.idempotency_key == key))
-        return result.scalar_one_or_none()
+    return await _get_one(sessions, Ticket.idempotency_key, key)
 
 
 async def get_by_reference(
     sessions: async_sessionmaker[AsyncSession], reference: str
 ) -> Ticket | None:
-    async with sessions() as session:
-        result = await session.execute(select(Ticket).where(Ticket.reference == reference))
-        return result.scalar_one_or_none()
+    return await _get_one(sessions, Ticket.reference, reference)
 
 
 def ticket_summary(ticket: Ticket) -> dict[str, Any]:
