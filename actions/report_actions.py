@@ -119,6 +119,10 @@ class _ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         query = _clean(value if isinstance(value, str) else None)
         if _is_payload(query):  # a button of another question, not a commune
             return {"commune": None, "commune_insee": None, "commune_name": None}
+        if tracker.get_slot("requested_slot") not in (None, "commune"):
+            # A place name spotted while answering another question ("avenue de Verdun") is not
+            # the commune of the report: the commune is asked when its turn comes.
+            return {"commune": None, "commune_insee": None, "commune_name": None}
         try:
             return self._resolve_commune(query, dispatcher)
         except routing.RoutingError as exc:
