@@ -11,22 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+import routing
+
 NLU_DIR = Path(__file__).resolve().parents[2] / "nlu_data"
 TRAIN_DIR = NLU_DIR / "train"
 TEST_DIR = NLU_DIR / "test"
 
-REPORT_INTENTS = (
-    "harcelement",
-    "enfant_en_danger",
-    "violences_conjugales",
-    "arnaque",
-    "personne_vulnerable",
-    "absence_vacances",
-    "incivilite",
-    "vol_cambriolage",
-    "drogue_trafic",
-    "autre",
-)
+# Report intents are the report type ids of SPEC §2, as the routing package defines them.
+REPORT_INTENTS = tuple(routing.REPORT_TYPES)
 OTHER_INTENTS = (
     "greet",
     "goodbye",
