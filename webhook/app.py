@@ -16,11 +16,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import text
 
-from actions import safety
-from webhook import replies, tickets
+from webhook import conversation, notify, replies, tickets
 from webhook.config import Settings
 from webhook.db import create_engine, migrate, session_factory
-from webhook.rasa_client import RasaClient, RasaUnavailable
+from webhook.rasa_client import RasaClient
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_engine = engine
         app.state.sessions = session_factory(engine)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout)
+        app.state.notifiers = notify.Notifiers()
         try:
             yield
         finally:
@@ -123,54 +123,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/api/v1/chat", response_model=ChatResponse)
     async def chat(body: ChatRequest, request: Request) -> JSONResponse:
-        message = body.payload if body.payload is not None else (body.text or "")
-        if body.payload is None:
-            if len(message) > settings.max_message_chars:
-                reply = replies.Reply(
-                    text=replies.message("message_too_long", limit=settings.max_message_chars)
-                )
-                return JSONResponse(ChatResponse(messages=[reply]).model_dump(), status_code=413)
-            message = message.strip()
-            if not message:
-                reply = replies.Reply(
-                    text=replies.message("empty_message"),
-                    buttons=[
-                        replies.Button(title=replies.message("menu_button"), payload="/aide_menu")
-                    ],
-                )
-                return JSONResponse(ChatResponse(messages=[reply]).model_dump())
-        # Safety first (SPEC §3): every typed message is checked for immediate danger before
-        # anything else, independently of the classifier; the emergency numbers come first.
-        first: list[replies.Reply] = []
-        if body.payload is None:
-            assessment = safety.assess(message, "fr")
-            if assessment.immediate_danger:
-                logger.info("immediate danger detected: rules=%s", ",".join(assessment.matched))
-                emergency = safety.emergency_message(assessment, "fr")
-                # The conversation goes on right below (Rasa's reply), so no extra buttons here.
-                first.append(replies.Reply(text=emergency["text"]))
-        try:
-            items = await request.app.state.rasa.send(
-                f"web-{body.sender}", message, metadata={"channel": "web", "language": "fr"}
-            )
-        except RasaUnavailable:
-            reply = replies.Reply(text=replies.message("assistant_unavailable"))
-            return JSONResponse(
-                ChatResponse(messages=[*first, reply]).model_dump(), status_code=503
-            )
-        messages = replies.from_rasa(items)
-        if not messages:
-            # Rasa answered nothing (e.g. a failing custom action): never leave the citizen
-            # without an answer.
-            logger.warning("Rasa returned no message for a web conversation")
-            messages = [
-                replies.Reply(
-                    text=replies.message("no_reply"),
-                    buttons=[replies.Button(title=replies.message("menu_button"),
-                                            payload="/aide_menu")],
-                )
-            ]
-        return JSONResponse(ChatResponse(messages=[*first, *messages]).model_dump())
+        result = await conversation.handle_turn(
+            conversation.Turn(
+                channel="web", sender=body.sender, text=body.text, payload=body.payload
+            ),
+            request.app.state.rasa,
+            max_message_chars=settings.max_message_chars,
+        )
+        status = {"too_long": 413, "rasa_unavailable": 503}.get(result.problem or "", 200)
+        return JSONResponse(ChatResponse(messages=result.messages).model_dump(), status_code=status)
 
     async def require_internal(
         authorization: Annotated[str | None, Header()] = None,

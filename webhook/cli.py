@@ -87,7 +87,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 DELEGATED: dict[str, tuple[str, str, str]] = {
     "explain": ("routing.cli", "explain_main", "explain a routing decision as JSON"),
     "routing-import": (
-        "routing.cli", "import_main", "rebuild routing reference data from the official CSV files"
+        "routing.cli",
+        "import_main",
+        "rebuild routing reference data from the official CSV files",
     ),
     "bench-routing": ("routing.cli", "bench_main", "benchmark routing (load time, decisions/s)"),
 }

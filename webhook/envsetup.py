@@ -146,6 +146,12 @@ def models_dir() -> Path:
 def ensure_model(force: bool = False, quiet: bool = False) -> Path:
     """Return the trained model for the current data, training it only if it does not exist."""
     ensure_rasa_env(quiet=quiet)
+    pinned = os.environ.get("TRANQUILLITE_MODEL")
+    if pinned and not force:
+        # An operator (or a developer working away from the NLU data) pins a trained model.
+        if not Path(pinned).is_file():
+            raise SetupError(f"TRANQUILLITE_MODEL={pinned} is not a file")
+        return Path(pinned)
     fingerprint = model_fingerprint()
     target = models_dir() / f"tranquillite-{fingerprint}.tar.gz"
     if target.is_file() and not force:
