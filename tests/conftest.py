@@ -92,7 +92,8 @@ async def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
             await conn.execute(
                 text(
-                    "TRUNCATE tickets, ticket_destinations, ticket_events, reference_counters "
+                    "TRUNCATE tickets, ticket_destinations, ticket_events, reference_counters, "
+                    "outbox, citizen_messages, agents, api_tokens, agency_channels "
                     "RESTART IDENTITY CASCADE"
                 )
             )

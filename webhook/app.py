@@ -16,10 +16,24 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import text
 
-from webhook import conversation, notify, replies, tickets
+import routing
+from webhook import (
+    agency_api,
+    conversation,
+    dashboard,
+    notifications_api,
+    notify,
+    open311,
+    outbox,
+    replies,
+    telegram_channel,
+    tickets,
+)
 from webhook.config import Settings
+from webhook.cors import ChatCORS
 from webhook.db import create_engine, migrate, session_factory
 from webhook.rasa_client import RasaClient
+from webhook.ratelimit import TokenBucketLimiter, retry_after_header
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +55,8 @@ class ChatRequest(BaseModel):
 
 class ChatResponse(BaseModel):
     messages: list[replies.Reply]
+    # language of the replies (ISO 639-1), for the widget's lang attribute
+    language: str = "fr"
 
 
 class ReportIn(BaseModel):
@@ -52,6 +68,15 @@ class ReportIn(BaseModel):
     language: str = Field(default="fr", max_length=8)
     anonymous: bool = True
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # routing flags read from the form's answers (minor, senior, danger, money_lost, ...)
+    flags: dict[str, bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_flags(self) -> ReportIn:
+        unknown = set(self.flags) - set(routing.FLAGS)
+        if unknown:
+            raise ValueError(f"unknown routing flags: {sorted(unknown)}")
+        return self
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,9 +91,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = session_factory(engine)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout)
         app.state.notifiers = notify.Notifiers()
+        # Conversation states (guided mode, language), Rasa's health, rate limit, ticket store
+        app.state.conversations = conversation.Services(
+            limiter=TokenBucketLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute),
+            sessions=app.state.sessions,
+        )
+        conversation.attach(app.state.rasa, app.state.conversations)  # also used by Telegram
+        app.state.telegram = await telegram_channel.start(
+            settings, app.state.rasa, app.state.notifiers, app.state
+        )
+        app.state.outbox = None
+        outbox_config = outbox.OutboxConfig.from_env(settings.gateway_url)
+        if outbox_config.mode == "embedded":
+            app.state.outbox = outbox.OutboxWorker(
+                app.state.sessions, outbox_config, app.state.notifiers
+            )
+            app.state.outbox.start()
         try:
             yield
         finally:
+            if app.state.outbox is not None:
+                await app.state.outbox.stop()
+            if app.state.telegram is not None:
+                await app.state.telegram.stop()
             await app.state.rasa.aclose()
             await engine.dispose()
 
@@ -80,6 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.add_middleware(ChatCORS, paths=("/api/v1/chat",), allow_origins=settings.cors_origins)
+    app.include_router(telegram_channel.router)
+    app.include_router(notifications_api.router)
+    app.include_router(dashboard.router)
+    app.include_router(agency_api.router)
+    app.include_router(open311.router)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
@@ -129,9 +180,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             request.app.state.rasa,
             max_message_chars=settings.max_message_chars,
+            services=request.app.state.conversations,
         )
-        status = {"too_long": 413, "rasa_unavailable": 503}.get(result.problem or "", 200)
-        return JSONResponse(ChatResponse(messages=result.messages).model_dump(), status_code=status)
+        # Rasa down is not an error for the citizen: the guided mode answered (degraded mode).
+        status = {"too_long": 413, "rate_limited": 429}.get(result.problem or "", 200)
+        headers = {}
+        if result.retry_after is not None:
+            headers["Retry-After"] = retry_after_header(result.retry_after)
+        response = ChatResponse(messages=result.messages, language=result.language)
+        return JSONResponse(response.model_dump(), status_code=status, headers=headers)
 
     async def require_internal(
         authorization: Annotated[str | None, Header()] = None,
@@ -159,10 +216,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     conversation_id=body.conversation_id,
                     anonymous=body.anonymous,
                     idempotency_key=body.idempotency_key,
+                    flags=body.flags,
                 ),
             )
         except tickets.InvalidReport as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
+        if created and getattr(request.app.state, "outbox", None) is not None:
+            request.app.state.outbox.wake()  # deliver now rather than at the next poll
         return JSONResponse(tickets.ticket_summary(ticket), status_code=201 if created else 200)
 
     @app.get("/internal/v1/reports/{reference}", dependencies=[Depends(require_internal)])

@@ -92,6 +92,42 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
         "rebuild routing reference data from the official CSV files",
     ),
     "bench-routing": ("routing.cli", "bench_main", "benchmark routing (load time, decisions/s)"),
+    "agency-user": (
+        "webhook.agency_cli",
+        "user_main",
+        "agency agents: add (password from a prompt or stdin), list, disable",
+    ),
+    "agency-token": (
+        "webhook.agency_cli",
+        "token_main",
+        "agency API tokens: create (printed once), list, revoke",
+    ),
+    "bench-latency": (
+        "webhook.bench_latency",
+        "main",
+        "latency of a message through the gateway vs directly to Rasa (median, p95, ratio)",
+    ),
+    "triage": ("webhook.triage", "main", "triage JSON lines from stdin to stdout (SPEC §8)"),
+    "eval": (
+        "webhook.nlu_eval",
+        "main",
+        "evaluate the model on the held-out split (F1, confusion, entities, danger recall)",
+    ),
+    "outbox-worker": (
+        "webhook.outbox",
+        "worker_main",
+        "deliver the outbox as a separate process (agencies, citizens)",
+    ),
+    "purge": (
+        "webhook.retention",
+        "purge_main",
+        "anonymise tickets past their retention period [--dry-run]",
+    ),
+    "bench-tickets": (
+        "webhook.bench_tickets",
+        "bench_main",
+        "benchmark ticket writes per second (SQLite, PostgreSQL)",
+    ),
 }
 
 

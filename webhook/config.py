@@ -39,6 +39,20 @@ class Settings:
     rasa_timeout: float = 15.0
     max_message_chars: int = 2000
     auto_migrate: bool = True
+    # Chat API: per-sender rate limit (token bucket) and the origins allowed to call it from a
+    # page that embeds the widget ("*": any site; the API uses no cookie)
+    rate_limit_burst: int = 20
+    rate_limit_per_minute: float = 60.0
+    cors_origins: tuple[str, ...] = ("*",)
+    # Telegram channel (off when no token): Bot API root, webhook secret, webhook | polling
+    telegram_token: str = ""
+    telegram_secret: str = ""
+    telegram_base_url: str = "https://api.telegram.org"
+    telegram_mode: str = "webhook"
+    telegram_webhook_url: str = ""
+    # Agency dashboard: key signing session cookies (empty: a random key kept in <var>/secret_key)
+    secret_key: str = ""
+    cookie_secure: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +74,21 @@ class Settings:
             rasa_timeout=_number("TRANQUILLITE_RASA_TIMEOUT", 15.0, float),
             max_message_chars=_number("TRANQUILLITE_MAX_MESSAGE_CHARS", 2000, int),
             auto_migrate=os.environ.get("TRANQUILLITE_AUTO_MIGRATE", "1") not in ("0", "false"),
+            rate_limit_burst=_number("TRANQUILLITE_RATE_LIMIT_BURST", 20, int),
+            rate_limit_per_minute=_number("TRANQUILLITE_RATE_LIMIT_PER_MINUTE", 60.0, float),
+            cors_origins=tuple(
+                o.strip()
+                for o in os.environ.get("TRANQUILLITE_CORS_ORIGINS", "*").split(",")
+                if o.strip()
+            ),
+            telegram_token=os.environ.get("TRANQUILLITE_TELEGRAM_TOKEN", ""),
+            telegram_secret=os.environ.get("TRANQUILLITE_TELEGRAM_SECRET", ""),
+            telegram_base_url=os.environ.get("TRANQUILLITE_TELEGRAM_BASE_URL")
+            or "https://api.telegram.org",
+            telegram_mode=os.environ.get("TRANQUILLITE_TELEGRAM_MODE") or "webhook",
+            telegram_webhook_url=os.environ.get("TRANQUILLITE_TELEGRAM_WEBHOOK_URL", ""),
+            secret_key=os.environ.get("TRANQUILLITE_SECRET_KEY", ""),
+            cookie_secure=os.environ.get("TRANQUILLITE_COOKIE_SECURE", "0") in ("1", "true"),
         )
 
     @property

@@ -1,20 +1,50 @@
-"""Channel-neutral conversation turn: hygiene, safety check, Rasa, fallbacks.
+"""Channel-neutral conversation turn: hygiene, rate limit, language, safety, Rasa or guided mode.
 
 Every channel (web widget, Telegram, ...) calls :func:`handle_turn` and renders the replies it
 returns in its own way. Nothing here knows about HTTP or Telegram.
+
+One turn:
+
+1. per-sender rate limit (token bucket), size limit, control characters removed;
+2. the conversation's language (langdetect, switching only when sure);
+3. safety first (SPEC §3): the emergency numbers, in that language, before anything else;
+4. then either the guided mode (:mod:`webhook.guided`: buttons, no Rasa) — when the citizen asks
+   for it, for German, Dutch, Italian and Spanish speakers, and whenever Rasa is down or too
+   slow (degraded mode) — or Rasa's REST channel.
+
+The state of a conversation (language, mode, guided-mode answers) is kept in memory by
+:class:`ConversationStore`, bounded in size and idle time. Why in memory: it must survive a Rasa
+outage, which the gateway process does; a gateway restart loses open guided reports (never a
+filed ticket), and several gateway replicas need sticky sessions until the state moves to the
+database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
+import unicodedata
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actions import safety
-from webhook import replies
+from webhook import guided, replies, tickets
+from webhook import language as languages
 from webhook.rasa_client import RasaClient, RasaUnavailable
+from webhook.ratelimit import TokenBucketLimiter
 
 logger = logging.getLogger(__name__)
+
+Mode = Literal["rasa", "guided"]
+GuidedReason = Literal["chosen", "language", "degraded"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +55,8 @@ class Turn:
     sender: str
     text: str | None = None
     payload: str | None = None
+    # the channel's hint for a new conversation (e.g. Telegram's language_code); the language
+    # of an ongoing conversation is the one detected on its messages
     language: str = "fr"
 
     @property
@@ -35,56 +67,343 @@ class Turn:
 @dataclass
 class TurnResult:
     messages: list[replies.Reply] = field(default_factory=list)
-    # what went wrong, if anything: None, "too_long", "rasa_unavailable"
+    # what went wrong, if anything: None, "too_long", "rate_limited", "rasa_unavailable"
     problem: str | None = None
+    # language of the replies (ISO 639-1)
+    language: str = "fr"
+    # the guided mode answered because Rasa is down or too slow
+    degraded: bool = False
+    # rate limited: seconds before the next message is accepted
+    retry_after: float | None = None
 
 
-def _menu_button(language: str) -> replies.Button:
-    return replies.Button(title=replies.message("menu_button", language), payload="/aide_menu")
+# ----------------------------------------------------------------------------- state
+@dataclass
+class ConversationState:
+    language: str = languages.DEFAULT_LANGUAGE
+    mode: Mode = "rasa"
+    guided_reason: GuidedReason | None = None
+    # language Rasa was last told for this conversation (its tracker starts in French)
+    rasa_language: str = languages.DEFAULT_LANGUAGE
+    guided: guided.GuidedState = field(default_factory=guided.GuidedState)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    touched: float = 0.0
 
 
-async def handle_turn(turn: Turn, rasa: RasaClient, *, max_message_chars: int) -> TurnResult:
-    """Process one message and return what to show, the emergency numbers first if needed."""
-    language = turn.language
-    message = turn.payload if turn.payload is not None else (turn.text or "")
-    if turn.payload is None:
-        if len(message) > max_message_chars:
+class ConversationStore:
+    """Conversation states in memory: the ``max_conversations`` most recent, idle at most
+    ``idle_seconds`` (an expired conversation starts again from the menu)."""
+
+    def __init__(
+        self,
+        max_conversations: int = 20_000,
+        idle_seconds: float = 6 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_conversations = max_conversations
+        self.idle_seconds = idle_seconds
+        self._clock = clock
+        self._states: OrderedDict[str, ConversationState] = OrderedDict()
+
+    def get(self, conversation_id: str, default_language: str = "fr") -> ConversationState:
+        now = self._clock()
+        state = self._states.get(conversation_id)
+        if (
+            state is not None
+            and now - state.touched > self.idle_seconds
+            and not state.lock.locked()
+        ):
+            del self._states[conversation_id]
+            state = None
+        if state is None:
+            state = ConversationState(language=languages.normalise(default_language))
+            self._states[conversation_id] = state
+        self._states.move_to_end(conversation_id)
+        state.touched = now
+        self._evict(now)
+        return state
+
+    def _evict(self, now: float) -> None:
+        while len(self._states) > self.max_conversations:
+            oldest_id, oldest = next(iter(self._states.items()))
+            if oldest.lock.locked():  # a turn is running: keep it, it is not that old
+                self._states.move_to_end(oldest_id)
+                break
+            del self._states[oldest_id]
+        # idle ones at the old end
+        while self._states:
+            oldest_id, oldest = next(iter(self._states.items()))
+            if now - oldest.touched <= self.idle_seconds or oldest.lock.locked():
+                break
+            del self._states[oldest_id]
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+class RasaHealth:
+    """Whether turns go to Rasa. After a failure, Rasa is probed again with a growing delay
+    (``initial_backoff`` doubling up to ``max_backoff``); the first good probe brings it back."""
+
+    def __init__(
+        self,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        probe_timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.probe_timeout = probe_timeout
+        self._clock = clock
+        self.available = True
+        self.backoff = initial_backoff
+        self.next_probe = 0.0
+
+    def mark_down(self) -> None:
+        if self.available:
+            logger.warning("Rasa unavailable: guided mode for new turns (degraded mode)")
+            self.backoff = self.initial_backoff
+        self.available = False
+        self.next_probe = self._clock() + self.backoff
+
+    async def usable(self, rasa: RasaClient) -> bool:
+        if self.available:
+            return True
+        now = self._clock()
+        if now < self.next_probe:
+            return False
+        try:
+            ok = await asyncio.wait_for(rasa.is_ready(), timeout=self.probe_timeout)
+        except TimeoutError:
+            ok = False
+        if ok:
+            logger.info("Rasa answers again: turns go back to Rasa")
+            self.available = True
+            self.backoff = self.initial_backoff
+            return True
+        self.backoff = min(self.backoff * 2, self.max_backoff)
+        self.next_probe = now + self.backoff
+        return False
+
+
+@dataclass
+class Services:
+    """What a turn needs besides Rasa: one instance per gateway (app.state.conversations)."""
+
+    store: ConversationStore = field(default_factory=ConversationStore)
+    health: RasaHealth = field(default_factory=RasaHealth)
+    limiter: TokenBucketLimiter | None = None
+    # the ticket store, to file guided-mode reports (the gateway is the single writer)
+    sessions: async_sessionmaker[AsyncSession] | None = None
+
+
+# The services of each Rasa client (one per gateway app): a channel that calls handle_turn
+# without ``services`` (e.g. Telegram, given app.state.rasa) shares the app's services.
+_services_by_client: weakref.WeakKeyDictionary[RasaClient, Services] = weakref.WeakKeyDictionary()
+
+
+def attach(rasa: RasaClient, services: Services) -> None:
+    """Make ``services`` the ones used by turns that go to ``rasa`` without explicit services."""
+    _services_by_client[rasa] = services
+
+
+def services_for(rasa: RasaClient) -> Services:
+    services = _services_by_client.get(rasa)
+    if services is None:
+        services = Services()
+        _services_by_client[rasa] = services
+    return services
+
+
+# ----------------------------------------------------------------------------- hygiene
+_DROP_CHARS = frozenset(
+    [chr(c) for c in range(0x202A, 0x202F)]  # bidi embeddings and overrides
+    + [chr(c) for c in range(0x2066, 0x206A)]  # bidi isolates
+    + ["\ufeff", "\u200e", "\u200f"]  # byte order mark, direction marks
+)
+
+
+def clean_text(raw: str) -> str:
+    """Typed text as stored and sent on: NFC, newlines unified, control characters, lone
+    surrogates and bidi overrides removed, emoji kept. HTML stays text (never rendered)."""
+    text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n")
+    text = text.replace("\u2029", "\n")
+    kept = []
+    for ch in text:
+        if ch in ("\n", "\t"):
+            kept.append(" " if ch == "\t" else ch)
+            continue
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cs") or ch in _DROP_CHARS:
+            continue
+        kept.append(ch)
+    return unicodedata.normalize("NFC", "".join(kept)).strip()
+
+
+# ----------------------------------------------------------------------------- the turn
+def _menu_button(lang: str) -> replies.Button:
+    return replies.Button(title=replies.message("menu_button", lang), payload="/aide_menu")
+
+
+def _guided_button(lang: str) -> replies.Button:
+    return replies.Button(title=replies.message("g_mode_button", lang), payload=guided.ENTER)
+
+
+async def handle_turn(
+    turn: Turn,
+    rasa: RasaClient,
+    *,
+    max_message_chars: int,
+    services: Services | None = None,
+) -> TurnResult:
+    """Process one message and return what to show, the emergency numbers first if needed.
+
+    ``services`` (the gateway's :class:`Services`) carries the conversation states, Rasa's
+    health, the rate limit and the ticket store; without it, the services attached to ``rasa``
+    (:func:`attach`, done by the gateway at start) or, failing that, new ones for that client
+    (which cannot file guided-mode reports).
+    """
+    services = services or services_for(rasa)
+    conversation_id = turn.conversation_id
+    if services.limiter is not None:
+        decision = services.limiter.hit(conversation_id)
+        if not decision.allowed:
+            state = services.store.get(conversation_id, turn.language)
             return TurnResult(
-                [
-                    replies.Reply(
-                        text=replies.message("message_too_long", language, limit=max_message_chars)
-                    )
-                ],
-                problem="too_long",
+                [replies.Reply(text=replies.message("rate_limited", state.language))],
+                problem="rate_limited",
+                language=state.language,
+                retry_after=decision.retry_after,
             )
-        message = message.strip()
-        if not message:
+    state = services.store.get(conversation_id, turn.language)
+    async with state.lock:
+        return await _turn(turn, rasa, state, services, max_message_chars)
+
+
+async def _turn(
+    turn: Turn,
+    rasa: RasaClient,
+    state: ConversationState,
+    services: Services,
+    max_message_chars: int,
+) -> TurnResult:
+    payload: str | None = None
+    text: str | None = None
+    if turn.payload is not None:
+        payload = clean_text(turn.payload)
+        if not payload:
+            payload = guided.ENTER if state.mode == "guided" else "/aide_menu"
+    else:
+        raw = turn.text or ""
+        if len(raw) > max_message_chars:
+            message = replies.message("message_too_long", state.language, limit=max_message_chars)
             return TurnResult(
-                [
-                    replies.Reply(
-                        text=replies.message("empty_message", language),
-                        buttons=[_menu_button(language)],
-                    )
-                ]
+                [replies.Reply(text=message)], problem="too_long", language=state.language
             )
+        text = clean_text(raw)
+        if not text:
+            empty = replies.message("empty_message", state.language)
+            if state.mode == "guided":  # the open guided report is kept: ask again
+                again = guided.current(state.guided, state.language)
+                return TurnResult([replies.Reply(text=empty), *again], language=state.language)
+            return TurnResult(
+                [replies.Reply(text=empty, buttons=[_menu_button(state.language)])],
+                language=state.language,
+            )
+    switched = False
+    if text is not None and _detects_language(state):
+        new_language = languages.next_language(text, state.language)
+        switched = new_language != state.language
+        state.language = new_language
+    lang = state.language
+
     # Safety first (SPEC §3): every typed message is checked for immediate danger before
-    # anything else, independently of the classifier; the emergency numbers come first.
+    # anything else, independently of the classifier and of the mode; the numbers come first.
     first: list[replies.Reply] = []
-    if turn.payload is None:
-        assessment = safety.assess(message, language)
+    if text is not None:
+        assessment = safety.assess(text, lang)
         if assessment.immediate_danger:
             logger.info("immediate danger detected: rules=%s", ",".join(assessment.matched))
-            emergency = safety.emergency_message(assessment, language)
-            # The conversation goes on right below (Rasa's reply), so no extra buttons here.
+            emergency = safety.emergency_message(assessment, lang)
+            # The conversation goes on right below, so no extra buttons here.
             first.append(replies.Reply(text=emergency["text"]))
-    metadata: dict[str, Any] = {"channel": turn.channel, "language": language}
+
+    result = await _route(turn, rasa, state, services, payload, text, switched)
+    result.messages = [*first, *result.messages]
+    result.language = state.language
+    return result
+
+
+def _detects_language(state: ConversationState) -> bool:
+    """Free text tells the language, except answers made of names (a commune, an address, a
+    phone number) to the guided mode's questions: only its menu and descriptions count."""
+    if state.mode != "guided":
+        return True
+    g = state.guided
+    return g.step in ("menu", "done") or (g.step == "question" and g.question == "description")
+
+
+async def _route(
+    turn: Turn,
+    rasa: RasaClient,
+    state: ConversationState,
+    services: Services,
+    payload: str | None,
+    text: str | None,
+    switched: bool,
+) -> TurnResult:
+    lang = state.language
+    health = services.health
+    notice: list[replies.Reply] = []
+    guided_payload = payload is not None and guided.is_guided_payload(payload)
+    asks_guided = text is not None and guided.wants_guided(text)
+
+    # Degraded guided mode, no report open: back to Rasa as soon as it answers again.
+    if (
+        state.mode == "guided"
+        and state.guided_reason == "degraded"
+        and not guided_payload
+        and not state.guided.in_report
+        and await health.usable(rasa)
+    ):
+        state.mode = "rasa"
+        state.guided_reason = None
+        notice.append(replies.Reply(text=replies.message("g_rasa_back", lang)))
+
+    if state.mode == "guided":
+        return await _guided_turn(turn, state, services, payload, text)
+    if guided_payload or asks_guided:
+        return await _enter_guided(turn, state, services, "chosen", payload, text, asks_guided)
+    if switched and lang in languages.GUIDED_ONLY_LANGUAGES:
+        return await _enter_guided(turn, state, services, "language", payload, text, False)
+    if not await health.usable(rasa):
+        return await _enter_guided(turn, state, services, "degraded", payload, text, False)
+
+    message = payload if payload is not None else (text or "")
+    # safety_checked: the gateway ran the danger check on this message (the action server
+    # does not repeat the emergency numbers).
+    metadata: dict[str, Any] = {
+        "channel": turn.channel,
+        "language": lang,
+        "safety_checked": turn.payload is None,
+    }
     try:
+        rasa_language = "en" if lang == "en" else "fr"
+        if rasa_language != state.rasa_language:
+            # Tell Rasa first (its replies to this are not shown).
+            await rasa.send(
+                turn.conversation_id,
+                "/set_language" + json.dumps({"language": rasa_language}),
+                metadata=metadata,
+            )
+            state.rasa_language = rasa_language
         items = await rasa.send(turn.conversation_id, message, metadata=metadata)
     except RasaUnavailable:
-        return TurnResult(
-            [*first, replies.Reply(text=replies.message("assistant_unavailable", language))],
-            problem="rasa_unavailable",
-        )
+        health.mark_down()
+        result = await _enter_guided(turn, state, services, "degraded", payload, text, False)
+        result.problem = "rasa_unavailable"
+        return result
     messages = replies.from_rasa(items)
     if not messages:
         # Rasa answered nothing (e.g. a failing custom action): never leave the citizen
@@ -92,7 +411,87 @@ async def handle_turn(turn: Turn, rasa: RasaClient, *, max_message_chars: int) -
         logger.warning("Rasa returned no message for a %s conversation", turn.channel)
         messages = [
             replies.Reply(
-                text=replies.message("no_reply", language), buttons=[_menu_button(language)]
+                text=replies.message("no_reply", lang),
+                buttons=[_menu_button(lang), _guided_button(lang)],
             )
         ]
-    return TurnResult([*first, *messages])
+    return TurnResult([*notice, *messages])
+
+
+async def _enter_guided(
+    turn: Turn,
+    state: ConversationState,
+    services: Services,
+    reason: GuidedReason,
+    payload: str | None,
+    text: str | None,
+    asked: bool,
+) -> TurnResult:
+    lang = state.language
+    state.mode = "guided"
+    state.guided_reason = reason
+    state.guided.free_writing = services.health.available
+    out: list[replies.Reply] = []
+    if reason == "degraded":
+        logger.info("degraded mode: guided mode served to a %s conversation", turn.channel)
+        out.append(replies.Reply(text=replies.message("g_degraded", lang)))
+    if text is not None and not asked and len(text) >= guided.DESCRIPTION.min_chars:
+        # What the citizen wrote is kept: it becomes the description of the report.
+        state.guided.pending_description = text[: guided.MAX_TEXT_CHARS]
+    if payload is not None and payload != guided.ENTER:
+        outcome = guided.handle(state.guided, lang, payload=payload)
+        if reason != "degraded" and not state.guided.in_report:
+            out.append(replies.Reply(text=replies.message("g_intro", lang)))
+        result = await _apply(turn, state, services, outcome)
+        result.messages = [*out, *result.messages]
+        result.degraded = reason == "degraded"
+        return result
+    out.extend(
+        guided.start(state.guided, lang, intro_key=None if reason == "degraded" else "g_intro")
+    )
+    return TurnResult(out, degraded=reason == "degraded")
+
+
+async def _guided_turn(
+    turn: Turn,
+    state: ConversationState,
+    services: Services,
+    payload: str | None,
+    text: str | None,
+) -> TurnResult:
+    state.guided.free_writing = services.health.available
+    outcome = guided.handle(state.guided, state.language, payload=payload, text=text)
+    result = await _apply(turn, state, services, outcome)
+    result.degraded = state.guided_reason == "degraded"
+    return result
+
+
+async def _apply(
+    turn: Turn, state: ConversationState, services: Services, outcome: guided.Outcome
+) -> TurnResult:
+    messages = list(outcome.replies)
+    if outcome.leave:
+        state.mode = "rasa"
+        state.guided_reason = None
+    if outcome.file:
+        messages.extend(await _file(turn, state, services))
+    return TurnResult(messages)
+
+
+async def _file(turn: Turn, state: ConversationState, services: Services) -> list[replies.Reply]:
+    lang = state.language
+    if services.sessions is None:
+        logger.error("guided mode: no ticket store configured, report not filed")
+        return guided.filing_failed(state.guided, lang)
+    report = guided.build_report(
+        state.guided,
+        conversation_id=turn.conversation_id,
+        channel=turn.channel if turn.channel in tickets.CHANNELS else "web",
+        language=lang,
+    )
+    try:
+        ticket, _created = await tickets.file_report(services.sessions, report)
+    except (SQLAlchemyError, OSError, tickets.TicketError) as exc:
+        logger.error("guided mode: filing failed: %s", type(exc).__name__)
+        return guided.filing_failed(state.guided, lang)
+    return guided.filed(state.guided, tickets.ticket_summary(ticket), lang)

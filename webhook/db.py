@@ -18,11 +18,13 @@ from sqlalchemy import (
     Connection,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     event,
+    true,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -59,6 +61,8 @@ class Ticket(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # set by the retention purge: personal data removed, aggregate data kept
+    purged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     destinations: Mapped[list[TicketDestination]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
@@ -81,6 +85,8 @@ class TicketDestination(Base):
     agency_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     rule_id: Mapped[str] = mapped_column(String(64))
+    # when the outbox put the ticket on the agency's dashboard
+    visible_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     ticket: Mapped[Ticket] = relationship(back_populates="destinations")
 
@@ -97,8 +103,25 @@ class TicketEvent(Base):
     status_from: Mapped[str | None] = mapped_column(String(24))
     status_to: Mapped[str] = mapped_column(String(24))
     note: Mapped[str | None] = mapped_column(Text)
+    # "status" | "answer" | "delivery" | "note"
+    kind: Mapped[str] = mapped_column(String(16), default="status", server_default="status")
+    visible_to_citizen: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class HistoryIsAppendOnly(Exception):
+    """A ticket event was about to be changed or deleted through the ORM."""
+
+
+@event.listens_for(TicketEvent, "before_update")
+def _event_no_update(_mapper: Any, _connection: Any, target: TicketEvent) -> None:
+    raise HistoryIsAppendOnly(f"ticket event {target.id} cannot be changed")
+
+
+@event.listens_for(TicketEvent, "before_delete")
+def _event_no_delete(_mapper: Any, _connection: Any, target: TicketEvent) -> None:
+    raise HistoryIsAppendOnly(f"ticket event {target.id} cannot be deleted")
 
 
 class ReferenceCounter(Base):
@@ -109,6 +132,101 @@ class ReferenceCounter(Base):
     departement: Mapped[str] = mapped_column(String(3), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Agent(Base):
+    """A person working for an agency (dashboard login)."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64), index=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # "agent" | "agency_admin" | "observer"
+    role: Mapped[str] = mapped_column(String(16))
+    display_name: Mapped[str] = mapped_column(String(120))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """Per-agency API token; only a hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_prefix: Mapped[str] = mapped_column(String(12), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class AgencyChannel(Base):
+    """Where an agency receives its tickets besides the dashboard: e-mail or signed webhook."""
+
+    __tablename__ = "agency_channels"
+    __table_args__ = (UniqueConstraint("agency_id", "kind", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64), index=True)
+    # "email" | "webhook"
+    kind: Mapped[str] = mapped_column(String(16))
+    # e-mail address or URL
+    target: Mapped[str] = mapped_column(String(500))
+    # HMAC key of a webhook
+    secret: Mapped[str | None] = mapped_column(String(200), default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class OutboxMessage(Base):
+    """A delivery to do (agency dashboard, e-mail, webhook, citizen notification).
+
+    Written in the same transaction as the change that causes it; worked by webhook.outbox.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # null for citizen notifications
+    agency_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # "dashboard" | "email" | "webhook" | "citizen"
+    kind: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # "pending" | "delivered" | "failed"
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # never personal data
+    last_error: Mapped[str | None] = mapped_column(String(300), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # citizen notifications: the ticket's channel (a worker claims only channels it can serve)
+    channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    # which worker holds the lease (locked_until)
+    locked_by: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class CitizenMessage(Base):
+    """A notification kept for a channel without push (the web widget fetches it once)."""
+
+    __tablename__ = "citizen_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(128), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    fetched_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -124,10 +242,15 @@ def create_engine(database_url: str) -> AsyncEngine:
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        # hide_parameters: an error message never carries the values (personal data) to a log
+        engine = create_async_engine(
+            database_url, connect_args={"timeout": 30}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        database_url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

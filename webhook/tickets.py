@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
+from webhook import outbox
 from webhook.db import ReferenceCounter, Ticket, TicketDestination, TicketEvent
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,9 @@ async def file_report(
                 )
             ]
             session.add(ticket)
+            await session.flush()
+            # Deliveries are queued in the same transaction: an accepted report is never lost.
+            await outbox.enqueue_agency_deliveries(session, ticket)
     except IntegrityError:
         # Two deliveries of the same report raced: the other one won, return it.
         if report.idempotency_key:

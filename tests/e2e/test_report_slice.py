@@ -83,12 +83,9 @@ def test_incivilite_report_is_filed_with_a_reference(stack: Stack) -> None:
         ).fetchall()
     assert row is not None
     report_type, commune_insee, status, channel, fields = row
-    assert (report_type, commune_insee, status, channel) == (
-        "incivilite",
-        "39198",
-        "received",
-        "web",
-    )
+    assert (report_type, commune_insee, channel) == ("incivilite", "39198", "web")
+    # "transmitted" as soon as the embedded outbox worker has delivered it
+    assert status in ("received", "transmitted")
     assert "musique" in fields
     assert destinations, "the routing decision names at least one agency"
     assert any(role == "primary" for _, role, _ in destinations)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, Route
@@ -568,3 +572,155 @@ def test_desktop_screenshots(
         page.locator(".tq-launcher").click()
         page.locator(BOT).first.wait_for()
         page.screenshot(path=str(screenshot_dir / "embedded-desktop.png"))
+
+
+# ----------------------------------------------------------------------------- guided mode
+REFERENCE_RE = re.compile(r"\b\d[0-9AB]-\d{4}-\d{6}\b|\bFR-\d{4}-\d{6}\b")
+
+
+def choose_with_keyboard(page: Page, title: str) -> None:
+    """Tab (or Shift+Tab) to the enabled reply button ``title`` and press Enter."""
+    predicate = (
+        "el.classList.contains('tq-choice') && !el.disabled && "
+        f"el.textContent.trim() === {json.dumps(title)}"
+    )
+    found = press_until(page, predicate, "Shift+Tab") or press_until(page, predicate)
+    assert found, (title, active(page))
+    before = bot_count(page)
+    page.keyboard.press("Enter")
+    wait_for_new_bot_message(page, before)
+
+
+def type_with_keyboard(page: Page, text: str) -> None:
+    if not page.evaluate(
+        "() => document.activeElement && document.activeElement.id === 'tq-input'"
+    ):
+        assert press_until(page, "el.id === 'tq-input'"), active(page)
+    page.keyboard.type(text)
+    before = bot_count(page)
+    page.keyboard.press("Enter")
+    wait_for_new_bot_message(page, before)
+
+
+def last_bot_text(page: Page) -> str:
+    return page.locator(BOT).last.inner_text()
+
+
+def test_guided_report_with_the_keyboard_only(chat_page: RecordedPage) -> None:
+    page = chat_page.page
+    # The "Mode guidé" quick action, reached with Tab.
+    assert press_until(page, "el.closest('.tq-quick') && el.textContent.trim() === 'Mode guidé'"), (
+        active(page)
+    )
+    before = bot_count(page)
+    page.keyboard.press("Enter")
+    wait_for_new_bot_message(page, before)
+    assert chat_page.chat_bodies[-1]["payload"] == "/mode_guide"
+    menu = page.locator("[role=log] .tq-choices--guided").last
+    assert menu.get_by_role("button", name="Parler à quelqu'un").count() == 1
+    heights = menu.locator(".tq-choice").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().height)"
+    )
+    assert len(heights) >= 12 and min(heights) >= 52  # big buttons
+
+    choose_with_keyboard(page, "Bruit, déchets, dégradations")
+    assert "Quel est le problème" in last_bot_text(page)
+    choose_with_keyboard(page, "Tags, dégradations")
+    choose_with_keyboard(page, "Retour")  # back one question, then answer again
+    assert "Quel est le problème" in last_bot_text(page)
+    choose_with_keyboard(page, "Bruit")
+    type_with_keyboard(page, "Parking de la gare " + XSS)
+    choose_with_keyboard(page, "Tous les jours")
+    type_with_keyboard(page, "Lons-le-Saunier")
+    choose_with_keyboard(page, "Passer")
+    summary = last_bot_text(page)
+    assert "Lons-le-Saunier (39)" in summary and "Tous les jours" in summary
+    assert XSS in summary  # the markup typed by the citizen is shown as text
+    assert page.evaluate("() => typeof window.__pwned") == "undefined"
+    choose_with_keyboard(page, "Envoyer le signalement")
+    filed = last_bot_text(page)
+    match = REFERENCE_RE.search(filed)
+    assert match and match.group(0).startswith("39-"), filed
+    assert page.evaluate("() => typeof window.__pwned") == "undefined"
+    assert_clean(chat_page)
+
+
+def test_axe_guided_mode(chat_page: RecordedPage, chat_base_url: str) -> None:
+    page = chat_page.page
+    before = bot_count(page)
+    page.locator(".tq-quick").get_by_role("button", name="Mode guidé").click()
+    wait_for_new_bot_message(page, before)
+    choose_with_keyboard(page, "Arnaque")
+    assert run_axe(chat_page, chat_base_url) == []
+    page.get_by_role("button", name="Contraste élevé").click()
+    page.get_by_role("button", name="Texte agrandi").click()
+    assert run_axe(chat_page, chat_base_url) == []
+
+
+def test_phone_360_guided_menu_fits(open_page: Any, chat_base_url: str) -> None:
+    rec = open_page(PHONE)
+    page = rec.page
+    page.goto(base(chat_base_url) + CHAT_PATH)
+    page.locator(BOT).first.wait_for()
+    before = bot_count(page)
+    page.locator(".tq-quick").get_by_role("button", name="Mode guidé").click()
+    wait_for_new_bot_message(page, before)
+    assert horizontal_overflow(page) <= 0
+    _check_touch_targets(page)
+    widths = (
+        page.locator("[role=log] .tq-choices--guided")
+        .last.locator(".tq-choice")
+        .evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    )
+    log_width = page.locator("[role=log]").bounding_box()["width"]  # type: ignore[index]
+    assert min(widths) >= 0.6 * log_width  # one big button per line on a phone
+    assert_clean(rec)
+
+
+@pytest.fixture
+def town_hall_site(chat_base_url: str) -> Iterator[str]:
+    """A real web server on another origin (another port) serving a page that embeds the
+    widget with one script tag, as a town hall's site would."""
+    html = host_page_html(chat_base_url).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/mairie.html" else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_page_on_another_origin_embeds_the_widget_with_one_script_tag(
+    open_page: Any, chat_base_url: str, town_hall_site: str
+) -> None:
+    assert host_page_html(chat_base_url).count("<script") == 1
+    assert urlsplit(town_hall_site).port != urlsplit(base(chat_base_url)).port
+    rec = open_page(DESKTOP)
+    page = rec.page
+    page.goto(f"{town_hall_site}/mairie.html")
+    assert page.evaluate("() => location.origin") == town_hall_site
+    page.locator(".tq-launcher").click()
+    page.locator(BOT).first.wait_for()  # the greeting crossed origins (CORS)
+    before = bot_count(page)
+    page.locator(".tq-quick").get_by_role("button", name="Mode guidé").click()
+    wait_for_new_bot_message(page, before)
+    assert page.locator("[role=log] .tq-choices--guided").count() == 1
+    chat_urls = [u for u in rec.requests if u.endswith("/api/v1/chat")]
+    assert chat_urls and all(u.startswith(base(chat_base_url)) for u in chat_urls)
+    assert rec.console_errors == [], rec.console_errors
+    assert_clean(rec)

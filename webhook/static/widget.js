@@ -28,6 +28,9 @@
   var PAYLOAD_GREET = "/greet";
   var PAYLOAD_HUMAN = "/parler_humain";
   var PAYLOAD_MENU = "/aide_menu";
+  var PAYLOAD_GUIDED = "/mode_guide";
+  var GUIDED_PREFIX = "/guide:";
+  var LANG_RE = /^[a-z]{2}$/;
   var KEY_SENDER = "tq-sender";
   var KEY_TRANSCRIPT = "tq-transcript";
   var KEY_DRAFT = "tq-draft";
@@ -156,7 +159,8 @@
                 return b && typeof b.title === "string" && typeof b.payload === "string";
               })
             : [];
-          return { who: item.who, text: item.text, buttons: buttons, done: !!item.done };
+          var lang = typeof item.lang === "string" && LANG_RE.test(item.lang) ? item.lang : null;
+          return { who: item.who, text: item.text, buttons: buttons, done: !!item.done, lang: lang };
         });
     } catch (e) {
       return [];
@@ -403,9 +407,16 @@
   var errorBox = el("div", { class: "tq-error", role: "alert", hidden: true }, [errorText, retryBtn]);
 
   var menuBtn = el("button", { type: "button", class: "tq-btn tq-quick-btn", text: "Menu" });
+  var guidedBtn = el("button", {
+    type: "button",
+    class: "tq-btn tq-quick-btn",
+    text: "Mode guidé",
+    title: "Répondre avec de gros boutons, une question à la fois",
+  });
   var humanBtn = el("button", { type: "button", class: "tq-btn tq-quick-btn", text: "Parler à un humain" });
   var quick = el("div", { class: "tq-quick", role: "group", "aria-label": "Actions rapides" }, [
     menuBtn,
+    guidedBtn,
     humanBtn,
   ]);
 
@@ -474,14 +485,26 @@
 
   function renderItem(item) {
     var isBot = item.who === "bot";
-    var node = el("div", { class: "tq-msg " + (isBot ? "tq-msg--bot" : "tq-msg--user") });
+    var node = el("div", {
+      class: "tq-msg " + (isBot ? "tq-msg--bot" : "tq-msg--user"),
+      // Réponse dans une autre langue (allemand, anglais...) : les lecteurs d'écran la prononcent bien.
+      lang: isBot && item.lang && LANG_RE.test(item.lang) ? item.lang : null,
+    });
     var bubble = el("div", { class: "tq-bubble" }, [srOnly(isBot ? "Tranquillité : " : "Vous : ")]);
     appendRichText(bubble, item.text);
     if (item.text) {
       node.appendChild(bubble);
     }
     if (isBot && Array.isArray(item.buttons) && item.buttons.length) {
-      var group = el("div", { class: "tq-choices", role: "group", "aria-label": "Réponses proposées" });
+      // Mode guidé : de gros boutons, les uns sous les autres sur un téléphone.
+      var guidedChoices = item.buttons.some(function (b) {
+        return b.payload.indexOf(GUIDED_PREFIX) === 0;
+      });
+      var group = el("div", {
+        class: "tq-choices" + (guidedChoices ? " tq-choices--guided" : ""),
+        role: "group",
+        "aria-label": "Réponses proposées",
+      });
       item.buttons.forEach(function (b) {
         var btn = el("button", { type: "button", class: "tq-choice", text: b.title });
         btn.addEventListener("click", function () {
@@ -714,6 +737,10 @@
       lastFailed = null;
       var focusWasOnChoice = retireOldChoices();
       var first = null;
+      var replyLang =
+        typeof result.data.language === "string" && LANG_RE.test(result.data.language)
+          ? result.data.language
+          : null;
       msgs.forEach(function (m) {
         if (!m || typeof m !== "object") {
           return;
@@ -731,7 +758,7 @@
         if (!text && !buttons.length) {
           return;
         }
-        var item = addItem({ who: "bot", text: text, buttons: buttons });
+        var item = addItem({ who: "bot", text: text, buttons: buttons, lang: replyLang });
         first = first || item._node;
       });
       scrollToNode(first);
@@ -851,6 +878,9 @@
 
   menuBtn.addEventListener("click", function () {
     send({ payload: PAYLOAD_MENU }, "Menu");
+  });
+  guidedBtn.addEventListener("click", function () {
+    send({ payload: PAYLOAD_GUIDED }, "Mode guidé");
   });
   humanBtn.addEventListener("click", function () {
     send({ payload: PAYLOAD_HUMAN }, "Parler à un humain");

@@ -1,0 +1,352 @@
+"""The chat API of the real gateway app (ASGI, real SQLite and PostgreSQL ticket stores) in front
+of a stand-in Rasa REST server: guided mode, degraded mode, languages, rate limit, hygiene, CORS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from chat_support import (
+    FakeRasa,
+    button_for,
+    payloads,
+    running_gateway,
+    texts,
+)
+from sqlalchemy import func, select
+
+import routing
+from webhook import replies, tickets
+from webhook.config import Settings
+from webhook.db import Ticket
+
+
+@pytest.fixture
+def fake_rasa() -> Iterator[FakeRasa]:
+    rasa = FakeRasa()
+    rasa.start()
+    try:
+        yield rasa
+    finally:
+        rasa.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def make_settings(tmp_path: Path, rasa_url: str, database_url: str | None = None) -> Settings:
+    return replace(
+        Settings(),
+        var_dir=tmp_path,
+        database_url=database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
+        rasa_url=rasa_url,
+        rasa_timeout=2.0,
+    )
+
+
+async def count_tickets(gw_app: object) -> int:
+    sessions = gw_app.state.sessions  # type: ignore[attr-defined]
+    async with sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(Ticket))).scalar_one())
+
+
+# ----------------------------------------------------------------------------- guided mode
+async def test_guided_report_is_filed_through_the_api(
+    fake_rasa: FakeRasa, tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(tmp_path, fake_rasa.url, database_url)
+    async with running_gateway(settings) as gw:
+        before = await count_tickets(gw.app)
+        menu = await gw.tap("/mode_guide")
+        assert menu.status_code == 200
+        assert "Mode guidé" in texts(menu)[0]
+        assert "/guide:type:incivilite" in payloads(menu)
+        assert "/guide:human" in payloads(menu) and "/guide:quit" in payloads(menu)
+
+        q1 = await gw.tap("/guide:type:incivilite")
+        assert texts(q1) == ["Quel est le problème ?"]
+        assert {"/guide:back", "/guide:human"} <= set(payloads(q1))
+        q2 = await gw.tap(button_for(q1, "Bruit"))
+        assert "Où exactement" in texts(q2)[0]
+        # Typed answer with emoji, a control character and HTML: stored as text, cleaned.
+        q3 = await gw.say("Place du 8 mai 🎺 <b>devant</b>\x00 le bar")
+        assert "souvent" in texts(q3)[0]
+        q4 = await gw.tap(button_for(q3, "Tous les jours"))
+        assert "commune" in texts(q4)[0]
+        q5 = await gw.say("lons le saunier")
+        assert "Décrivez" in texts(q5)[0]
+        summary = await gw.tap(button_for(q5, "Passer"))
+        text = texts(summary)[0]
+        assert "Bruit" in text and "Lons-le-Saunier (39)" in text and "Tous les jours" in text
+        assert "/guide:send" in payloads(summary)
+
+        filed = await gw.tap("/guide:send")
+        assert filed.status_code == 200
+        message = texts(filed)[0]
+        reference = message.split("numéro de suivi : ")[1].split(".")[0]
+        assert reference.startswith("39-")
+        again = await gw.tap("/guide:send")  # a second tap on the same button files nothing
+        assert reference not in texts(again)[0]
+        assert await count_tickets(gw.app) == before + 1
+
+        ticket = await tickets.get_by_reference(gw.app.state.sessions, reference)
+        assert ticket is not None
+        assert ticket.report_type == "incivilite"
+        assert ticket.commune_insee == "39300"
+        assert ticket.channel == "web" and ticket.language == "fr"
+        assert ticket.fields["type_incivilite"] == "Bruit"
+        assert ticket.fields["lieu"] == "Place du 8 mai 🎺 <b>devant</b> le bar"
+        assert ticket.fields["frequence"] == "Tous les jours"
+        expected = routing.get_engine().decide("incivilite", "39300", repeated=True)
+        assert [d.agency_id for d in ticket.destinations] == [
+            d.agency_id for d in expected.destinations
+        ]
+        assert ticket.destinations[0].agency_name in message
+    assert fake_rasa.received == []  # the guided mode never needed Rasa
+
+
+async def test_typed_request_for_buttons_enters_guided_mode(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        hello = await gw.say("bonjour")
+        assert texts(hello) == ["rasa:bonjour"]
+        menu = await gw.say("Je préfère les boutons")
+        assert "/guide:type:arnaque" in payloads(menu)
+        assert fake_rasa.messages() == ["bonjour"]
+        # "Écrire librement" hands the conversation back to Rasa.
+        free = await gw.tap("/guide:quit")
+        assert "Écrivez votre message" in texts(free)[0]
+        back = await gw.say("mon voisin fait du bruit")
+        assert texts(back) == ["rasa:mon voisin fait du bruit"]
+
+
+async def test_human_contact_comes_from_the_routing_data(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    engine = routing.get_engine()
+    unit = engine.agency(engine.force_agencies("04088")[0])
+    assert unit.phone  # Forcalquier's brigade has a known phone number in the reference data
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        await gw.tap("/mode_guide")
+        ask = await gw.tap("/guide:human")
+        assert "commune" in texts(ask)[0]
+        contact = await gw.say("Forcalquier")
+        text = texts(contact)[0]
+        assert unit.name in text and unit.phone in text and "17 ou 112" in text
+        assert "/guide:type:autre" in payloads(contact)  # back to where the citizen was
+
+
+# ----------------------------------------------------------------------------- degraded mode
+async def test_rasa_down_serves_guided_mode_files_and_recovers(
+    tmp_path: Path, database_url: str
+) -> None:
+    rasa = FakeRasa()
+    rasa.start()
+    settings = make_settings(tmp_path, rasa.url, database_url)
+    try:
+        async with running_gateway(settings) as gw:
+            assert texts(await gw.say("bonjour")) == ["rasa:bonjour"]
+            rasa.stop()  # Rasa dies mid-conversation
+            down = await gw.say("Mon voisin jette ses déchets dans mon jardin")
+            assert down.status_code == 200
+            assert texts(down)[0] == replies.message("g_degraded")
+            assert "/guide:type:incivilite" in payloads(down)
+            assert "/guide:quit" not in payloads(down)  # no free writing while Rasa is down
+            q1 = await gw.tap("/guide:type:incivilite")
+            q2 = await gw.tap(button_for(q1, "Déchets, dépôts sauvages"))
+            q3 = await gw.say("rue des Écoles")
+            q4 = await gw.tap(button_for(q3, "Plusieurs fois"))
+            summary = await gw.say("Lons-le-Saunier")
+            # the message written while Rasa was down is the description: nothing lost
+            assert "Mon voisin jette ses déchets dans mon jardin" in texts(summary)[0]
+            filed = await gw.tap("/guide:send")
+            reference = texts(filed)[0].split("numéro de suivi : ")[1].split(".")[0]
+            ticket = await tickets.get_by_reference(gw.app.state.sessions, reference)
+            assert ticket is not None and ticket.report_type == "incivilite"
+            assert ticket.fields["description"] == "Mon voisin jette ses déchets dans mon jardin"
+            assert ticket.commune_insee == "39300"
+            assert q2.status_code == q4.status_code == 200
+
+            rasa.start()  # Rasa is back: after the backoff, free text goes to Rasa again
+            await asyncio.sleep(1.2)
+            again = await gw.say("merci beaucoup")
+            assert texts(again) == [replies.message("g_rasa_back"), "rasa:merci beaucoup"]
+    finally:
+        rasa.stop()
+
+
+async def test_slow_rasa_is_treated_as_down(fake_rasa: FakeRasa, tmp_path: Path) -> None:
+    fake_rasa.delay = 1.5
+    settings = replace(make_settings(tmp_path, fake_rasa.url), rasa_timeout=0.5)
+    async with running_gateway(settings) as gw:
+        reply = await gw.say("On m'a volé mon vélo devant la gare")
+        assert reply.status_code == 200
+        assert texts(reply)[0] == replies.message("g_degraded")
+        assert "/guide:type:vol_cambriolage" in payloads(reply)
+
+
+# ----------------------------------------------------------------------------- languages
+async def test_german_message_gets_german_numbers_and_guided_menu(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        reply = await gw.say("Hilfe, mein Mann schlägt mich gerade und er hat ein Messer")
+        body = reply.json()
+        assert body["language"] == "de"
+        first, intro, menu = (m["text"] for m in body["messages"])
+        assert first.startswith("⚠️ Wenn Sie oder jemand anderes jetzt in Gefahr sind")
+        assert "• 17 — Polizeinotruf" in first and "3919" in first
+        assert intro.startswith("Geführter Modus")
+        assert menu == "Worum geht es?"
+        titles = [b["title"] for b in body["messages"][2]["buttons"]]
+        assert "Gewalt in der Partnerschaft" in titles and "Mit jemandem sprechen" in titles
+        assert fake_rasa.received == []
+        question = await gw.tap("/guide:type:violences_conjugales")
+        assert texts(question) == ["Ist jemand jetzt in Gefahr?"]
+        assert [b["title"] for b in question.json()["messages"][0]["buttons"]][:3] == [
+            "Ja",
+            "Nein",
+            "Ich weiß nicht",
+        ]
+
+
+@pytest.mark.parametrize("text", ["ok merci", "Hilfe!", "Lons-le-Saunier", "help please"])
+async def test_short_or_ambiguous_message_stays_french(
+    fake_rasa: FakeRasa, tmp_path: Path, text: str
+) -> None:
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        reply = await gw.say(text)
+        assert reply.json()["language"] == "fr"
+        assert fake_rasa.received[-1]["metadata"]["language"] == "fr"
+        assert fake_rasa.messages() == [text]  # no /set_language
+
+
+async def test_english_is_answered_by_rasa_after_set_language(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        english = "My wallet was stolen at the market this morning"
+        reply = await gw.say(english)
+        assert texts(reply) == [f"rasa:{english}"]  # the /set_language reply is not shown
+        assert reply.json()["language"] == "en"
+        sent = fake_rasa.received
+        assert [r["message"] for r in sent] == ['/set_language{"language": "en"}', english]
+        assert all(r["metadata"] == {"channel": "web", "language": "en"} for r in sent)
+        await gw.say("ok")  # too short to switch: still English, no new /set_language
+        assert fake_rasa.messages()[-1] == "ok"
+        assert fake_rasa.received[-1]["metadata"]["language"] == "en"
+        french = "Finalement je préfère continuer en français avec vous"
+        await gw.say(french)
+        assert fake_rasa.messages()[-2:] == ['/set_language{"language": "fr"}', french]
+
+
+# ----------------------------------------------------------------------------- input hygiene
+async def test_rate_limit_is_per_sender_with_a_polite_429(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    settings = replace(
+        make_settings(tmp_path, fake_rasa.url), rate_limit_burst=3, rate_limit_per_minute=6
+    )
+    async with running_gateway(settings) as gw:
+        for i in range(3):
+            assert (await gw.say(f"message {i}")).status_code == 200
+        limited = await gw.say("message 3")
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert texts(limited) == [replies.message("rate_limited")]
+        assert "17" in texts(limited)[0]
+        assert (await gw.say("bonjour", sender="someone_else")).status_code == 200
+        assert fake_rasa.messages() == ["message 0", "message 1", "message 2", "bonjour"]
+
+
+async def test_control_characters_are_removed_and_html_is_kept_as_text(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        # A lone surrogate cannot be encoded in UTF-8: sent as raw JSON escapes.
+        raw = (
+            '{"sender": "abc", "text": "a\\u0000b\\u202ec\\ud800 <script>x</script> 👍🏽\\r\\nok"}'
+        )
+        response = await gw.client.post(
+            "/api/v1/chat", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 200
+        assert fake_rasa.messages() == ["abc <script>x</script> 👍🏽\nok"]
+        assert texts(response) == ["rasa:abc <script>x</script> 👍🏽\nok"]
+        only_controls = await gw.say("\x00\x07 \u202e")
+        assert "vide" in texts(only_controls)[0]
+        too_long = await gw.say("é" * 2001)
+        assert too_long.status_code == 413
+        assert "trop long" in texts(too_long)[0]
+
+
+# ----------------------------------------------------------------------------- CORS
+async def test_cors_allows_configured_origins_on_the_chat_api_only(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    settings = replace(
+        make_settings(tmp_path, fake_rasa.url), cors_origins=("https://mairie.example",)
+    )
+    preflight = {
+        "Origin": "https://mairie.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    async with running_gateway(settings) as gw:
+        ok = await gw.client.options("/api/v1/chat", headers=preflight)
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://mairie.example"
+        assert "POST" in ok.headers["access-control-allow-methods"]
+        other = await gw.client.options(
+            "/api/v1/chat", headers={**preflight, "Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+        post = await gw.client.post(
+            "/api/v1/chat",
+            json={"sender": "x1", "text": "bonjour"},
+            headers={"Origin": "https://mairie.example"},
+        )
+        assert post.headers["access-control-allow-origin"] == "https://mairie.example"
+        internal = await gw.client.options(
+            "/internal/v1/reports", headers={**preflight, "Origin": "https://mairie.example"}
+        )
+        assert "access-control-allow-origin" not in internal.headers
+
+
+async def test_names_typed_in_the_guided_mode_do_not_switch_the_language(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        await gw.tap("/mode_guide")
+        await gw.tap("/guide:type:drogue_trafic")
+        place = await gw.say("Kirchstrasse 12, Ferienwohnung am See")  # looks German
+        assert place.json()["language"] == "fr"
+        assert texts(place) == ["À quel moment ?"]
+        await gw.tap("/guide:a:moment:nuit")
+        description_q = await gw.say("Forcalquier")
+        assert "Décrivez" in texts(description_q)[0]
+        # A description is real prose: it tells the language.
+        summary = await gw.say("Jeden Abend verkaufen junge Leute Drogen vor dem Haus")
+        assert summary.json()["language"] == "de"
+        assert texts(summary)[0].startswith("Ihre Meldung:")
+
+
+async def test_empty_message_in_guided_mode_asks_the_same_question_again(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        await gw.tap("/mode_guide")
+        question = await gw.tap("/guide:type:autre")
+        empty = await gw.say(" \u200e\t ")
+        assert "vide" in texts(empty)[0]
+        assert texts(empty)[1:] == texts(question)
+        assert payloads(empty) == payloads(question)
+        assert fake_rasa.received == []

@@ -1,0 +1,287 @@
+"""Unit tests of the guided-mode state machine (webhook/guided.py) and of its texts."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+import routing
+from webhook import guided, replies
+from webhook.guided import GuidedState
+from webhook.language import SUPPORTED_LANGUAGES
+from webhook.replies import Reply
+
+
+def payloads(rs: list[Reply]) -> list[str]:
+    return [b.payload for r in rs for b in r.buttons]
+
+
+def titles(rs: list[Reply]) -> list[str]:
+    return [b.title for r in rs for b in r.buttons]
+
+
+def tap(state: GuidedState, payload: str, lang: str = "fr") -> list[Reply]:
+    return guided.handle(state, lang, payload=payload).replies
+
+
+def say(state: GuidedState, text: str, lang: str = "fr") -> list[Reply]:
+    return guided.handle(state, lang, text=text).replies
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+# ----------------------------------------------------------------------------- texts
+def test_every_guided_text_exists_in_every_language_with_the_same_placeholders() -> None:
+    table = replies._messages()
+    keys = {k for k in table["fr"] if k.startswith("g_") or k == "rate_limited"}
+    needed = {f"g_q_{q}" for q in guided.all_question_ids()}
+    needed |= {f"g_f_{q}" for q in guided.all_question_ids()}
+    needed |= {f"g_o_{o}" for o in guided.all_option_ids()}
+    needed |= {f"g_t_{t}" for t in routing.REPORT_TYPES}
+    assert needed <= keys, sorted(needed - keys)
+    for lang in SUPPORTED_LANGUAGES:
+        missing = keys - set(table[lang])
+        assert not missing, (lang, sorted(missing))
+        for key in keys:
+            assert placeholders(table[lang][key]) == placeholders(table["fr"][key]), (lang, key)
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_button_titles_of_one_question_are_distinct(lang: str) -> None:
+    for report_type, questions in guided.QUESTIONS.items():
+        for question in questions:
+            state = GuidedState(step="question", report_type=report_type, question=question.id)
+            shown = titles(guided.current(state, lang))
+            folded = [guided.fold(t) for t in shown]
+            assert len(set(folded)) == len(folded), (lang, report_type, question.id, shown)
+
+
+def test_every_payload_fits_telegram_callback_data() -> None:
+    state = GuidedState()
+    shown = guided.start(state, "fr")
+    for report_type, questions in guided.QUESTIONS.items():
+        for question in questions:
+            s = GuidedState(step="question", report_type=report_type, question=question.id)
+            shown += guided.current(s, "fr")
+    shown += say(GuidedState(step="question", report_type="autre", question="commune"), "x")
+    ambiguous = GuidedState(step="question", report_type="autre", question="commune")
+    shown += say(ambiguous, "Saint-Martin")
+    assert len(payloads(shown)) > 100
+    for payload in payloads(shown):
+        assert len(payload.encode()) <= 64, payload
+        assert re.fullmatch(r"/[a-z_]+(:[A-Za-z0-9_]+)*", payload), payload
+
+
+# ----------------------------------------------------------------------------- transitions
+def test_menu_offers_every_report_type_a_human_and_free_writing() -> None:
+    state = GuidedState()
+    shown = guided.start(state, "fr")
+    assert [p for p in payloads(shown) if p.startswith("/guide:type:")] == [
+        f"/guide:type:{t}" for t in routing.REPORT_TYPES
+    ]
+    assert "/guide:human" in payloads(shown) and "/guide:quit" in payloads(shown)
+    state.free_writing = False
+    assert "/guide:quit" not in payloads(guided.current(state, "fr"))
+
+
+def test_one_question_per_turn_with_back_and_human_every_time() -> None:
+    state = GuidedState()
+    shown = tap(state, "/guide:type:arnaque")
+    seen = []
+    answers = {
+        "type_arnaque": "/guide:a:type_arnaque:faux_conseiller",
+        "argent_perdu": "/guide:a:argent_perdu:oui",
+        "senior": "/guide:a:senior:oui",
+    }
+    while state.step == "question":
+        assert state.question is not None
+        seen.append(state.question)
+        assert len([r for r in shown if r.buttons]) == 1  # one question
+        assert payloads(shown)[-2:] == ["/guide:back", "/guide:human"]
+        if state.question in answers:
+            shown = tap(state, answers[state.question])
+        elif state.question == "commune":
+            shown = say(state, "04300")
+            assert state.step == "question" and state.question == "commune"  # ambiguous
+            shown = tap(state, "/guide:a:commune:04088")
+        else:
+            shown = say(state, "0612345678, www.faux-site.example")
+    assert seen == ["type_arnaque", "argent_perdu", "senior", "commune", "escroc", "description"]
+    assert state.step == "summary"
+    report = guided.build_report(state, conversation_id="web-1", channel="web", language="fr")
+    assert report.report_type == "arnaque" and report.commune_insee == "04088"
+    assert report.flags == {"money_lost": True, "senior": True, "online": False}
+    assert report.fields["type_arnaque"] == "Faux conseiller bancaire"
+    assert report.fields["escroc"] == "0612345678, www.faux-site.example"
+    # the bank steps were given when money was lost
+    assert report.idempotency_key and report.idempotency_key.startswith("guided:web-1:")
+
+
+def test_back_goes_one_question_back_and_forgets_that_answer() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:harcelement")
+    tap(state, "/guide:a:victime:moi")
+    assert state.question == "mineur"
+    tap(state, "/guide:a:mineur:non")
+    assert state.question == "lieu_h"
+    shown = tap(state, "/guide:back")
+    assert state.question == "mineur" and "mineur" not in state.answers
+    assert "moins de 18 ans" in shown[0].text
+    tap(state, "/guide:back")
+    assert state.question == "victime" and state.answers == {}
+    tap(state, "/guide:a:victime:enfant")  # a child: "under 18?" is not asked
+    assert state.question == "lieu_h"
+    tap(state, "/guide:back")
+    tap(state, "/guide:back")
+    assert state.step == "menu"
+
+
+def test_old_button_of_another_question_only_shows_the_current_question() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:incivilite")
+    tap(state, "/guide:a:type_incivilite:bruit")
+    shown = tap(state, "/guide:a:type_incivilite:tags")  # stale
+    assert state.answers == {"type_incivilite": "bruit"}
+    assert state.question == "lieu" and "Où exactement" in shown[0].text
+    shown = tap(state, "/guide:a:lieu:nonsense")
+    assert state.question == "lieu"
+
+
+def test_typed_answers_match_button_titles_and_unclear_text_asks_for_a_button() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:vol_cambriolage")
+    shown = say(state, "  NON !")
+    assert state.answers == {"en_cours": "non"} and state.question == "type_vol"
+    shown = say(state, "euh")
+    assert shown[0].text.startswith(replies.message("g_use_buttons"))
+    say(state, "Vol dans un véhicule")
+    assert state.answers["type_vol"] == "vol_dans_vehicule"
+    say(state, "retour")
+    assert state.question == "type_vol"
+
+
+def test_danger_now_gives_the_emergency_numbers_first() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:enfant_en_danger")
+    shown = tap(state, "/guide:a:danger:oui")
+    assert "119" in shown[0].text and "17" in shown[0].text and not shown[0].buttons
+    assert state.question == "description"
+    german = GuidedState()
+    tap(german, "/guide:type:violences_conjugales", "de")
+    shown = tap(german, "/guide:a:danger:oui", "de")
+    assert shown[0].text.startswith("⚠️ Wenn Sie") and "3919" in shown[0].text
+    assert shown[1].text.startswith("In welcher Gemeinde")
+
+
+def test_unknown_commune_then_national_fallback() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:autre")
+    say(state, "Un chien est enfermé sur un balcon au soleil")
+    shown = say(state, "Xyzzyville")
+    assert shown[0].text.startswith(replies.message("g_commune_not_found"))
+    assert "/guide:a:commune:commune_inconnue" in payloads(shown)
+    tap(state, "/guide:a:commune:commune_inconnue")
+    assert state.step == "summary"
+    report = guided.build_report(state, conversation_id="c", channel="web", language="fr")
+    assert report.commune_insee is None
+    decision = routing.get_engine().decide("autre", None)
+    assert decision.destinations == []  # national fallback: no local service
+
+
+def test_description_written_before_the_menu_is_kept() -> None:
+    state = GuidedState()
+    guided.start(state, "fr")
+    shown = say(state, "des jeunes font des rodéos tous les soirs")
+    assert shown[0].text == replies.message("g_menu_after_text")
+    tap(state, "/guide:type:incivilite")
+    assert state.answers["description"] == "des jeunes font des rodéos tous les soirs"
+
+
+def test_human_contact_with_unknown_phone_says_so_and_never_invents_one() -> None:
+    engine = routing.get_engine()
+    unit = engine.agency(engine.force_agencies("39300")[0])
+    assert unit.phone == ""
+    state = GuidedState()
+    tap(state, "/guide:type:autre")
+    tap(state, "/guide:human")
+    shown = say(state, "Lons-le-Saunier")
+    text = shown[0].text
+    assert unit.name in text
+    assert replies.message("g_human_no_phone") in text
+    digits = re.findall(r"\d[\d ]{7,}\d", text)
+    assert digits == []  # no phone number at all (the address has none either)
+    assert state.step == "question" and state.question == "description"
+
+
+def test_summary_send_files_and_cancel_discards() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:drogue_trafic")
+    say(state, "hall du bâtiment C")
+    tap(state, "/guide:a:moment:soir")
+    say(state, "Forcalquier")
+    tap(state, "/guide:a:description:passer")
+    assert state.step == "summary"
+    assert guided.handle(state, "fr", payload="/guide:send").file
+    assert guided.handle(state, "fr", text="Envoyer le signalement").file
+    report = guided.build_report(state, conversation_id="c", channel="telegram", language="fr")
+    assert report.fields == {
+        "lieu": "hall du bâtiment C",
+        "moment": "Le soir",
+        "description": "Passer",
+        "saisie": "mode guidé",
+    }
+    shown = tap(state, "/guide:cancel")
+    assert state.step == "menu" and state.answers == {}
+    assert shown[0].text == replies.message("g_cancelled")
+    assert not guided.handle(state, "fr", payload="/guide:send").file
+
+
+def test_filed_message_gives_reference_destinations_and_referrals() -> None:
+    state = GuidedState(step="summary", report_type="arnaque")
+    shown = guided.filed(
+        state,
+        {
+            "reference": "04-2026-000007",
+            "destinations": [{"agency_name": "Brigade de proximité de Forcalquier"}],
+            "referrals": ["17cyber", "perceval"],
+        },
+        "fr",
+    )
+    text = shown[0].text
+    assert "04-2026-000007" in text and "Brigade de proximité de Forcalquier" in text
+    assert "Perceval" in text
+    assert state.step == "done"
+    assert "/guide:menu" in payloads(shown)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("je préfère les boutons", True),
+        ("Mode guidé s'il vous plaît", True),
+        ("I prefer buttons", True),
+        ("mon voisin fait du bruit", False),
+        (
+            "le bouton de l'ascenseur a été arraché et tagué, ça fait trois fois ce mois-ci " * 2,
+            False,
+        ),
+    ],
+)
+def test_typed_request_for_the_guided_mode(text: str, expected: bool) -> None:
+    assert guided.wants_guided(text) is expected
+
+
+def test_rasa_menu_and_report_buttons_work_in_guided_mode() -> None:
+    state = GuidedState()
+    shown = tap(state, "/aide_menu")
+    assert "/guide:type:autre" in payloads(shown)
+    tap(state, "/incivilite")  # a button of the assistant's own menu
+    assert state.report_type == "incivilite" and state.question == "type_incivilite"
+    shown = tap(state, "/parler_humain")
+    assert state.step == "human"
+    tap(state, "/guide:back")
+    assert state.step == "question" and state.question == "type_incivilite"

@@ -1,0 +1,77 @@
+"""`tranquillite eval` on the real trained model and the held-out split, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webhook.config import PROJECT_ROOT
+from webhook.nlu_eval import missed_targets
+
+pytestmark = pytest.mark.e2e
+
+SECTIONS = (
+    "== Intents ==",
+    "macro-F1, report intents",
+    "macro-F1, all intents",
+    "== Confusion matrix",
+    "== Entities (exact span and label) ==",
+    "== Immediate danger ==",
+    "== Time ==",
+    "parse per message: median",
+    "Targets: ",
+)
+
+
+def rates(figures: dict) -> list[float]:
+    intent, entities, danger = figures["intent"], figures["entities"], figures["danger"]
+    values = [
+        intent["report_macro_f1"],
+        intent["all_macro_f1"],
+        intent["accuracy"],
+        intent["below_fallback_threshold"],
+        entities["micro_f1"],
+        entities["micro_precision"],
+        entities["micro_recall"],
+        danger["safety_layer_recall"],
+        danger["safety_layer_false_alarm_rate"],
+        danger["triage_recall"],
+        danger["triage_false_alarm_rate"],
+    ]
+    for group in (intent["per_intent"], entities["per_entity"]):
+        for scores in group.values():
+            values += [scores["precision"], scores["recall"], scores["f1"]]
+    return values
+
+
+def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    command = [sys.executable, "-m", "webhook.cli", "eval", "--model", str(trained_model)]
+    result = subprocess.run(
+        [*command, "--json", str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    for section in SECTIONS:
+        assert section in result.stdout, (section, result.stdout[-2000:], result.stderr[-2000:])
+    figures = json.loads(out.read_text())
+    assert all(0.0 <= value <= 1.0 for value in rates(figures))
+    assert figures["messages"] >= 200
+    assert set(figures["intent"]["report_intents"]) >= {"enfant_en_danger", "absence_vacances"}
+    assert figures["danger"]["danger_messages"] >= 40
+    assert figures["danger"]["other_messages"] >= 40
+    timing = figures["timing"]
+    assert 0 < timing["model_load_seconds"] <= timing["startup_seconds"]
+    assert 0 < timing["parse_median_seconds"] <= timing["parse_p95_seconds"] < 5
+    # exit code: 1 exactly when a target is missed (no --no-fail here)
+    assert result.returncode == (1 if missed_targets(figures) else 0), result.stderr[-2000:]
+    # the danger target is a real one: every labelled immediate danger is flagged
+    assert figures["danger"]["safety_layer_recall"] == 1.0
+    assert figures["danger"]["triage_recall"] == 1.0

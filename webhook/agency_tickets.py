@@ -1,0 +1,192 @@
+"""Read side for agencies: the tickets routed to one agency (with filters) and aggregated
+statistics for observers. Every query is scoped by ``ticket_destinations.agency_id``; a ticket
+routed elsewhere is simply not found (callers answer 404)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import routing
+from webhook import lifecycle
+from webhook.db import Ticket, TicketDestination
+
+Sessions = async_sessionmaker[AsyncSession]
+
+# The report types (SPEC §2) as a type, so that API documents list them.
+ReportType = Literal[
+    "harcelement",
+    "enfant_en_danger",
+    "violences_conjugales",
+    "arnaque",
+    "personne_vulnerable",
+    "absence_vacances",
+    "incivilite",
+    "vol_cambriolage",
+    "drogue_trafic",
+    "autre",
+]
+if set(get_args(ReportType)) != set(routing.REPORT_TYPES):
+    raise RuntimeError("ReportType is out of date with routing.REPORT_TYPES")
+
+OPEN311_CLOSED = frozenset({"closed", "redirected", "rejected_duplicate"})
+OPEN_STATUSES = frozenset(lifecycle.STATUSES) - OPEN311_CLOSED
+
+# Labels of the form fields (SPEC §2) shown to agents; unknown keys are shown as they are.
+FIELD_LABELS: dict[str, str] = {
+    "description": "Description",
+    "lieu": "Lieu",
+    "frequence": "Depuis quand / fréquence",
+    "commune_name": "Commune (saisie)",
+    "victime": "Victime",
+    "mineur": "Victime mineure",
+    "depuis": "Depuis quand",
+    "age_enfant": "Âge approximatif de l'enfant",
+    "relation": "Lien du déclarant",
+    "danger": "Danger immédiat",
+    "contact_sur": "Moyen de contact sûr",
+    "type_arnaque": "Type d'arnaque",
+    "argent_perdu": "Argent perdu",
+    "senior": "Victime âgée ou vulnérable",
+    "coordonnees_escroc": "Coordonnées de l'escroc",
+    "adresse": "Adresse",
+    "date_depart": "Date de départ",
+    "date_retour": "Date de retour",
+    "contact_absence": "Contact pendant l'absence",
+    "alarme": "Alarme",
+    "cles": "Personne ayant les clés",
+    "vehicule": "Véhicule laissé sur place",
+    "quand": "Quand",
+    "contact": "Contact",
+}
+
+
+def status_group(status: str) -> str:
+    """Open311 status of an extended status."""
+    return "closed" if status in OPEN311_CLOSED else "open"
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    statuses: Collection[str] | None = None
+    report_type: str | None = None
+    commune_insee: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    references: Collection[str] | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _scoped(agency_id: str) -> Any:
+    return (
+        select(Ticket)
+        .join(TicketDestination, TicketDestination.ticket_id == Ticket.id)
+        .where(TicketDestination.agency_id == agency_id)
+    )
+
+
+def _apply(query: Any, f: TicketFilter) -> Any:
+    if f.statuses is not None:
+        query = query.where(Ticket.status.in_(list(f.statuses)))
+    if f.report_type is not None:
+        query = query.where(Ticket.report_type == f.report_type)
+    if f.commune_insee is not None:
+        query = query.where(Ticket.commune_insee == f.commune_insee)
+    if f.since is not None:
+        query = query.where(Ticket.created_at >= f.since)
+    if f.until is not None:
+        query = query.where(Ticket.created_at < f.until)
+    if f.references is not None:
+        query = query.where(Ticket.reference.in_(list(f.references)))
+    return query
+
+
+async def list_for_agency(
+    sessions: Sessions, agency_id: str, f: TicketFilter
+) -> tuple[list[Ticket], int]:
+    """(page of tickets newest first, total matching)."""
+    query = _apply(_scoped(agency_id), f)
+    async with sessions() as session:
+        total = int(
+            (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        )
+        page = query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        page = page.limit(max(0, min(f.limit, 1000))).offset(max(0, f.offset))
+        tickets = list((await session.execute(page)).scalars().all())
+    return tickets, total
+
+
+async def get_for_agency(sessions: Sessions, agency_id: str, reference: str) -> Ticket | None:
+    return await lifecycle.ticket_for_agency(sessions, agency_id, reference)
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+
+def observer_departement(agency_id: str) -> str | None:
+    try:
+        return routing.get_engine().agency(agency_id).departement or None
+    except KeyError:
+        return None
+
+
+def week_of(value: dt.datetime) -> str:
+    year, week, _ = value.isocalendar()
+    return f"{year}-S{week:02d}"
+
+
+@dataclass
+class Statistics:
+    departement: str | None
+    since: dt.datetime
+    total: int = 0
+    by_week_type: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_commune_type: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def weeks(self) -> list[str]:
+        return sorted({w for w, _ in self.by_week_type}, reverse=True)
+
+    @property
+    def communes(self) -> list[str]:
+        return sorted({c for c, _ in self.by_commune_type})
+
+    @property
+    def types(self) -> list[str]:
+        present = {t for _, t in self.by_week_type}
+        return [t for t in routing.REPORT_TYPES if t in present]
+
+
+async def statistics(sessions: Sessions, departement: str | None, weeks: int = 12) -> Statistics:
+    """Counts per ISO week, commune and type over the last ``weeks`` weeks for a département.
+    Reads only type, commune, status and date: never a ticket's content."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(weeks=weeks)
+    stats = Statistics(departement=departement, since=since)
+    if departement is None:
+        return stats
+    query = select(
+        Ticket.report_type, Ticket.commune_insee, Ticket.status, Ticket.created_at
+    ).where(Ticket.departement == departement, Ticket.created_at >= since)
+    async with sessions() as session:
+        rows = (await session.execute(query)).all()
+    for report_type, commune, status, created_at in rows:
+        stats.total += 1
+        stats.by_week_type[(week_of(created_at), report_type)] += 1
+        stats.by_commune_type[(commune or "-", report_type)] += 1
+        stats.by_status[status] += 1
+    return stats
+
+
+def commune_label(insee: str | None) -> str:
+    if not insee or insee == "-":
+        return "Commune inconnue"
+    commune = routing.get_engine().commune(insee)
+    return f"{commune.name} ({insee})" if commune else insee

@@ -1,0 +1,612 @@
+"""Agency dashboard (server-rendered HTML, French): login, tickets of the agent's agency (list,
+filters, detail, acknowledge, status, answer), statistics for observers, and a small admin page
+(agents, API tokens, delivery channels) for agency admins.
+
+No script at all (CSP ``script-src 'none'``); every POST form carries a CSRF token. A ticket that
+is not routed to the agent's agency answers 404, like a ticket that does not exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+import routing
+from webhook import agency_auth, agency_tickets, lifecycle
+from webhook.agency_auth import AuthError, Principal
+from webhook.db import Ticket
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates" / "dashboard"
+PAGE_SIZE = 50
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'; script-src 'none'"
+)
+# Messages shown after an action (keys in the redirect URL; never user input).
+NOTICES = {
+    "ack": "Le signalement est pris en compte ; le citoyen en est informé.",
+    "status": "Le statut est modifié ; le citoyen en est informé.",
+    "answer": "La réponse est enregistrée et sera transmise au citoyen.",
+    "agent": "Le compte est créé.",
+    "agent-off": "Le compte est désactivé.",
+    "agent-on": "Le compte est réactivé.",
+    "token-off": "Le jeton est révoqué.",
+    "channel-off": "Le canal est désactivé.",
+    "channel-on": "Le canal est réactivé.",
+    "channel": "Le canal est ajouté.",
+}
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.globals.update(
+    STATUS_LABELS=lifecycle.STATUS_LABELS,
+    TYPE_LABELS=lifecycle.REPORT_TYPE_LABELS,
+    ROLE_LABELS=agency_auth.ROLE_LABELS,
+    FIELD_LABELS=agency_tickets.FIELD_LABELS,
+    commune_label=agency_tickets.commune_label,
+    agency_name=agency_auth.agency_name,
+    status_group=agency_tickets.status_group,
+)
+
+
+def _fmt_dt(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%d/%m/%Y %H:%M UTC")
+
+
+_env.filters["datetime"] = _fmt_dt
+
+router = APIRouter(prefix="/agence", include_in_schema=False)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _render(
+    request: Request,
+    template: str,
+    status_code: int = 200,
+    principal: Principal | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    ctx = agency_auth.context(request.app.state)
+    csrf = ""
+    session = getattr(request.state, "agency_session", None)
+    if session is not None:
+        csrf = ctx.codec.csrf_token(session)
+    html = _env.get_template(template).render(
+        principal=principal, csrf_token=csrf, request_path=request.url.path, **context
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    _harden(response)
+    return response
+
+
+def _harden(response: Response) -> None:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+
+
+def _redirect(url: str) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    _harden(response)
+    return response
+
+
+def _sessions(request: Request) -> agency_auth.Sessions:
+    sessions: agency_auth.Sessions = request.app.state.sessions
+    return sessions
+
+
+async def _principal(request: Request) -> Principal | None:
+    ctx = agency_auth.context(request.app.state)
+    data = ctx.codec.read(request.cookies.get(agency_auth.SESSION_COOKIE))
+    if data is None:
+        return None
+    principal = await agency_auth.principal_from_session(_sessions(request), data)
+    if principal is not None:
+        request.state.agency_session = data
+    return principal
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
+    ctx = agency_auth.context(request.app.state)
+    session = getattr(request.state, "agency_session", None)
+    return session is not None and ctx.codec.check_csrf(session, form.get("csrf_token"))
+
+
+def _error(
+    request: Request, status_code: int, message: str, principal: Principal | None = None
+) -> HTMLResponse:
+    return _render(
+        request, "error.html", status_code, principal, message=message, status=status_code
+    )
+
+
+def _not_found(request: Request, principal: Principal) -> HTMLResponse:
+    return _error(
+        request, 404, "Ce signalement n'existe pas ou n'est pas adressé à votre service.", principal
+    )
+
+
+def _csrf_failed(request: Request, principal: Principal | None) -> HTMLResponse:
+    return _error(
+        request,
+        403,
+        "Le formulaire a expiré ou n'est pas valide. Rechargez la page et recommencez.",
+        principal,
+    )
+
+
+def _set_cookie(
+    request: Request, response: Response, name: str, value: str, max_age: int, path: str
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=agency_auth.context(request.app.state).cookie_secure,
+    )
+
+
+# ---------------------------------------------------------------------------------- static
+
+
+@router.get("/static/dashboard.css")
+async def stylesheet() -> FileResponse:
+    return FileResponse(TEMPLATES_DIR / "dashboard.css", media_type="text/css")
+
+
+# ---------------------------------------------------------------------------------- login
+
+
+@router.get("")
+@router.get("/")
+async def home(request: Request) -> Response:
+    principal = await _principal(request)
+    if principal is None:
+        return _redirect("/agence/login")
+    if principal.role == "observer":
+        return _redirect("/agence/statistiques")
+    return _redirect("/agence/tickets")
+
+
+def _login_page(request: Request, status_code: int = 200, error: str = "") -> HTMLResponse:
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    response = _render(request, "login.html", status_code, None, login_csrf=token, error=error)
+    _set_cookie(request, response, agency_auth.LOGIN_CSRF_COOKIE, token, 3600, "/agence/login")
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    if await _principal(request) is not None:
+        return _redirect("/agence/")
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    import hmac
+
+    form = await _form(request)
+    cookie = request.cookies.get(agency_auth.LOGIN_CSRF_COOKIE, "")
+    submitted = form.get("csrf_token", "")
+    if not cookie or not submitted or not hmac.compare_digest(cookie, submitted):
+        return _login_page(
+            request, 403, "Le formulaire a expiré. Saisissez à nouveau vos identifiants."
+        )
+    ctx = agency_auth.context(request.app.state)
+    username = form.get("username", "").strip().lower()[:64]
+    client = request.client.host if request.client else "unknown"
+    keys = [f"user:{username}", f"ip:{client}"]
+    wait = ctx.throttle.retry_after(keys)
+    if wait:
+        response = _login_page(
+            request,
+            429,
+            "Trop d'essais infructueux. Réessayez dans quelques minutes "
+            f"(environ {max(1, wait // 60)} min).",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    agent = await agency_auth.authenticate(_sessions(request), username, form.get("password", ""))
+    if agent is None:
+        ctx.throttle.failure(keys)
+        logger.info("dashboard login refused")
+        return _login_page(request, 401, "Identifiant ou mot de passe incorrect.")
+    ctx.throttle.success(keys)
+    cookie_value, _ = ctx.codec.issue(agent)
+    logger.info("dashboard login: agent %s (agency %s)", agent.id, agent.agency_id)
+    redirect = _redirect("/agence/")
+    _set_cookie(
+        request,
+        redirect,
+        agency_auth.SESSION_COOKIE,
+        cookie_value,
+        ctx.codec.max_age,
+        agency_auth.COOKIE_PATH,
+    )
+    redirect.delete_cookie(agency_auth.LOGIN_CSRF_COOKIE, path="/agence/login")
+    return redirect
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    principal = await _principal(request)
+    form = await _form(request)
+    if principal is not None and not _csrf_ok(request, form):
+        return _csrf_failed(request, principal)
+    response = _redirect("/agence/login")
+    response.delete_cookie(agency_auth.SESSION_COOKIE, path=agency_auth.COOKIE_PATH)
+    return response
+
+
+# ---------------------------------------------------------------------------------- tickets
+
+
+def _parse_date(value: str) -> dt.datetime | None:
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _resolve_commune(value: str) -> str | None:
+    engine = routing.get_engine()
+    if engine.commune(value) is not None:
+        return value
+    resolution = engine.resolve_commune(value)
+    if resolution.status == "found" and resolution.candidates:
+        return resolution.candidates[0].insee
+    return None
+
+
+@router.get("/tickets")
+async def ticket_list(request: Request) -> Response:
+    principal = await _principal(request)
+    if principal is None:
+        return _redirect("/agence/login")
+    if not principal.can_work_tickets:
+        return _error(request, 403, "Votre rôle donne accès aux statistiques seulement.", principal)
+    q = request.query_params
+    problems: list[str] = []
+    status = q.get("statut", "")
+    report_type = q.get("type", "")
+    commune = q.get("commune", "").strip()[:100]
+    since_raw, until_raw = q.get("du", ""), q.get("au", "")
+    statuses: set[str] | None = None
+    if status in ("open", "closed"):
+        statuses = set(
+            agency_tickets.OPEN_STATUSES if status == "open" else agency_tickets.OPEN311_CLOSED
+        )
+    elif status in lifecycle.STATUSES:
+        statuses = {status}
+    elif status:
+        problems.append("Statut inconnu : filtre ignoré.")
+        status = ""
+    if report_type and report_type not in routing.REPORT_TYPES:
+        problems.append("Type inconnu : filtre ignoré.")
+        report_type = ""
+    commune_insee = None
+    if commune:
+        commune_insee = _resolve_commune(commune)
+        if commune_insee is None:
+            problems.append("Commune introuvable ou ambiguë (indiquez le code INSEE).")
+    since = _parse_date(since_raw) if since_raw else None
+    until = _parse_date(until_raw) if until_raw else None
+    if (since_raw and since is None) or (until_raw and until is None):
+        problems.append("Date invalide (format AAAA-MM-JJ) : filtre ignoré.")
+    if until is not None:
+        until += dt.timedelta(days=1)
+    try:
+        page = max(1, min(int(q.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    tickets, total = await agency_tickets.list_for_agency(
+        _sessions(request),
+        principal.agency_id,
+        agency_tickets.TicketFilter(
+            statuses=statuses,
+            report_type=report_type or None,
+            commune_insee=commune_insee if commune else None,
+            since=since,
+            until=until,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+        )
+        if not (commune and commune_insee is None)
+        else agency_tickets.TicketFilter(references=[], limit=0),
+    )
+    return _render(
+        request,
+        "tickets.html",
+        principal=principal,
+        tickets=tickets,
+        total=total,
+        page=page,
+        pages=max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
+        problems=problems,
+        filters={
+            "statut": status,
+            "type": report_type,
+            "commune": commune,
+            "du": since_raw if since else "",
+            "au": until_raw if until else "",
+        },
+        statuses=lifecycle.STATUSES,
+        report_types=routing.REPORT_TYPES,
+    )
+
+
+def _allowed_statuses(ticket: Ticket) -> list[str]:
+    return [
+        s
+        for s in lifecycle.STATUSES
+        if s in lifecycle.TRANSITIONS.get(ticket.status, frozenset())
+        and s in lifecycle.AGENCY_STATUSES
+    ]
+
+
+async def _ticket_context(
+    request: Request, reference: str
+) -> tuple[Principal | None, Ticket | None, Response | None]:
+    principal = await _principal(request)
+    if principal is None:
+        return None, None, _redirect("/agence/login")
+    if not principal.can_work_tickets:
+        return (
+            principal,
+            None,
+            _error(request, 403, "Votre rôle donne accès aux statistiques seulement.", principal),
+        )
+    ticket = await agency_tickets.get_for_agency(_sessions(request), principal.agency_id, reference)
+    if ticket is None:
+        return principal, None, _not_found(request, principal)
+    return principal, ticket, None
+
+
+@router.get("/tickets/{reference}")
+async def ticket_detail(request: Request, reference: str) -> Response:
+    principal, ticket, early = await _ticket_context(request, reference)
+    if early is not None:
+        return early
+    assert principal is not None and ticket is not None
+    notice = NOTICES.get(request.query_params.get("ok", ""))
+    return _render(
+        request,
+        "ticket.html",
+        principal=principal,
+        ticket=ticket,
+        notice=notice,
+        error=None,
+        allowed_statuses=_allowed_statuses(ticket),
+    )
+
+
+async def _ticket_action(request: Request, reference: str, action: str) -> Response:
+    principal, ticket, early = await _ticket_context(request, reference)
+    if early is not None:
+        return early
+    assert principal is not None and ticket is not None
+    form = await _form(request)
+    if not _csrf_ok(request, form):
+        return _csrf_failed(request, principal)
+    sessions = _sessions(request)
+    try:
+        if action == "ack":
+            await lifecycle.acknowledge(sessions, ticket.id, principal.actor)
+        elif action == "status":
+            await lifecycle.change_status(
+                sessions,
+                ticket.id,
+                form.get("status", ""),
+                principal.actor,
+                form.get("note") or None,
+            )
+        else:
+            await lifecycle.answer(sessions, ticket.id, principal.actor, form.get("text", ""))
+    except lifecycle.TransitionError:
+        return _render(
+            request,
+            "ticket.html",
+            409 if action != "answer" else 422,
+            principal,
+            ticket=ticket,
+            notice=None,
+            error=(
+                "Ce changement de statut n'est pas possible depuis le statut actuel."
+                if action != "answer"
+                else "La réponse ne peut pas être vide."
+            ),
+            allowed_statuses=_allowed_statuses(ticket),
+        )
+    logger.info("dashboard: ticket %s %s by agent %s", ticket.reference, action, principal.agent_id)
+    return _redirect(f"/agence/tickets/{ticket.reference}?ok={action}")
+
+
+@router.post("/tickets/{reference}/prise-en-compte")
+async def ticket_acknowledge(request: Request, reference: str) -> Response:
+    return await _ticket_action(request, reference, "ack")
+
+
+@router.post("/tickets/{reference}/statut")
+async def ticket_status(request: Request, reference: str) -> Response:
+    return await _ticket_action(request, reference, "status")
+
+
+@router.post("/tickets/{reference}/reponse")
+async def ticket_answer(request: Request, reference: str) -> Response:
+    return await _ticket_action(request, reference, "answer")
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+
+@router.get("/statistiques")
+async def statistics(request: Request) -> Response:
+    principal = await _principal(request)
+    if principal is None:
+        return _redirect("/agence/login")
+    if principal.role != "observer":
+        return _error(request, 403, "Les statistiques sont réservées aux observateurs.", principal)
+    try:
+        weeks = max(1, min(int(request.query_params.get("semaines", "12")), 104))
+    except ValueError:
+        weeks = 12
+    departement = agency_tickets.observer_departement(principal.agency_id)
+    stats = await agency_tickets.statistics(_sessions(request), departement, weeks)
+    return _render(request, "stats.html", principal=principal, stats=stats, weeks=weeks)
+
+
+# ---------------------------------------------------------------------------------- admin
+
+
+async def _admin(request: Request) -> tuple[Principal | None, Response | None]:
+    principal = await _principal(request)
+    if principal is None:
+        return None, _redirect("/agence/login")
+    if not principal.is_admin:
+        return principal, _error(
+            request, 403, "Cette page est réservée aux administrateurs de l'agence.", principal
+        )
+    return principal, None
+
+
+async def _admin_page(
+    request: Request,
+    principal: Principal,
+    status_code: int = 200,
+    error: str = "",
+    secret: dict[str, str] | None = None,
+) -> HTMLResponse:
+    sessions = _sessions(request)
+    return _render(
+        request,
+        "admin.html",
+        status_code,
+        principal,
+        agents=await agency_auth.list_agents(sessions, principal.agency_id),
+        tokens=await agency_auth.list_tokens(sessions, principal.agency_id),
+        channels=await agency_auth.list_channels(sessions, principal.agency_id),
+        roles=agency_auth.ROLES,
+        notice=NOTICES.get(request.query_params.get("ok", "")),
+        error=error,
+        secret=secret,
+    )
+
+
+@router.get("/admin")
+async def admin(request: Request) -> Response:
+    principal, early = await _admin(request)
+    if early is not None:
+        return early
+    assert principal is not None
+    return await _admin_page(request, principal)
+
+
+@router.post("/admin/{what}")
+async def admin_create(request: Request, what: str) -> Response:
+    principal, early = await _admin(request)
+    if early is not None:
+        return early
+    assert principal is not None
+    form = await _form(request)
+    if not _csrf_ok(request, form):
+        return _csrf_failed(request, principal)
+    sessions = _sessions(request)
+    try:
+        if what == "agents":
+            await agency_auth.create_agent(
+                sessions,
+                principal.agency_id,
+                form.get("username", ""),
+                form.get("password", ""),
+                form.get("role", ""),
+                form.get("display_name", ""),
+            )
+            return _redirect("/agence/admin?ok=agent")
+        if what == "jetons":
+            token, clear = await agency_auth.create_api_token(
+                sessions, principal.agency_id, form.get("name", ""), form.get("role", "agent")
+            )
+            return await _admin_page(
+                request,
+                principal,
+                201,
+                secret={"title": f"Jeton « {token.name} »", "value": clear},
+            )
+        if what == "canaux":
+            _channel, hmac_secret = await agency_auth.add_channel(
+                sessions, principal.agency_id, form.get("kind", ""), form.get("target", "")
+            )
+            if hmac_secret is None:
+                return _redirect("/agence/admin?ok=channel")
+            return await _admin_page(
+                request,
+                principal,
+                201,
+                secret={"title": "Clé de signature du webhook", "value": hmac_secret},
+            )
+    except AuthError as exc:
+        return await _admin_page(request, principal, 422, error=str(exc))
+    return _error(request, 404, "Page introuvable.", principal)
+
+
+@router.post("/admin/{what}/{item_id}/{action}")
+async def admin_update(request: Request, what: str, item_id: int, action: str) -> Response:
+    principal, early = await _admin(request)
+    if early is not None:
+        return early
+    assert principal is not None
+    form = await _form(request)
+    if not _csrf_ok(request, form):
+        return _csrf_failed(request, principal)
+    sessions = _sessions(request)
+    done = False
+    notice = ""
+    if what == "agents" and action in ("desactiver", "activer"):
+        if item_id == principal.agent_id:
+            return await _admin_page(
+                request, principal, 422, error="Vous ne pouvez pas désactiver votre propre compte."
+            )
+        active = action == "activer"
+        done = await agency_auth.set_agent_active(sessions, principal.agency_id, item_id, active)
+        notice = "agent-on" if active else "agent-off"
+    elif what == "jetons" and action == "revoquer":
+        done = await agency_auth.revoke_token(sessions, principal.agency_id, item_id)
+        notice = "token-off"
+    elif what == "canaux" and action in ("desactiver", "activer"):
+        active = action == "activer"
+        done = await agency_auth.set_channel_active(sessions, principal.agency_id, item_id, active)
+        notice = "channel-on" if active else "channel-off"
+    if not done:
+        return _error(request, 404, "Élément introuvable.", principal)
+    return _redirect(f"/agence/admin?ok={notice}")

@@ -1,0 +1,71 @@
+"""Per-sender rate limit: one token bucket per key, bounded memory.
+
+A bucket holds ``burst`` tokens and refills at ``rate`` tokens per second; a message takes one.
+Only the most recently used ``max_keys`` buckets are kept: a forgotten bucket comes back full,
+which is the state an idle sender would be in anyway. The limit protects one gateway process;
+several replicas each apply it (the load balancer's own limits are the shared line of defence).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: float = 0.0  # seconds until one token is available (0 when allowed)
+
+
+class TokenBucketLimiter:
+    def __init__(
+        self,
+        burst: int,
+        per_minute: float,
+        *,
+        max_keys: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if burst < 1 or per_minute <= 0:
+            raise ValueError("burst must be >= 1 and per_minute > 0")
+        self.burst = float(burst)
+        self.rate = per_minute / 60.0
+        self.max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def hit(self, key: str) -> Decision:
+        """Take one token for ``key`` if there is one."""
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=self.burst, updated=now)
+            self._buckets[key] = bucket
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            elapsed = max(0.0, now - bucket.updated)
+            bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
+            bucket.updated = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return Decision(True)
+        return Decision(False, retry_after=(1.0 - bucket.tokens) / self.rate)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def retry_after_header(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
