@@ -163,8 +163,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         confidence = float(intent_info.get("confidence") or 0.0)
         is_payload = message.startswith("/")
         requested = tracker.get_slot("requested_slot")
-        active = (tracker.active_loop or {}).get("name")
-        starting = active != form.name
+        # The first run of this form: a new report, a change of topic, or a correction after
+        # the summary (Rasa has already set active_loop when it calls us, so it cannot tell).
+        starting = requested is None or tracker.get_slot("report_type") != self.report_type
         values: dict[str, Any] = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
         updates: dict[str, Any] = {}
 
@@ -563,7 +564,7 @@ class ValidateRappelForm(FormValidationAction):
         message = str(latest.get("text") or "")
         intent = (latest.get("intent") or {}).get("name")
         requested = tracker.get_slot("requested_slot")
-        starting = (tracker.active_loop or {}).get("name") != "rappel_form"
+        starting = requested is None
         updates: dict[str, Any] = {}
         if not starting:
             if intent in INTERRUPTING_INTENTS:

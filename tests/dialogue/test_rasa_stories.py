@@ -41,6 +41,7 @@ def test_conversation_stories_pass(trained_model: Path, tmp_path: Path) -> None:
             "--out",
             str(tmp_path),
             "--no-plot",
+            "--fail-on-prediction-errors",
         ],
         cwd=envsetup.PROJECT_ROOT,
         env=envsetup.rasa_env(),
