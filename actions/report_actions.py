@@ -1,16 +1,18 @@
 """Custom actions of the Rasa action server (runs in .venv-rasa, Python 3.10).
 
 The action server validates the forms and files reports. It never touches the ticket store: it
-calls the gateway's internal API (the single writer) and imports only the pure ``routing`` package
-to resolve communes.
+calls the gateway's internal API (the single writer) and imports only the pure ``routing`` and
+``actions.safety`` packages. The forms themselves are described in actions/forms.yml.
 """
 
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import json
 import logging
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,24 +25,32 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 import routing
+from actions import forms, safety
 
 logger = logging.getLogger(__name__)
 
 REPORT_TYPES = frozenset(routing.REPORT_TYPES)
-# Load the reference data when the action server starts, not on the first citizen's message;
-# a broken data file stops the server at start-up with a clear error.
+# Load the reference data and the form spec when the action server starts, not on the first
+# citizen's message; a broken data file stops the server at start-up with a clear error.
 routing.get_engine()
+forms.spec()
+forms.otv_rules()
 INSEE_PAYLOAD_PREFIX = "insee:"
 MAX_FIELD_CHARS = 2000
+# Intents that never answer a form's question: the form steps aside and a rule answers them.
+INTERRUPTING_INTENTS = frozenset(
+    {"annuler", "parler_humain", "aide_menu", "statut_ticket", "hors_sujet", "corriger"}
+)
+TOPIC_CHANGE_CONFIDENCE = 0.85
+REFERENCE_RE = re.compile(r"\b(\d[0-9AB]|\d{3}|FR)-(\d{4})-(\d{6})\b", re.IGNORECASE)
 # Slots that describe a report; reset together after filing or cancelling.
 REPORT_SLOTS = (
     "report_type",
-    "description",
-    "lieu",
-    "frequence",
-    "commune",
+    *forms.spec().form_slots(),
     "commune_insee",
     "commune_name",
+    "danger_signal",
+    "reask_count",
 )
 
 
@@ -51,6 +61,12 @@ def texts() -> dict[str, Any]:
     return data
 
 
+def text(section: str, key: str, language: str, **values: Any) -> str:
+    table = texts()[section].get(language) or texts()[section]["fr"]
+    template = table.get(key) or texts()[section]["fr"][key]
+    return str(template).format(**values)
+
+
 def gateway_url() -> str:
     return os.environ.get("TRANQUILLITE_GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
 
@@ -59,132 +75,287 @@ def internal_token() -> str:
     return os.environ.get("TRANQUILLITE_INTERNAL_TOKEN", "")
 
 
-def _clean(text: str | None) -> str:
-    return (text or "").strip()[:MAX_FIELD_CHARS]
+def language_of(tracker: Tracker) -> str:
+    slot = tracker.get_slot("language")
+    if slot in forms.LANGUAGES:
+        return str(slot)
+    metadata = tracker.latest_message.get("metadata") or {}
+    language = metadata.get("language")
+    return language if language in forms.LANGUAGES else "fr"
 
 
-def _is_payload(text: str) -> bool:
-    return text.startswith("/")
+def today() -> dt.date:
+    """Today in France (the OTV rules count calendar days there)."""
+    override = os.environ.get("TRANQUILLITE_TODAY")  # tests of date rules only
+    if override:
+        return dt.date.fromisoformat(override)
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=1))).date()
 
 
-class _ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
-    """Shared validation: description from the first message, commune resolved by routing."""
+def _entity(tracker: Tracker, name: str) -> str | None:
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") == name and entity.get("value") is not None:
+            return str(entity["value"])
+    return None
 
-    fixed_report_type: str | None = None
 
-    @abc.abstractmethod
-    def name(self) -> str:
-        """Name of the validation action: validate_<form name>."""
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        events = await super().run(dispatcher, tracker, domain)
-        if not tracker.get_slot("report_type"):
-            report_type = self.fixed_report_type or tracker.latest_message.get("intent", {}).get(
-                "name"
-            )
-            if report_type in REPORT_TYPES:
-                events.append(SlotSet("report_type", report_type))
-        return events
-
-    async def extract_description(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        """The first free-text message of a report is its description: ask only if missing."""
-        if tracker.get_slot("description"):
-            return {}
-        text = _clean(tracker.latest_message.get("text"))
-        if not text or _is_payload(text):
-            return {}
-        requested = tracker.get_slot("requested_slot")
-        intent = tracker.latest_message.get("intent", {}).get("name")
-        if requested == "description" or (requested is None and intent in REPORT_TYPES):
-            return {"description": text}
-        return {}
-
-    def validate_description(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        text = _clean(value if isinstance(value, str) else None)
-        if len(text) < 3:
-            return {"description": None}
-        return {"description": text}
-
-    def validate_commune(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> dict[str, Any]:
-        if isinstance(value, list):  # several entities in one message: take the first
-            value = value[0] if value else None
-        query = _clean(value if isinstance(value, str) else None)
-        if _is_payload(query):  # a button of another question, not a commune
-            return {"commune": None, "commune_insee": None, "commune_name": None}
-        if tracker.get_slot("requested_slot") not in (None, "commune"):
-            # A place name spotted while answering another question ("avenue de Verdun") is not
-            # the commune of the report: the commune is asked when its turn comes.
-            return {"commune": None, "commune_insee": None, "commune_name": None}
-        try:
-            return self._resolve_commune(query, dispatcher)
-        except routing.RoutingError as exc:
-            logger.error("commune resolution failed: %s", type(exc).__name__)
-            dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
-            return {"commune": None, "commune_insee": None, "commune_name": None}
-
-    @staticmethod
-    def _resolve_commune(query: str, dispatcher: CollectingDispatcher) -> dict[str, Any]:
-        engine = routing.get_engine()
+def resolve_commune(query: str, dispatcher: CollectingDispatcher, language: str) -> dict[str, Any]:
+    """Commune slots for a name, postal code or INSEE code; asks when it is ambiguous."""
+    engine = routing.get_engine()
+    empty: dict[str, Any] = {"commune": None, "commune_insee": None, "commune_name": None}
+    query = query.strip()[:120]
+    if not query:
+        return empty
+    try:
         if query.startswith(INSEE_PAYLOAD_PREFIX):
             commune = engine.commune(query[len(INSEE_PAYLOAD_PREFIX) :])
             candidates = [commune] if commune else []
         else:
-            result = engine.resolve_commune(query) if query else None
-            candidates = list(result.candidates) if result else []
-        if len(candidates) == 1:
-            commune = candidates[0]
-            return {
-                "commune": commune.name,
-                "commune_insee": commune.insee,
-                "commune_name": f"{commune.name} ({commune.departement})",
+            candidates = list(engine.resolve_commune(query).candidates)
+    except routing.RoutingError as exc:
+        logger.error("commune resolution failed: %s", type(exc).__name__)
+        candidates = []
+    if len(candidates) == 1:
+        commune = candidates[0]
+        return {
+            "commune": commune.name,
+            "commune_insee": commune.insee,
+            "commune_name": f"{commune.name} ({commune.departement})",
+        }
+    if candidates:
+        buttons = [
+            {
+                "title": f"{c.name} ({c.departement}"
+                + (f", {c.postal_codes[0]}" if c.postal_codes else "")
+                + ")",
+                "payload": "/choisir_commune"
+                + json.dumps(
+                    {"commune_insee": INSEE_PAYLOAD_PREFIX + c.insee}, separators=(",", ":")
+                ),
             }
-        if candidates:
-            buttons = [
-                {
-                    "title": f"{c.name} ({c.departement}"
-                    + (f", {c.postal_codes[0]}" if c.postal_codes else "")
-                    + ")",
-                    "payload": "/choisir_commune"
-                    + json.dumps({"commune_insee": INSEE_PAYLOAD_PREFIX + c.insee}),
-                }
-                for c in candidates[:10]
-            ]
-            dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
+            for c in candidates[:10]
+        ]
+        dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
+    else:
+        dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
+    return empty
+
+
+class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
+    """Validation of one report form (subclassed once per report type, see below)."""
+
+    report_type = ""
+
+    @abc.abstractmethod
+    def name(self) -> str:
+        """validate_<report type>_form"""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        spec = forms.spec()
+        form = spec.forms[self.report_type]
+        language = language_of(tracker)
+        latest = tracker.latest_message or {}
+        message = str(latest.get("text") or "")
+        intent_info = latest.get("intent") or {}
+        intent = intent_info.get("name")
+        confidence = float(intent_info.get("confidence") or 0.0)
+        is_payload = message.startswith("/")
+        requested = tracker.get_slot("requested_slot")
+        # The first run of this form: a new report, a change of topic, or a correction after
+        # the summary (Rasa has already set active_loop when it calls us, so it cannot tell).
+        starting = requested is None or tracker.get_slot("report_type") != self.report_type
+        values: dict[str, Any] = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
+        updates: dict[str, Any] = {}
+
+        if starting:
+            previous = tracker.get_slot("report_type")
+            if previous and previous != self.report_type:
+                # A change of topic: the answers about the former report are dropped, the
+                # commune is kept (only missing facts are asked).
+                for slot in REPORT_SLOTS:
+                    if slot not in ("commune", "commune_insee", "commune_name", "danger_signal"):
+                        updates[slot] = None
+                values.update(updates)
+            updates["report_type"] = self.report_type
+            if not is_payload and message.strip() and intent in REPORT_TYPES:
+                updates["description"] = message.strip()[:MAX_FIELD_CHARS]
+            if not is_payload:
+                updates.update(self._spotted(message, tracker, values, dispatcher, language))
         else:
-            dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
-        return {"commune": None, "commune_insee": None, "commune_name": None}
+            if intent in INTERRUPTING_INTENTS and not _entity(tracker, "reponse"):
+                return []  # the form steps aside: a rule answers, then the form resumes
+            if (
+                intent in REPORT_TYPES
+                and intent != self.report_type
+                and confidence >= TOPIC_CHANGE_CONFIDENCE
+                and requested not in ("description", "commune", "personne", "lieu")
+            ):
+                return []  # change of topic: the rule of the other report type takes over
+            if requested in form.slots:
+                updates.update(
+                    self._answer(requested, message, intent, tracker, dispatcher, language)
+                )
+                if requested not in updates or updates.get(requested) is None:
+                    updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
+                else:
+                    updates["reask_count"] = 0.0
 
+        # Safety on every turn (SPEC §3): a danger written in the middle of a form is recorded
+        # (routing uses it) and, when the gateway has not shown them already, the emergency
+        # numbers are given before the next question.
+        if message and not is_payload:
+            assessment = safety.assess(message, language)
+            if assessment.immediate_danger:
+                updates["danger_signal"] = True
+                if "danger_now" in form.slots and not values.get("danger_now"):
+                    updates["danger_now"] = "oui"
+                metadata = latest.get("metadata") or {}
+                if not metadata.get("safety_checked"):
+                    dispatcher.utter_message(
+                        text=safety.emergency_message(assessment, language)["text"]
+                    )
 
-class ValidateIncivilite(_ReportFormValidation):
-    fixed_report_type = "incivilite"
+        merged = {**values, **updates}
+        self._check_absence(merged, updates, dispatcher, language)
+        merged = {**values, **updates}
+        if "argent_perdu" in updates and updates["argent_perdu"] == "oui":
+            dispatcher.utter_message(text=text("texts", "money_lost_steps", language))
+        next_slot = forms.next_missing(self.report_type, merged)
+        events: list[EventType] = [SlotSet(k, v) for k, v in updates.items()]
+        events.append(SlotSet("requested_slot", next_slot))
+        return events
 
-    def name(self) -> str:
-        return "validate_incivilite_form"
+    # -------------------------------------------------------------- reading the answer
 
-    def validate_lieu(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    def _answer(
+        self,
+        slot: str,
+        message: str,
+        intent: str | None,
+        tracker: Tracker,
+        dispatcher: CollectingDispatcher,
+        language: str,
     ) -> dict[str, Any]:
-        text = _clean(value if isinstance(value, str) else None)
-        return {"lieu": text if text and not _is_payload(text) else None}
+        question = forms.spec().questions[slot]
+        if question.kind == "commune":
+            query = _entity(tracker, "commune_insee") or message
+            if query.startswith("/") and not query.startswith("/choisir_commune"):
+                return {}
+            return resolve_commune(query, dispatcher, language)
+        answer = forms.read_answer(question, message, intent, _entity(tracker, "reponse"), today())
+        if answer.problem:
+            dispatcher.utter_message(text=text("problems", answer.problem, language))
+            return {slot: None}
+        result: dict[str, Any] = {slot: answer.value, **answer.values}
+        if slot == "traces_escroc" and answer.value != forms.SKIP:
+            traces = forms.find_traces(message)
+            result[slot] = ", ".join(traces) if traces else answer.value
+        return result
 
-    def validate_frequence(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    def _spotted(
+        self,
+        message: str,
+        tracker: Tracker,
+        values: dict[str, Any],
+        dispatcher: CollectingDispatcher,
+        language: str,
     ) -> dict[str, Any]:
-        text = _clean(value if isinstance(value, str) else None)
-        return {"frequence": text if text and not _is_payload(text) else None}
+        """Facts already written in the first message: not asked again."""
+        spec = forms.spec()
+        form_slots = set(spec.forms[self.report_type].slots)
+        found: dict[str, Any] = {}
+        commune = _entity(tracker, "commune_insee") or _entity(tracker, "commune")
+        if commune and not values.get("commune_insee"):
+            resolved = resolve_commune(commune, dispatcher, language)
+            if resolved.get("commune_insee"):
+                found.update(resolved)
+        if "date_depart" in form_slots:
+            start, end = forms.dates.parse_period(message, today())
+            if start is not None:
+                found["date_depart"] = start.isoformat()
+            if end is not None:
+                found["date_retour"] = end.isoformat()
+        if "traces_escroc" in form_slots:
+            traces = forms.find_traces(message)
+            if traces:
+                found["traces_escroc"] = ", ".join(traces)
+        if "victime" in form_slots:
+            victim = _entity(tracker, "victime")
+            choice = forms.read_choice(spec.questions["victime"], victim) if victim else None
+            if choice:
+                found["victime"] = choice
+        if "age_enfant" in form_slots:
+            age = _entity(tracker, "age")
+            if age:
+                found["age_enfant"] = age
+        if "type_arnaque" in form_slots:
+            kind = forms.read_choice(spec.questions["type_arnaque"], message)
+            if kind and kind != "autre":
+                found["type_arnaque"] = kind
+        return found
+
+    # -------------------------------------------------------------- OTV rules
+
+    def _check_absence(
+        self,
+        merged: dict[str, Any],
+        updates: dict[str, Any],
+        dispatcher: CollectingDispatcher,
+        language: str,
+    ) -> None:
+        if self.report_type != "absence_vacances":
+            return
+        watched = {"commune_insee", "residence", "date_depart", "date_retour"}
+        if not watched & set(updates):
+            return
+        departure = _date(merged.get("date_depart"))
+        ret = _date(merged.get("date_retour"))
+        problems = forms.otv_problems(
+            merged.get("commune_insee"), merged.get("residence"), departure, ret, today()
+        )
+        for key, params in problems:
+            dispatcher.utter_message(text=text("problems", key, language, **params))
+            # the answer that breaks the rule is asked again
+            if key in ("otv_residence",):
+                updates["residence"] = None
+            elif key in ("date_past", "otv_too_late", "otv_too_early"):
+                updates["date_depart"] = None
+                updates["date_retour"] = None
+            else:
+                updates["date_retour"] = None
 
 
-class ValidateReportForm(_ReportFormValidation):
-    def name(self) -> str:
-        return "validate_report_form"
+def _date(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+# One validation action per report type: validate_<type>_form.
+VALIDATORS = {
+    report_type: type(
+        f"Validate{''.join(p.title() for p in report_type.split('_'))}Form",
+        (ReportFormValidation,),
+        {
+            "report_type": report_type,
+            "name": lambda self: f"validate_{self.report_type}_form",
+        },
+    )
+    for report_type in routing.REPORT_TYPES
+}
+
+
+def answered_slots(tracker: Tracker) -> list[tuple[str, Any]]:
+    report_type = tracker.get_slot("report_type")
+    if report_type not in REPORT_TYPES:
+        return []
+    values = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
+    form = forms.spec().forms[report_type]
+    slots = [*forms.applicable_slots(report_type, values), *form.extract_only]
+    return [(slot, values[slot]) for slot in slots if values.get(slot) not in (None, "")]
 
 
 class ActionShowSummary(Action):
@@ -194,18 +365,68 @@ class ActionShowSummary(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        labels = texts()["fields"]
-        type_names = texts()["report_types"]
-        lines = []
-        for slot, label in labels.items():
-            value = tracker.get_slot(slot)
-            if not value:
-                continue
-            if slot == "report_type":
-                value = type_names.get(value, value)
-            lines.append(f"• {label} : {value}")
+        language = language_of(tracker)
+        spec = forms.spec()
+        report_type = tracker.get_slot("report_type")
+        type_name = text("report_types", str(report_type), language) if report_type else ""
+        lines = [f"• {text('labels', 'report_type', language)} : {type_name}"]
+        for slot, value in answered_slots(tracker):
+            question = spec.questions[slot]
+            label = question.summary.get(language) or question.summary["fr"]
+            if slot == "commune":
+                value = tracker.get_slot("commune_name") or value
+            lines.append(f"• {label} : {forms.display_value(slot, value, language)}")
         dispatcher.utter_message(response="utter_report_summary", summary="\n".join(lines))
         return []
+
+
+class ActionChooseCorrection(Action):
+    def name(self) -> str:
+        return "action_choose_correction"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        language = language_of(tracker)
+        spec = forms.spec()
+        report_type = tracker.get_slot("report_type")
+        if report_type not in REPORT_TYPES:
+            dispatcher.utter_message(response="utter_menu")
+            return []
+        buttons = []
+        for slot in forms.applicable_slots(
+            report_type, {s: tracker.get_slot(s) for s in REPORT_SLOTS}
+        ):
+            question = spec.questions[slot]
+            buttons.append(
+                {
+                    "title": question.summary.get(language) or question.summary["fr"],
+                    "payload": "/modifier_champ"
+                    + json.dumps({"champ": slot}, separators=(",", ":")),
+                }
+            )
+        dispatcher.utter_message(text=text("texts", "choose_correction", language), buttons=buttons)
+        return []
+
+
+class ActionCorrectReport(Action):
+    """Forget one answer; the form (activated next by a rule) asks it again."""
+
+    def name(self) -> str:
+        return "action_correct_report"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        field = _entity(tracker, "champ")
+        if field not in forms.spec().questions:
+            return []
+        events: list[EventType] = [SlotSet(field, None)]
+        if field == "commune":
+            events += [SlotSet("commune_insee", None), SlotSet("commune_name", None)]
+        if field == "date_depart":
+            events.append(SlotSet("date_retour", None))
+        return events
 
 
 class ActionFileReport(Action):
@@ -217,39 +438,31 @@ class ActionFileReport(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        language = language_of(tracker)
         report_type = tracker.get_slot("report_type")
         if report_type not in REPORT_TYPES:
             dispatcher.utter_message(response="utter_default")
             return [SlotSet("filing_pending", False)]
+        values = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
         fields = {
-            slot: tracker.get_slot(slot)
-            for slot in ("description", "lieu", "frequence")
-            if tracker.get_slot(slot)
+            slot: str(value)
+            for slot, value in answered_slots(tracker)
+            if slot != "commune" and value != forms.SKIP
         }
         metadata = tracker.latest_message.get("metadata") or {}
         body = {
             "report_type": report_type,
             "commune_insee": tracker.get_slot("commune_insee"),
             "fields": fields,
+            "flags": forms.routing_flags(report_type, values),
             "conversation_id": tracker.sender_id,
-            "language": metadata.get("language", "fr"),
+            "language": language,
             "channel": metadata.get("channel", "web"),
             # idempotency: one report per conversation and form completion
             "idempotency_key": f"{tracker.sender_id}:{_form_completion_marker(tracker)}",
         }
-        try:
-            timeout = aiohttp.ClientTimeout(total=10)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.post(
-                    f"{gateway_url()}/internal/v1/reports",
-                    json=body,
-                    headers={"Authorization": f"Bearer {internal_token()}"},
-                ) as response:
-                    if response.status != 201 and response.status != 200:
-                        raise RuntimeError(f"gateway answered HTTP {response.status}")
-                    ticket = await response.json()
-        except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
-            logger.warning("filing failed for report type %s: %s", report_type, type(exc).__name__)
+        ticket = await _post_report(body)
+        if ticket is None:
             dispatcher.utter_message(response="utter_report_filing_failed")
             return [SlotSet("filing_pending", True)]
         destinations = ", ".join(d["agency_name"] for d in ticket.get("destinations", []))
@@ -283,10 +496,246 @@ class ActionResetReport(Action):
         return [*[SlotSet(slot, None) for slot in REPORT_SLOTS], SlotSet("filing_pending", False)]
 
 
+class ActionParlerHumain(Action):
+    """Hours and phone of the competent unit (from the reference data), never invented."""
+
+    def name(self) -> str:
+        return "action_parler_humain"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        language = language_of(tracker)
+        insee = tracker.get_slot("commune_insee")
+        engine = routing.get_engine()
+        agency_ids = engine.force_agencies(insee) if insee else ()
+        if not agency_ids:
+            dispatcher.utter_message(text=text("texts", "human_no_commune", language))
+            _offer_callback(dispatcher, language)
+            return []
+        for agency_id in agency_ids:
+            agency = engine.agency(agency_id)
+            if agency.phone:
+                phone = text("texts", "human_unit_phone", language, phone=agency.phone)
+                hours = (
+                    text("texts", "human_unit_hours", language, hours=agency.hours)
+                    if agency.hours
+                    else ""
+                )
+                dispatcher.utter_message(
+                    text=text(
+                        "texts", "human_unit", language, name=agency.name, phone=phone, hours=hours
+                    )
+                )
+            else:
+                dispatcher.utter_message(
+                    text=text(
+                        "texts",
+                        "human_unknown_contact",
+                        language,
+                        name=agency.name,
+                        commune=tracker.get_slot("commune_name") or "",
+                    )
+                )
+        _offer_callback(dispatcher, language)
+        return []
+
+
+def _offer_callback(dispatcher: CollectingDispatcher, language: str) -> None:
+    dispatcher.utter_message(
+        text=text("texts", "callback_offer", language),
+        buttons=[
+            {"title": text("texts", "callback_button", language), "payload": "/demande_rappel"}
+        ],
+    )
+
+
+class ValidateRappelForm(FormValidationAction):
+    """Callback request: the commune (resolved by routing) and a phone number."""
+
+    def name(self) -> str:
+        return "validate_rappel_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        language = language_of(tracker)
+        latest = tracker.latest_message or {}
+        message = str(latest.get("text") or "")
+        intent = (latest.get("intent") or {}).get("name")
+        requested = tracker.get_slot("requested_slot")
+        starting = requested is None
+        updates: dict[str, Any] = {}
+        if not starting:
+            if intent in INTERRUPTING_INTENTS:
+                return []
+            if requested == "commune":
+                query = _entity(tracker, "commune_insee") or message
+                updates.update(resolve_commune(query, dispatcher, language))
+            elif requested == "telephone_rappel":
+                phones = forms.PHONE_RE.findall(message)
+                if phones:
+                    updates["telephone_rappel"] = phones[0]
+                else:
+                    dispatcher.utter_message(text=text("texts", "callback_bad_phone", language))
+                    updates["telephone_rappel"] = None
+        values = {
+            "commune": tracker.get_slot("commune"),
+            "telephone_rappel": tracker.get_slot("telephone_rappel"),
+            **updates,
+        }
+        next_slot = next((s for s in ("commune", "telephone_rappel") if not values.get(s)), None)
+        return [*[SlotSet(k, v) for k, v in updates.items()], SlotSet("requested_slot", next_slot)]
+
+
+class ActionFileCallback(Action):
+    """Files the callback request as a report for the competent unit."""
+
+    def name(self) -> str:
+        return "action_file_callback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        language = language_of(tracker)
+        current = tracker.get_slot("report_type")
+        metadata = tracker.latest_message.get("metadata") or {}
+        body = {
+            "report_type": current if current in REPORT_TYPES else "autre",
+            "commune_insee": tracker.get_slot("commune_insee"),
+            "fields": {"demande": "rappel", "telephone": str(tracker.get_slot("telephone_rappel"))},
+            "conversation_id": tracker.sender_id,
+            "language": language,
+            "channel": metadata.get("channel", "web"),
+            "anonymous": False,
+            "idempotency_key": f"{tracker.sender_id}:rappel:{_last_user_timestamp(tracker)}",
+        }
+        ticket = await _post_report(body)
+        if ticket is None:
+            dispatcher.utter_message(response="utter_report_filing_failed")
+            return [SlotSet("telephone_rappel", None)]
+        destinations = ", ".join(d["agency_name"] for d in ticket.get("destinations", []))
+        dispatcher.utter_message(
+            response="utter_callback_filed",
+            reference=ticket["reference"],
+            destinations=destinations or "Le service compétent",
+        )
+        return [SlotSet("telephone_rappel", None), SlotSet("ticket_reference", ticket["reference"])]
+
+
+def _last_user_timestamp(tracker: Tracker) -> str:
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return str(event.get("timestamp"))
+    return "none"
+
+
+async def _post_report(body: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.post(
+                f"{gateway_url()}/internal/v1/reports",
+                json=body,
+                headers={"Authorization": f"Bearer {internal_token()}"},
+            ) as response:
+                if response.status not in (200, 201):
+                    raise RuntimeError(f"gateway answered HTTP {response.status}")
+                ticket: dict[str, Any] = await response.json()
+                return ticket
+    except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
+        logger.warning("filing failed: %s", type(exc).__name__)
+        return None
+
+
+class ActionStatutTicket(Action):
+    """The status of a ticket by its reference, from the gateway."""
+
+    def name(self) -> str:
+        return "action_statut_ticket"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        language = language_of(tracker)
+        match = REFERENCE_RE.search(str(tracker.latest_message.get("text") or ""))
+        reference = (
+            f"{match.group(1).upper()}-{match.group(2)}-{match.group(3)}"
+            if match
+            else tracker.get_slot("ticket_reference")
+        )
+        if not reference:
+            dispatcher.utter_message(text=text("texts", "status_ask", language))
+            return []
+        try:
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(
+                    f"{gateway_url()}/internal/v1/reports/{reference}",
+                    headers={"Authorization": f"Bearer {internal_token()}"},
+                ) as response:
+                    if response.status == 404:
+                        dispatcher.utter_message(
+                            text=text("texts", "status_unknown", language, reference=reference)
+                        )
+                        return []
+                    if response.status != 200:
+                        raise RuntimeError(f"gateway answered HTTP {response.status}")
+                    ticket = await response.json()
+        except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
+            logger.warning("status lookup failed: %s", type(exc).__name__)
+            dispatcher.utter_message(text=text("texts", "status_unavailable", language))
+            return []
+        dispatcher.utter_message(
+            text=text(
+                "texts",
+                "status_found",
+                language,
+                reference=reference,
+                report_type=text("report_types", str(ticket.get("report_type")), language),
+                status=text("statuses", str(ticket.get("status")), language),
+            )
+        )
+        return []
+
+
+class ActionDefaultFallback(Action):
+    """Low confidence: offer the two or three likeliest report types instead of guessing."""
+
+    def name(self) -> str:
+        return "action_default_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        language = language_of(tracker)
+        ranking = tracker.latest_message.get("intent_ranking") or []
+        likely = [r["name"] for r in ranking if r.get("name") in REPORT_TYPES][:3]
+        if not likely:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        buttons = [
+            {"title": text("report_types", name, language), "payload": f"/{name}"}
+            for name in likely
+        ]
+        buttons.append(
+            {"title": text("texts", "fallback_other", language), "payload": "/aide_menu"}
+        )
+        dispatcher.utter_message(text=text("texts", "fallback_choose", language), buttons=buttons)
+        return []
+
+
 __all__ = [
+    "VALIDATORS",
+    "ActionChooseCorrection",
+    "ActionCorrectReport",
+    "ActionDefaultFallback",
+    "ActionFileCallback",
     "ActionFileReport",
+    "ActionParlerHumain",
     "ActionResetReport",
     "ActionShowSummary",
-    "ValidateIncivilite",
-    "ValidateReportForm",
+    "ActionStatutTicket",
+    "ReportFormValidation",
+    "ValidateRappelForm",
 ]

@@ -124,7 +124,7 @@ def ensure_rasa_env(quiet: bool = False) -> None:
 
 
 def training_files() -> list[Path]:
-    files = [BOT_DIR / "config.yml", BOT_DIR / "domain.yml"]
+    files = [BOT_DIR / "config.yml", *sorted((BOT_DIR / "domain").rglob("*.yml"))]
     files += sorted((BOT_DIR / "data").rglob("*.yml"))
     files += sorted(NLU_TRAIN_DIR.rglob("*.yml"))
     return files
@@ -172,7 +172,7 @@ def ensure_model(force: bool = False, quiet: bool = False) -> Path:
             "--config",
             str(BOT_DIR / "config.yml"),
             "--domain",
-            str(BOT_DIR / "domain.yml"),
+            str(BOT_DIR / "domain"),
             "--data",
             *data_dirs,
             "--out",

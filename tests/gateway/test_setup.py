@@ -34,15 +34,20 @@ def test_model_fingerprint_follows_training_data(
 ) -> None:
     bot = tmp_path / "bot"
     (bot / "data").mkdir(parents=True)
+    (bot / "domain").mkdir(parents=True)
     nlu = tmp_path / "nlu_data" / "train"
     nlu.mkdir(parents=True)
-    for path in (bot / "config.yml", bot / "domain.yml", bot / "data" / "rules.yml", nlu / "a.yml"):
+    domain = bot / "domain" / "base.yml"
+    for path in (bot / "config.yml", domain, bot / "data" / "rules.yml", nlu / "a.yml"):
         path.write_text("version: '3.1'\n")
     monkeypatch.setattr(envsetup, "PROJECT_ROOT", tmp_path)
     monkeypatch.setattr(envsetup, "BOT_DIR", bot)
     monkeypatch.setattr(envsetup, "NLU_TRAIN_DIR", nlu)
     first = envsetup.model_fingerprint()
     assert envsetup.model_fingerprint() == first
+    domain.write_text("version: '3.1'\nintents: [greet]\n")
+    assert envsetup.model_fingerprint() != first
+    first = envsetup.model_fingerprint()
     (nlu / "a.yml").write_text("version: '3.1'\nnlu: []\n")
     assert envsetup.model_fingerprint() != first
     (tmp_path / "nlu_data" / "README.md").write_text("docs do not change the model")

@@ -31,6 +31,8 @@ OTHER_INTENTS = (
     "parler_humain",
     "inform",
     "hors_sujet",
+    "corriger",
+    "demande_rappel",
 )
 ENTITIES = {"commune", "date", "victime", "age", "telephone", "iban", "url"}
 ROLES = {"date": {"depart", "retour"}}

@@ -1,0 +1,178 @@
+"""End to end through the gateway, the trained model and the action server: the report forms
+(OTV rules, danger in the middle of a form, corrections, talk to a human, callback)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+import uuid
+
+import httpx
+import pytest
+
+from webhook.supervisor import Stack
+
+pytestmark = pytest.mark.e2e
+
+REFERENCE_RE = re.compile(r"\b(\d{2,3}|2A|2B)-\d{4}-\d{6}\b")
+
+
+class Chat:
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.sender = uuid.uuid4().hex
+
+    def say(self, text: str | None = None, payload: str | None = None) -> list[dict]:
+        body: dict[str, str] = {"sender": self.sender}
+        if payload is not None:
+            body["payload"] = payload
+        else:
+            body["text"] = text or ""
+        response = self.client.post("/api/v1/chat", json=body)
+        assert response.status_code == 200, response.text
+        messages = response.json()["messages"]
+        assert messages, f"no reply to {body}"
+        return messages
+
+    def text(self, text: str | None = None, payload: str | None = None) -> str:
+        return "\n".join(m.get("text", "") for m in self.say(text, payload))
+
+
+def buttons(messages: list[dict]) -> dict[str, str]:
+    return {b["title"]: b["payload"] for m in messages for b in m.get("buttons", [])}
+
+
+def ticket(stack: Stack, reference: str) -> tuple[str, str, str]:
+    db_path = stack.settings.database_url.split("///", 1)[1]
+    with sqlite3.connect(db_path) as conn:
+        row = conn.execute(
+            "SELECT report_type, commune_insee, fields FROM tickets WHERE reference = ?",
+            (reference,),
+        ).fetchone()
+    assert row is not None, reference
+    return row
+
+
+def _paris_today() -> dt.date:
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=1))).date()
+
+
+def test_holiday_absence_with_police_rules(stack: Stack) -> None:
+    start = _paris_today() + dt.timedelta(days=12)
+    end = start + dt.timedelta(days=14)
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
+        chat = Chat(client)
+        reply = chat.text(
+            f"Bonjour je pars en vacances du {start:%d/%m/%Y} au {end:%d/%m/%Y}, "
+            "pouvez-vous surveiller ma maison ?"
+        )
+        assert "commune" in reply.lower(), reply
+        messages = chat.say("Dole")
+        assert "résidence principale" in "\n".join(m["text"] for m in messages).lower()
+        # Dole is policed by the police nationale: a second home cannot be registered
+        reply = chat.text(payload=buttons(messages)["Résidence secondaire"])
+        assert "résidence principale" in reply and "police nationale" in reply, reply
+        reply = chat.text("c'est ma résidence principale")
+        # the dates were read from the first message: the address comes next
+        assert "adresse" in reply.lower(), reply
+        assert "joindre" in chat.text("12 rue des Lilas").lower()
+        assert "alarme" in chat.text("au 06 11 22 33 44").lower()
+        assert "clés" in chat.text("non").lower()
+        assert "véhicule" in chat.text("oui, ma voisine").lower()
+        summary = chat.text("non")
+        assert "Dole (39)" in summary and "12 rue des Lilas" in summary
+        assert start.strftime("%Y") in summary
+        filed = chat.text("oui")
+    reference = REFERENCE_RE.search(filed)
+    assert reference, filed
+    report_type, insee, fields = ticket(stack, reference.group(0))
+    assert (report_type, insee) == ("absence_vacances", "39198")
+    assert start.isoformat() in fields and end.isoformat() in fields
+
+
+def test_holiday_absence_dates_are_checked(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
+        chat = Chat(client)
+        chat.say(payload="/absence_vacances")
+        messages = chat.say("Arinthod")  # gendarmerie: second homes accepted
+        chat.say(payload=buttons(messages)["Résidence secondaire"])
+        past = _paris_today() - dt.timedelta(days=3)
+        reply = chat.text(f"le {past:%d/%m/%Y}")
+        assert "déjà passée" in reply, reply
+        start = _paris_today() + dt.timedelta(days=5)
+        chat.say(f"le {start:%d/%m/%Y}")
+        reply = chat.text(f"le {start - dt.timedelta(days=2):%d/%m/%Y}")
+        assert "après la date de départ" in reply, reply
+
+
+def test_danger_in_the_middle_of_a_form_gives_the_numbers_first(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
+        chat = Chat(client)
+        chat.say("Des jeunes font du bruit et cassent les boîtes aux lettres de mon immeuble")
+        messages = chat.say("au secours ils sont en train de défoncer ma porte avec une barre")
+        assert "17" in messages[0]["text"] and "112" in messages[0]["text"], messages
+        # then the report goes on: the question asked is asked again
+        assert any("Où" in m["text"] for m in messages[1:]), messages
+
+
+def test_summary_correction_of_the_commune(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
+        chat = Chat(client)
+        chat.say("Il y a du trafic de drogue tous les soirs dans le hall de mon immeuble")
+        chat.say("dans le hall du bâtiment B")
+        chat.say("tous les soirs après 21 h")
+        summary = chat.say("Dole")
+        assert "/corriger" in buttons(summary).values()
+        choose = chat.say(payload="/corriger")
+        commune_button = next(p for t, p in buttons(choose).items() if "Commune" in t)
+        assert "commune" in chat.text(payload=commune_button).lower()
+        summary_text = chat.text("Lons-le-Saunier")
+        assert "Lons-le-Saunier (39)" in summary_text and "Dole" not in summary_text
+        filed = chat.text("oui")
+    reference = REFERENCE_RE.search(filed)
+    assert reference, filed
+    assert ticket(stack, reference.group(0))[:2] == ("drogue_trafic", "39300")
+
+
+def test_talk_to_a_human_gives_the_unit_and_files_a_callback(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
+        chat = Chat(client)
+        chat.say(payload="/vol_cambriolage")
+        chat.say("On a volé mon vélo dans le garage")
+        chat.say("hier soir")
+        chat.say("dans mon garage")
+        chat.say("Arinthod")  # summary
+        messages = chat.say("je voudrais parler à quelqu'un")
+        reply = "\n".join(m["text"] for m in messages)
+        assert "03 84 44 93 24" in reply and "Arinthod" in reply, reply  # from the data
+        callback = buttons(messages)
+        assert "/demande_rappel" in callback.values()
+        reply = chat.text(payload="/demande_rappel")
+        # the commune is already known: only the phone number is asked
+        assert "téléphone" in reply.lower(), reply
+        assert "reconnu" in chat.text("je sais pas").lower()
+        filed = chat.text("06 12 34 56 78")
+    reference = REFERENCE_RE.search(filed)
+    assert reference, filed
+    _, insee, fields = ticket(stack, reference.group(0))
+    assert insee == "39016" and "rappel" in fields
+
+
+def test_scam_with_money_lost_gives_bank_steps(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
+        chat = Chat(client)
+        reply = chat.text(
+            "Un faux conseiller bancaire a appelé ma grand-mère, il venait du 06 98 76 54 32 "
+            "et lui a fait valider des virements"
+        )
+        # the kind of scam and the scammer's number were read from the first message
+        assert "argent" in reply.lower(), reply
+        reply = chat.text(payload='/inform{"reponse":"oui"}')
+        assert "banque" in reply and "Perceval" in reply, reply
+        chat.say(payload='/inform{"reponse":"oui"}')  # senior
+        summary = chat.text("Manosque")
+        assert "06 98 76 54 32" in summary and "Faux conseiller bancaire" in summary, summary
+        filed = chat.text("oui")
+    reference = REFERENCE_RE.search(filed)
+    assert reference and reference.group(0).startswith("04-"), filed
