@@ -193,7 +193,18 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 and requested not in ("description", "commune", "personne", "lieu")
             ):
                 return []  # change of topic: the rule of the other report type takes over
-            if requested in form.slots:
+            danger_now = (
+                bool(message)
+                and not is_payload
+                and safety.assess(message, language).immediate_danger
+            )
+            if danger_now and requested not in ("description", "danger_now", "commune"):
+                # A cry for help is not the answer to the question asked: it is kept with the
+                # description and the question is asked again after the emergency numbers.
+                before = str(values.get("description") or "")
+                updates["description"] = (before + "\n" + message.strip())[:MAX_FIELD_CHARS]
+                updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
+            elif requested in form.slots:
                 updates.update(
                     self._answer(requested, message, intent, tracker, dispatcher, language)
                 )
