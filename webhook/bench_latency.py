@@ -320,6 +320,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             runner.run(levels, args.messages, args.rounds, args.warmup, not args.separate)
         )
         results = report(cells, levels)
+        if stack is not None:
+            # The gateway answers from its guided mode when Rasa fails (degraded mode): such
+            # answers would not be a measurement of the gateway in front of Rasa.
+            log = stack.process("gateway").log_path.read_text(errors="replace")
+            fallbacks = log.count("Rasa REST channel failed")
+            results["gateway_rasa_failures"] = fallbacks
+            print(f"Gateway calls to Rasa that failed (degraded-mode answers): {fallbacks}")
         if args.json:
             args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     finally:

@@ -238,7 +238,10 @@ def clean_text(raw: str) -> str:
         if category in ("Cc", "Cs") or ch in _DROP_CHARS:
             continue
         kept.append(ch)
-    return unicodedata.normalize("NFC", "".join(kept)).strip()
+    text = unicodedata.normalize("NFC", "".join(kept)).strip()
+    # Typed text is never a command: "/affirm" or "/inform{...}" typed by hand would otherwise
+    # reach Rasa as an intent (buttons use the payload field, not text).
+    return text.lstrip("/").strip()
 
 
 # ----------------------------------------------------------------------------- the turn
