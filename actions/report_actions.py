@@ -181,6 +181,13 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             updates["report_type"] = self.report_type
             if not is_payload and message.strip() and intent in REPORT_TYPES:
                 updates["description"] = message.strip()[:MAX_FIELD_CHARS]
+            elif is_payload and not values.get("description"):
+                # The type was picked from the low-confidence buttons: the message that was not
+                # understood well enough is the description.
+                unclear = _previous_unclear_message(tracker)
+                if unclear:
+                    updates["description"] = unclear[:MAX_FIELD_CHARS]
+                    updates.update(self._spotted(unclear, tracker, values, dispatcher, language))
             if not is_payload:
                 updates.update(self._spotted(message, tracker, values, dispatcher, language))
         else:
@@ -336,6 +343,19 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 updates["date_retour"] = None
             else:
                 updates["date_retour"] = None
+
+
+def _previous_unclear_message(tracker: Tracker) -> str | None:
+    """Text of the user message before the latest one, if NLU found it too unclear."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    if len(users) < 2:
+        return None
+    previous = users[-2]
+    intent = ((previous.get("parse_data") or {}).get("intent") or {}).get("name")
+    text_ = str(previous.get("text") or "")
+    if intent == "nlu_fallback" and text_ and not text_.startswith("/"):
+        return text_
+    return None
 
 
 def _date(value: Any) -> dt.date | None:
@@ -710,11 +730,15 @@ class ActionStatutTicket(Action):
         return []
 
 
-class ActionDefaultFallback(Action):
-    """Low confidence: offer the two or three likeliest report types instead of guessing."""
+class ActionLowConfidence(Action):
+    """Low NLU confidence: offer the two or three likeliest report types instead of guessing.
+
+    (Rasa's own action_default_fallback stays in charge of low dialogue confidence: it answers
+    utter_default and forgets the message, so it cannot loop.)
+    """
 
     def name(self) -> str:
-        return "action_default_fallback"
+        return "action_low_confidence"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -740,9 +764,9 @@ __all__ = [
     "VALIDATORS",
     "ActionChooseCorrection",
     "ActionCorrectReport",
-    "ActionDefaultFallback",
     "ActionFileCallback",
     "ActionFileReport",
+    "ActionLowConfidence",
     "ActionParlerHumain",
     "ActionResetReport",
     "ActionShowSummary",
