@@ -39,7 +39,15 @@ INSEE_PAYLOAD_PREFIX = "insee:"
 MAX_FIELD_CHARS = 2000
 # Intents that never answer a form's question: the form steps aside and a rule answers them.
 INTERRUPTING_INTENTS = frozenset(
-    {"annuler", "parler_humain", "aide_menu", "statut_ticket", "hors_sujet", "corriger"}
+    {
+        "annuler",
+        "parler_humain",
+        "aide_menu",
+        "statut_ticket",
+        "hors_sujet",
+        "corriger",
+        "set_language",
+    }
 )
 TOPIC_CHANGE_CONFIDENCE = 0.85
 REFERENCE_RE = re.compile(r"\b(\d[0-9AB]|\d{3}|FR)-(\d{4})-(\d{6})\b", re.IGNORECASE)
