@@ -4,8 +4,10 @@ Sends the same conversations (greetings and report descriptions: no emergency, n
 through the gateway (``POST /api/v1/chat``) and directly to Rasa's REST channel
 (``POST /webhooks/rest/webhook``), at each concurrency level (concurrent conversations), and
 prints the median and p95 latency of both paths and their ratio. The gateway's target overhead
-is at most 10 %. Both paths are measured alternately, in several rounds, so that a change of
-load on the machine affects both alike.
+is at most 10 %. By default each concurrent worker sends its successive conversations through
+the two paths in turn, so that both paths are measured under the same load (the machine may be
+shared); ``--separate`` measures them in separate phases instead, alternating their order over
+the rounds.
 
 Without ``--gateway-url``/``--rasa-url`` it starts its own stack (Rasa, action server, gateway on
 free ports, temporary SQLite file) with the current model (``TRANQUILLITE_MODEL`` if set).
@@ -128,22 +130,31 @@ class Runner:
         elapsed = time.perf_counter() - started
         return elapsed if response.status_code == 200 else None
 
-    async def phase(self, path: str, concurrency: int, total: int) -> Cell:
-        """``total`` messages over ``concurrency`` concurrent conversations on one path."""
-        cell = Cell()
-        remaining = [total]
+    async def phase(self, paths: Sequence[str], concurrency: int, total: int) -> dict[str, Cell]:
+        """``total`` messages per path over ``concurrency`` concurrent conversations.
+
+        With several paths, each worker sends its successive conversations through them in
+        turn, so that at any time the paths share the same load (paired measurement)."""
+        cells = {path: Cell() for path in paths}
+        remaining = dict.fromkeys(paths, total)
         limits = httpx.Limits(
             max_connections=concurrency + 2, max_keepalive_connections=concurrency
         )
 
         async def worker(client: httpx.AsyncClient, index: int) -> None:
             scripts = itertools.cycle(CONVERSATIONS[index % len(CONVERSATIONS) :] + CONVERSATIONS)
-            while remaining[0] > 0:
+            for turn in itertools.count(index):
+                # this conversation's path: the next in turn that still has messages to send
+                candidates = [paths[(turn + k) % len(paths)] for k in range(len(paths))]
+                path = next((p for p in candidates if remaining[p] > 0), None)
+                if path is None:
+                    return
+                cell = cells[path]
                 sender = self._new_sender(path)
                 for text in next(scripts):
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
+                    if remaining[path] <= 0:
+                        break
+                    remaining[path] -= 1
                     latency = await self._send(client, path, sender, text)
                     if latency is None:
                         cell.errors += 1
@@ -153,32 +164,35 @@ class Runner:
         async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
             started = time.perf_counter()
             await asyncio.gather(*(worker(client, i) for i in range(concurrency)))
-            cell.wall = time.perf_counter() - started
-        return cell
+            wall = time.perf_counter() - started
+        for cell in cells.values():
+            cell.wall = wall
+        return cells
 
     async def run(
-        self, levels: Sequence[int], messages: int, rounds: int, warmup: int
+        self, levels: Sequence[int], messages: int, rounds: int, warmup: int, mixed: bool
     ) -> dict[tuple[int, str], Cell]:
-        for path in PATHS:
-            await self.phase(path, 1, warmup)
+        await self.phase(PATHS, 1, warmup)
         cells = {(c, p): Cell() for c in levels for p in PATHS}
         for round_index in range(rounds):
             order = PATHS if round_index % 2 == 0 else tuple(reversed(PATHS))
             for level in levels:
-                for path in order:
-                    cell = await self.phase(path, level, messages)
-                    total = cells[(level, path)]
-                    total.latencies += cell.latencies
-                    total.errors += cell.errors
-                    total.wall += cell.wall
-                    print(
-                        f"  round {round_index + 1}/{rounds}, {level:2d} conversation(s), "
-                        f"{path:7}: median {statistics.median(cell.latencies) * 1000:7.1f} ms"
-                        if cell.latencies
-                        else f"  round {round_index + 1}: {path} failed",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                groups = [order] if mixed else [(path,) for path in order]
+                for group in groups:
+                    measured = await self.phase(group, level, messages)
+                    for path, cell in measured.items():
+                        total = cells[(level, path)]
+                        total.latencies += cell.latencies
+                        total.errors += cell.errors
+                        total.wall += cell.wall
+                        print(
+                            f"  round {round_index + 1}/{rounds}, {level:2d} conversation(s), "
+                            f"{path:7}: median {statistics.median(cell.latencies) * 1000:7.1f} ms"
+                            if cell.latencies
+                            else f"  round {round_index + 1}: {path} failed",
+                            file=sys.stderr,
+                            flush=True,
+                        )
         return cells
 
 
@@ -246,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")
     parser.add_argument("--warmup", type=int, default=8, help="unmeasured messages per path")
+    parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="measure each path in its own phase (default: the two paths alternate conversation "
+        "by conversation in the same phase, so that both see the same load)",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
@@ -290,11 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
         print(
             f"Benchmark: {args.messages} messages per path, level and round, {args.rounds} "
-            f"rounds, levels {levels}; {os.cpu_count()} CPUs, load average {load:.2f}",
+            f"rounds, levels {levels}, paths "
+            f"{'in separate phases' if args.separate else 'alternating in the same phase'}; "
+            f"{os.cpu_count()} CPUs, load average {load:.2f}",
             flush=True,
         )
         runner = Runner(gateway_url, rasa_url, args.timeout)
-        cells = asyncio.run(runner.run(levels, args.messages, args.rounds, args.warmup))
+        cells = asyncio.run(
+            runner.run(levels, args.messages, args.rounds, args.warmup, not args.separate)
+        )
         results = report(cells, levels)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

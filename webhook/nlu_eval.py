@@ -223,8 +223,8 @@ def evaluate(
             "safety_layer_false_alarm_rate": sum(1 for s, _ in on_safe if s) / len(safe_texts),
             "triage_recall": 1 - len(missed_triage) / len(danger_texts),
             "triage_false_alarm_rate": sum(1 for _, c in on_safe if c) / len(safe_texts),
-            "missed_by_safety_layer": missed_safety,
-            "missed_by_triage": missed_triage,
+            "missed_by_safety_layer": [danger_texts[i] for i in missed_safety],
+            "missed_by_triage": [danger_texts[i] for i in missed_triage],
         },
         "timing": {
             "startup_seconds": worker.start_seconds,
@@ -307,11 +307,8 @@ def render(figures: dict[str, Any]) -> str:
         f"recall, triage (safety + classifier):    {danger['triage_recall']:.3f}  "
         f"false alarms: {danger['triage_false_alarm_rate']:.3f}",
     ]
-    if danger["missed_by_safety_layer"]:
-        out.append(
-            "missed by the safety layer (index in immediate_danger): "
-            + ", ".join(str(i) for i in danger["missed_by_safety_layer"])
-        )
+    for text in danger["missed_by_safety_layer"]:  # labelled test data, not citizens' messages
+        out.append(f"  missed by the safety layer: {text}")
     out += [
         "",
         "== Time ==",

@@ -24,7 +24,7 @@ from webhook.telegram_channel import MAX_CALLBACK_DATA
 pytestmark = pytest.mark.e2e
 
 REFERENCE_RE = re.compile(r"\b(\d{2,3}|2A|2B)-\d{4}-\d{6}\b")
-HTML_PLACE = "<b>derrière le stade</b> <script>alert(1)</script>"
+HTML_DESCRIPTION = "Des dépôts sauvages de sacs poubelle <script>alert(1)</script>"
 
 
 def buttons(call: Call) -> list[dict[str, Any]]:
@@ -94,8 +94,8 @@ def test_whole_report_on_telegram(stack: Stack, fake_api: FakeBotAPI, gateway_pr
     asked = user.press(with_buttons(greeting), "Bruit, dépôts sauvages")
     assert fake_api.calls_of("editMessageReplyMarkup", chat_id=user.chat_id)  # keyboard removed
     assert asked, "the bot asks for the description"
-    assert "Où" in text_of(user.say("Des dépôts sauvages de sacs poubelle"))
-    assert "Depuis quand" in text_of(user.say(HTML_PLACE))
+    assert "Où" in text_of(user.say(HTML_DESCRIPTION))
+    assert "Depuis quand" in text_of(user.say("derrière le stade"))
 
     asked_commune = user.say("depuis un mois")
     assert "commune" in text_of(asked_commune).lower()
@@ -111,7 +111,7 @@ def test_whole_report_on_telegram(stack: Stack, fake_api: FakeBotAPI, gateway_pr
     summary = user.press(with_buttons(choices), "(39")
     summary_text = text_of(summary)
     assert "Saint-Claude (39)" in summary_text
-    assert HTML_PLACE in summary_text  # shown as typed: plain text
+    assert HTML_DESCRIPTION in summary_text  # shown as typed: plain text
     assert all("parse_mode" not in c.params for c in fake_api.calls_of("sendMessage"))
 
     # A forged webhook call (bad secret) saying "oui" is rejected and files nothing.

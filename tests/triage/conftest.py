@@ -16,6 +16,7 @@ import pytest
 from webhook.config import PROJECT_ROOT
 
 ANSWER_TIMEOUT = 120.0
+STARTUP_TIMEOUT = 900.0  # model load; minutes on a loaded 2-core machine
 
 
 class TriageProcess:
@@ -34,8 +35,13 @@ class TriageProcess:
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
-        threading.Thread(target=self._pump, args=(self.popen.stdout,), daemon=True).start()
-        threading.Thread(target=self._drain, args=(self.popen.stderr,), daemon=True).start()
+        self.ready = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.popen.stdout,), daemon=True),
+            threading.Thread(target=self._drain, args=(self.popen.stderr,), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def _pump(self, stream: IO[str]) -> None:
         for line in stream:
@@ -45,6 +51,9 @@ class TriageProcess:
     def _drain(self, stream: IO[str]) -> None:
         for line in stream:
             self.stderr.append(line)
+            if line.startswith("triage: model ready"):
+                self.ready.set()
+        self.ready.set()  # stopped: the next read reports it
 
     def send(self, *lines: str) -> None:
         assert self.popen.stdin is not None
@@ -78,13 +87,20 @@ class TriageProcess:
             self.popen.kill()
             self.popen.wait()
             raise
+        finally:
+            for thread in self._threads:
+                thread.join(timeout=10)
+            for stream in (self.popen.stdout, self.popen.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 @pytest.fixture(scope="session")
 def triage(trained_model: Path) -> Iterator[TriageProcess]:
     process = TriageProcess(trained_model)
     try:
+        if not process.ready.wait(STARTUP_TIMEOUT):
+            pytest.fail(f"triage did not load the model within {STARTUP_TIMEOUT} s")
         yield process
     finally:
-        if process.popen.poll() is None:
-            process.close()
+        process.close()
