@@ -50,6 +50,8 @@ INTERRUPTING_INTENTS = frozenset(
     }
 )
 TOPIC_CHANGE_CONFIDENCE = 0.85
+# An answer to a free-text question interrupts the form only when the classifier is this sure.
+FREE_TEXT_INTERRUPT_CONFIDENCE = 0.7
 REFERENCE_RE = re.compile(r"\b(\d[0-9AB]|\d{3}|FR)-(\d{4})-(\d{6})\b", re.IGNORECASE)
 # Slots that describe a report; reset together after filing or cancelling.
 REPORT_SLOTS = (
@@ -199,7 +201,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             if not is_payload:
                 updates.update(self._spotted(message, tracker, values, dispatcher, language))
         else:
-            if intent in INTERRUPTING_INTENTS and not _entity(tracker, "reponse"):
+            if self._interrupts(intent, confidence, requested, message, tracker):
                 return []  # the form steps aside: a rule answers, then the form resumes
             if (
                 intent in REPORT_TYPES
@@ -252,6 +254,27 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         events: list[EventType] = [SlotSet(k, v) for k, v in updates.items()]
         events.append(SlotSet("requested_slot", next_slot))
         return events
+
+    @staticmethod
+    def _interrupts(
+        intent: str | None,
+        confidence: float,
+        requested: str | None,
+        message: str,
+        tracker: Tracker,
+    ) -> bool:
+        """Does this message interrupt the form (cancel, help, status...) or answer it?"""
+        if intent not in INTERRUPTING_INTENTS or _entity(tracker, "reponse"):
+            return False
+        if message.startswith("/"):
+            return True  # a button or the gateway's language switch
+        question = forms.spec().questions.get(requested or "")
+        free_text = question is not None and question.kind == "text"
+        if intent == "statut_ticket" and not REFERENCE_RE.search(message):
+            return False  # asking about a ticket needs its reference
+        if free_text and intent == "hors_sujet":
+            return False  # any wording answers a free question
+        return not (free_text and confidence < FREE_TEXT_INTERRUPT_CONFIDENCE)
 
     # -------------------------------------------------------------- reading the answer
 
