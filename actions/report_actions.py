@@ -39,9 +39,19 @@ INSEE_PAYLOAD_PREFIX = "insee:"
 MAX_FIELD_CHARS = 2000
 # Intents that never answer a form's question: the form steps aside and a rule answers them.
 INTERRUPTING_INTENTS = frozenset(
-    {"annuler", "parler_humain", "aide_menu", "statut_ticket", "hors_sujet", "corriger"}
+    {
+        "annuler",
+        "parler_humain",
+        "aide_menu",
+        "statut_ticket",
+        "hors_sujet",
+        "corriger",
+        "set_language",
+    }
 )
 TOPIC_CHANGE_CONFIDENCE = 0.85
+# An answer to a free-text question interrupts the form only when the classifier is this sure.
+FREE_TEXT_INTERRUPT_CONFIDENCE = 0.7
 REFERENCE_RE = re.compile(r"\b(\d[0-9AB]|\d{3}|FR)-(\d{4})-(\d{6})\b", re.IGNORECASE)
 # Slots that describe a report; reset together after filing or cancelling.
 REPORT_SLOTS = (
@@ -181,10 +191,17 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             updates["report_type"] = self.report_type
             if not is_payload and message.strip() and intent in REPORT_TYPES:
                 updates["description"] = message.strip()[:MAX_FIELD_CHARS]
+            elif is_payload and not values.get("description"):
+                # The type was picked from the low-confidence buttons: the message that was not
+                # understood well enough is the description.
+                unclear = _previous_unclear_message(tracker)
+                if unclear:
+                    updates["description"] = unclear[:MAX_FIELD_CHARS]
+                    updates.update(self._spotted(unclear, tracker, values, dispatcher, language))
             if not is_payload:
                 updates.update(self._spotted(message, tracker, values, dispatcher, language))
         else:
-            if intent in INTERRUPTING_INTENTS and not _entity(tracker, "reponse"):
+            if self._interrupts(intent, confidence, requested, message, tracker):
                 return []  # the form steps aside: a rule answers, then the form resumes
             if (
                 intent in REPORT_TYPES
@@ -237,6 +254,27 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         events: list[EventType] = [SlotSet(k, v) for k, v in updates.items()]
         events.append(SlotSet("requested_slot", next_slot))
         return events
+
+    @staticmethod
+    def _interrupts(
+        intent: str | None,
+        confidence: float,
+        requested: str | None,
+        message: str,
+        tracker: Tracker,
+    ) -> bool:
+        """Does this message interrupt the form (cancel, help, status...) or answer it?"""
+        if intent not in INTERRUPTING_INTENTS or _entity(tracker, "reponse"):
+            return False
+        if message.startswith("/"):
+            return True  # a button or the gateway's language switch
+        question = forms.spec().questions.get(requested or "")
+        free_text = question is not None and question.kind == "text"
+        if intent == "statut_ticket" and not REFERENCE_RE.search(message):
+            return False  # asking about a ticket needs its reference
+        if free_text and intent == "hors_sujet":
+            return False  # any wording answers a free question
+        return not (free_text and confidence < FREE_TEXT_INTERRUPT_CONFIDENCE)
 
     # -------------------------------------------------------------- reading the answer
 
@@ -336,6 +374,19 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 updates["date_retour"] = None
             else:
                 updates["date_retour"] = None
+
+
+def _previous_unclear_message(tracker: Tracker) -> str | None:
+    """Text of the user message before the latest one, if NLU found it too unclear."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    if len(users) < 2:
+        return None
+    previous = users[-2]
+    intent = ((previous.get("parse_data") or {}).get("intent") or {}).get("name")
+    text_ = str(previous.get("text") or "")
+    if intent == "nlu_fallback" and text_ and not text_.startswith("/"):
+        return text_
+    return None
 
 
 def _date(value: Any) -> dt.date | None:
@@ -710,11 +761,15 @@ class ActionStatutTicket(Action):
         return []
 
 
-class ActionDefaultFallback(Action):
-    """Low confidence: offer the two or three likeliest report types instead of guessing."""
+class ActionLowConfidence(Action):
+    """Low NLU confidence: offer the two or three likeliest report types instead of guessing.
+
+    (Rasa's own action_default_fallback stays in charge of low dialogue confidence: it answers
+    utter_default and forgets the message, so it cannot loop.)
+    """
 
     def name(self) -> str:
-        return "action_default_fallback"
+        return "action_low_confidence"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -740,9 +795,9 @@ __all__ = [
     "VALIDATORS",
     "ActionChooseCorrection",
     "ActionCorrectReport",
-    "ActionDefaultFallback",
     "ActionFileCallback",
     "ActionFileReport",
+    "ActionLowConfidence",
     "ActionParlerHumain",
     "ActionResetReport",
     "ActionShowSummary",

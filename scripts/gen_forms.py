@@ -32,6 +32,7 @@ INTERRUPTIONS = {
     "aide_menu": "utter_form_menu",
     "hors_sujet": "utter_form_hors_sujet",
     "statut_ticket": "action_statut_ticket",
+    "set_language": "utter_language_set",
 }
 
 

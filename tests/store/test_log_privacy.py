@@ -31,12 +31,17 @@ def test_no_personal_data_in_any_log(stack: Stack) -> None:
     sender = uuid.uuid4().hex
     with httpx.Client(base_url=stack.settings.gateway_url, timeout=60) as client:
         say(client, sender, "Bonjour")
-        say(
-            client,
-            sender,
-            f"Mon voisin {NAME} met la musique à fond toutes les nuits, "
-            f"vous pouvez me rappeler au {PHONE}",
-        )
+        first = client.post(
+            "/api/v1/chat",
+            json={
+                "sender": sender,
+                "text": f"Mon voisin {NAME} met la musique à fond toutes les nuits, "
+                f"vous pouvez me rappeler au {PHONE}",
+            },
+        ).json()["messages"]
+        payloads = [b["payload"] for m in first for b in m.get("buttons", [])]
+        if "/incivilite" in payloads:  # a mixed message: the bot asks which subject it is
+            client.post("/api/v1/chat", json={"sender": sender, "payload": "/incivilite"})
         say(client, sender, f"Au 17 {STREET}, devant chez {NAME}")
         say(client, sender, f"toutes les nuits, appelez {PHONE}")
         say(client, sender, "Dole")
