@@ -76,7 +76,7 @@ class OutboxConfig:
     smtp_user: str = ""
     smtp_password: str = ""
     # base URL of the agency dashboard, for links in e-mails and webhooks
-    dashboard_url: str = "http://127.0.0.1:8080/dashboard"
+    dashboard_url: str = "http://127.0.0.1:8080/agence"
 
     @classmethod
     def from_env(cls, gateway_url: str = "http://127.0.0.1:8080") -> OutboxConfig:
@@ -100,7 +100,7 @@ class OutboxConfig:
             smtp_user=env("TRANQUILLITE_SMTP_USER", ""),
             smtp_password=env("TRANQUILLITE_SMTP_PASSWORD", ""),
             dashboard_url=(
-                env("TRANQUILLITE_DASHBOARD_URL", "") or f"{gateway_url.rstrip('/')}/dashboard"
+                env("TRANQUILLITE_DASHBOARD_URL", "") or f"{gateway_url.rstrip('/')}/agence"
             ),
         )
 
