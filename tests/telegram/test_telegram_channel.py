@@ -256,3 +256,29 @@ async def test_gateway_starts_while_telegram_is_unreachable_and_connects_later(
         finally:
             await asyncio.to_thread(late_api.stop)
     assert sent[0].params["text"] == TEXT_ONLY
+
+
+async def test_agency_status_change_is_pushed_to_the_telegram_chat(
+    fake_api: FakeBotAPI, telegram_settings: Settings, running_app: Any
+) -> None:
+    """Ticket filed from Telegram → an agency acknowledges it → the outbox pushes the notice."""
+    from webhook import lifecycle, tickets
+
+    async with running_app(telegram_settings) as gw:
+        ticket, _ = await tickets.file_report(
+            gw.app.state.sessions,
+            tickets.NewReport(
+                report_type="incivilite",
+                commune_insee="39198",
+                fields={"description": "tapage nocturne"},
+                channel="telegram",
+                conversation_id="telegram-777",
+            ),
+        )
+        await lifecycle.acknowledge(gw.app.state.sessions, ticket.id, "agent-test")
+        calls = await fake_api.await_for("sendMessage", count=1, chat_id=777, timeout=60)
+        await fake_api.await_quiet(2.0)
+    texts = [str(c.params.get("text", "")) for c in fake_api.calls_of("sendMessage", chat_id=777)]
+    assert calls and any(ticket.reference in text for text in texts), texts
+    assert any("pris en compte" in text for text in texts), texts
+    assert all("tapage" not in text for text in texts)  # the notice carries no report content
