@@ -81,6 +81,12 @@ class ReportIn(BaseModel):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    if not logging.getLogger().handlers:
+        # Under uvicorn alone nothing configures the root logger: the gateway's own INFO lines
+        # (ticket filed, delivery done — never message text) go to its log file too.
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
