@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s"
         )
+    # httpx logs every request URL at INFO: a Telegram URL carries the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
