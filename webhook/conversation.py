@@ -238,10 +238,13 @@ def clean_text(raw: str) -> str:
         if category in ("Cc", "Cs") or ch in _DROP_CHARS:
             continue
         kept.append(ch)
-    text = unicodedata.normalize("NFC", "".join(kept)).strip()
-    # Typed text is never a command: "/affirm" or "/inform{...}" typed by hand would otherwise
-    # reach Rasa as an intent (buttons use the payload field, not text).
-    return text.lstrip("/").strip()
+    return unicodedata.normalize("NFC", "".join(kept)).strip()
+
+
+def clean_typed_text(raw: str) -> str:
+    """Typed text is never a command: "/affirm" or "/inform{...}" typed by hand would otherwise
+    reach Rasa as an intent (buttons use the payload field, not text)."""
+    return clean_text(raw).lstrip("/").strip()
 
 
 # ----------------------------------------------------------------------------- the turn
@@ -304,7 +307,7 @@ async def _turn(
             return TurnResult(
                 [replies.Reply(text=message)], problem="too_long", language=state.language
             )
-        text = clean_text(raw)
+        text = clean_typed_text(raw)
         if not text:
             empty = replies.message("empty_message", state.language)
             if state.mode == "guided":  # the open guided report is kept: ask again

@@ -239,7 +239,10 @@ async def test_english_is_answered_by_rasa_after_set_language(
         assert reply.json()["language"] == "en"
         sent = fake_rasa.received
         assert [r["message"] for r in sent] == ['/set_language{"language": "en"}', english]
-        assert all(r["metadata"] == {"channel": "web", "language": "en"} for r in sent)
+        assert all(
+            r["metadata"] == {"channel": "web", "language": "en", "safety_checked": True}
+            for r in sent
+        )
         await gw.say("ok")  # too short to switch: still English, no new /set_language
         assert fake_rasa.messages()[-1] == "ok"
         assert fake_rasa.received[-1]["metadata"]["language"] == "en"

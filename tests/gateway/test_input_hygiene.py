@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.conversation import clean_text
+from webhook.conversation import clean_text, clean_typed_text
 
 
 @pytest.mark.parametrize(
@@ -20,5 +20,9 @@ from webhook.conversation import clean_text
         ("ligne 1\r\nligne 2", "ligne 1\nligne 2"),
     ],
 )
-def test_clean_text(raw: str, expected: str) -> None:
-    assert clean_text(raw) == expected
+def test_clean_typed_text(raw: str, expected: str) -> None:
+    assert clean_typed_text(raw) == expected
+
+
+def test_payloads_keep_their_slash() -> None:
+    assert clean_text('/choisir_commune{"commune_insee":"insee:39478"}').startswith("/")
