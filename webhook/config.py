@@ -16,7 +16,7 @@ T = TypeVar("T", int, float)
 PROJECT_ROOT = Path(os.environ.get("TRANQUILLITE_HOME", Path(__file__).resolve().parents[1]))
 
 
-def _number(name: str, default: T, cast: Callable[[str], T]) -> T:
+def env_number(name: str, default: T, cast: Callable[[str], T]) -> T:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -58,24 +58,24 @@ class Settings:
     def from_env(cls) -> Settings:
         var_dir = Path(os.environ.get("TRANQUILLITE_VAR_DIR", str(PROJECT_ROOT / "var")))
         host = os.environ.get("TRANQUILLITE_HOST", "127.0.0.1")
-        rasa_port = _number("TRANQUILLITE_RASA_PORT", 5005, int)
+        rasa_port = env_number("TRANQUILLITE_RASA_PORT", 5005, int)
         database_url = os.environ.get("TRANQUILLITE_DATABASE_URL") or (
             f"sqlite+aiosqlite:///{var_dir / 'tranquillite.db'}"
         )
         return cls(
             host=host,
-            gateway_port=_number("TRANQUILLITE_GATEWAY_PORT", 8080, int),
+            gateway_port=env_number("TRANQUILLITE_GATEWAY_PORT", 8080, int),
             rasa_port=rasa_port,
-            actions_port=_number("TRANQUILLITE_ACTIONS_PORT", 5055, int),
+            actions_port=env_number("TRANQUILLITE_ACTIONS_PORT", 5055, int),
             var_dir=var_dir,
             database_url=database_url,
             rasa_url=os.environ.get("TRANQUILLITE_RASA_URL", f"http://{host}:{rasa_port}"),
             internal_token=os.environ.get("TRANQUILLITE_INTERNAL_TOKEN", ""),
-            rasa_timeout=_number("TRANQUILLITE_RASA_TIMEOUT", 15.0, float),
-            max_message_chars=_number("TRANQUILLITE_MAX_MESSAGE_CHARS", 2000, int),
+            rasa_timeout=env_number("TRANQUILLITE_RASA_TIMEOUT", 15.0, float),
+            max_message_chars=env_number("TRANQUILLITE_MAX_MESSAGE_CHARS", 2000, int),
             auto_migrate=os.environ.get("TRANQUILLITE_AUTO_MIGRATE", "1") not in ("0", "false"),
-            rate_limit_burst=_number("TRANQUILLITE_RATE_LIMIT_BURST", 20, int),
-            rate_limit_per_minute=_number("TRANQUILLITE_RATE_LIMIT_PER_MINUTE", 60.0, float),
+            rate_limit_burst=env_number("TRANQUILLITE_RATE_LIMIT_BURST", 20, int),
+            rate_limit_per_minute=env_number("TRANQUILLITE_RATE_LIMIT_PER_MINUTE", 60.0, float),
             cors_origins=tuple(
                 o.strip()
                 for o in os.environ.get("TRANQUILLITE_CORS_ORIGINS", "*").split(",")

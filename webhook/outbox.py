@@ -31,6 +31,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webhook import lifecycle, notify
+from webhook.config import env_number
 from webhook.db import (
     AgencyChannel,
     CitizenMessage,
@@ -46,16 +47,6 @@ logger = logging.getLogger(__name__)
 
 AGENCY_KINDS = ("dashboard", "email", "webhook")
 Sessions = async_sessionmaker[AsyncSession]
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -86,15 +77,15 @@ class OutboxConfig:
             raise SystemExit(f"TRANQUILLITE_OUTBOX_WORKER must be embedded or off, got {mode!r}")
         return cls(
             mode=mode,
-            poll_seconds=_env_number("TRANQUILLITE_OUTBOX_POLL_SECONDS", 1.0),
-            batch_size=int(_env_number("TRANQUILLITE_OUTBOX_BATCH", 20)),
-            lease_seconds=_env_number("TRANQUILLITE_OUTBOX_LEASE_SECONDS", 120.0),
-            max_attempts=int(_env_number("TRANQUILLITE_OUTBOX_MAX_ATTEMPTS", 8)),
-            backoff_base=_env_number("TRANQUILLITE_OUTBOX_BACKOFF_SECONDS", 30.0),
-            backoff_max=_env_number("TRANQUILLITE_OUTBOX_BACKOFF_MAX_SECONDS", 3600.0),
-            delivery_timeout=_env_number("TRANQUILLITE_OUTBOX_TIMEOUT_SECONDS", 30.0),
+            poll_seconds=env_number("TRANQUILLITE_OUTBOX_POLL_SECONDS", 1.0, float),
+            batch_size=env_number("TRANQUILLITE_OUTBOX_BATCH", 20, int),
+            lease_seconds=env_number("TRANQUILLITE_OUTBOX_LEASE_SECONDS", 120.0, float),
+            max_attempts=env_number("TRANQUILLITE_OUTBOX_MAX_ATTEMPTS", 8, int),
+            backoff_base=env_number("TRANQUILLITE_OUTBOX_BACKOFF_SECONDS", 30.0, float),
+            backoff_max=env_number("TRANQUILLITE_OUTBOX_BACKOFF_MAX_SECONDS", 3600.0, float),
+            delivery_timeout=env_number("TRANQUILLITE_OUTBOX_TIMEOUT_SECONDS", 30.0, float),
             smtp_host=env("TRANQUILLITE_SMTP_HOST", ""),
-            smtp_port=int(_env_number("TRANQUILLITE_SMTP_PORT", 25)),
+            smtp_port=env_number("TRANQUILLITE_SMTP_PORT", 25, int),
             smtp_from=env("TRANQUILLITE_SMTP_FROM", ""),
             smtp_starttls=env("TRANQUILLITE_SMTP_STARTTLS", "0") in ("1", "true"),
             smtp_user=env("TRANQUILLITE_SMTP_USER", ""),
