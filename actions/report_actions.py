@@ -109,8 +109,14 @@ def _entity(tracker: Tracker, name: str) -> str | None:
     return None
 
 
-def resolve_commune(query: str, dispatcher: CollectingDispatcher, language: str) -> dict[str, Any]:
-    """Commune slots for a name, postal code or INSEE code; asks when it is ambiguous."""
+def resolve_commune(
+    query: str, dispatcher: CollectingDispatcher, language: str, asked: bool = True
+) -> dict[str, Any]:
+    """Commune slots for a name, postal code or INSEE code; asks when it is ambiguous.
+
+    ``asked=False``: a place the classifier spotted in a message that was not an answer to the
+    commune question; when it is no commune, nothing is said (the question comes in its turn).
+    """
     engine = routing.get_engine()
     empty: dict[str, Any] = {"commune": None, "commune_insee": None, "commune_name": None}
     query = query.strip()[:120]
@@ -146,9 +152,12 @@ def resolve_commune(query: str, dispatcher: CollectingDispatcher, language: str)
             for c in candidates[:10]
         ]
         dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
-    else:
+    elif asked:
         dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
-    return empty
+    else:
+        return empty
+    # The question has just been asked in other words: the form does not repeat it.
+    return {**empty, "commune_prompted": True}
 
 
 class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
@@ -251,6 +260,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         if "argent_perdu" in updates and updates["argent_perdu"] == "oui":
             dispatcher.utter_message(text=text("texts", "money_lost_steps", language))
         next_slot = forms.next_missing(self.report_type, merged)
+        updates.setdefault("commune_prompted", False)
         events: list[EventType] = [SlotSet(k, v) for k, v in updates.items()]
         events.append(SlotSet("requested_slot", next_slot))
         return events
@@ -317,9 +327,11 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         found: dict[str, Any] = {}
         commune = _entity(tracker, "commune_insee") or _entity(tracker, "commune")
         if commune and not values.get("commune_insee"):
-            resolved = resolve_commune(commune, dispatcher, language)
+            resolved = resolve_commune(commune, dispatcher, language, asked=False)
             if resolved.get("commune_insee"):
                 found.update(resolved)
+            elif resolved.get("commune_prompted"):
+                found["commune_prompted"] = True
         if "date_depart" in form_slots:
             start, end = forms.dates.parse_period(message, today())
             if start is not None:
@@ -407,6 +419,38 @@ VALIDATORS = {
         },
     )
     for report_type in routing.REPORT_TYPES
+}
+
+
+class AskCommune(Action, metaclass=abc.ABCMeta):
+    """Asks a form's commune question, unless the validation has just asked it another way
+    (several communes of that name, with buttons; or a name not found)."""
+
+    form_name = ""
+
+    @abc.abstractmethod
+    def name(self) -> str:
+        """action_ask_<form>_commune"""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if not tracker.get_slot("commune_prompted"):
+            dispatcher.utter_message(response=f"utter_ask_{self.form_name}_commune")
+        return [SlotSet("commune_prompted", False)]
+
+
+# One per form that asks for a commune: action_ask_<form>_commune (see scripts/gen_forms.py).
+COMMUNE_ASKERS = {
+    form_name: type(
+        f"Ask{''.join(p.title() for p in form_name.split('_'))}Commune",
+        (AskCommune,),
+        {"form_name": form_name, "name": lambda self: f"action_ask_{self.form_name}_commune"},
+    )
+    for form_name in [
+        *(f.name for f in forms.spec().forms.values() if "commune" in f.slots),
+        "rappel_form",
+    ]
 }
 
 
@@ -647,6 +691,7 @@ class ValidateRappelForm(FormValidationAction):
             **updates,
         }
         next_slot = next((s for s in ("commune", "telephone_rappel") if not values.get(s)), None)
+        updates.setdefault("commune_prompted", False)
         return [*[SlotSet(k, v) for k, v in updates.items()], SlotSet("requested_slot", next_slot)]
 
 

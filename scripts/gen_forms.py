@@ -98,7 +98,16 @@ def domain() -> dict[str, Any]:
         "slots": slots,
         "forms": form_defs,
         "responses": responses,
-        "actions": [f"validate_{form.name}" for form in spec.forms.values()],
+        "actions": [
+            *(f"validate_{form.name}" for form in spec.forms.values()),
+            # The commune question is asked by an action: it stays silent when the validation
+            # has just asked which commune (homonyms, with buttons) or said it was not found.
+            *(
+                f"action_ask_{form.name}_commune"
+                for form in spec.forms.values()
+                if "commune" in form.slots
+            ),
+        ],
     }
 
 

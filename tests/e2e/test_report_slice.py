@@ -102,6 +102,23 @@ def test_ambiguous_commune_asks_which_one(stack: Stack) -> None:
         buttons = [b for m in messages for b in m.get("buttons", [])]
         # Saint-Claude exists in the Jura (39) and in Guadeloupe (971)
         assert len(buttons) >= 2, joined(messages)
+        # the buttons ask the question: "Dans quelle commune ?" is not repeated after them
+        assert "Plusieurs communes" in joined(messages)
+        assert "Dans quelle commune" not in joined(messages), joined(messages)
         jura = next(b for b in buttons if "(39" in b["title"])
         summary = joined(say(client, sender, payload=jura["payload"]))
         assert "Saint-Claude (39)" in summary
+
+
+def test_unknown_commune_is_asked_once_then_accepted(stack: Stack) -> None:
+    sender = uuid.uuid4().hex
+    with httpx.Client(base_url=stack.settings.gateway_url, timeout=60) as client:
+        say(client, sender, payload="/incivilite")
+        say(client, sender, "Des tags sur le mur de la salle des fêtes")
+        say(client, sender, "place de la mairie")
+        say(client, sender, "tous les week-ends")
+        messages = joined(say(client, sender, "Zorglubville-sur-Mer"))
+        assert "Je ne trouve pas la commune" in messages, messages
+        assert "Dans quelle commune" not in messages, messages
+        summary = joined(say(client, sender, "39100 Dole"))
+        assert "Dole (39)" in summary, summary

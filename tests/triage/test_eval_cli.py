@@ -72,6 +72,8 @@ def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path:
     assert 0 < timing["parse_median_seconds"] <= timing["parse_p95_seconds"] < 5
     # exit code: 1 exactly when a target is missed (no --no-fail here)
     assert result.returncode == (1 if missed_targets(figures) else 0), result.stderr[-2000:]
+    # the intent target (issue 3): report-intent macro-F1 >= 0.90 on the held-out split
+    assert figures["intent"]["report_macro_f1"] >= 0.90, figures["intent"]["per_intent"]
     # the danger target is a real one: every labelled immediate danger is flagged
     assert figures["danger"]["safety_layer_recall"] == 1.0
     assert figures["danger"]["triage_recall"] == 1.0
