@@ -91,13 +91,23 @@ def test_incivilite_report_is_filed_with_a_reference(stack: Stack) -> None:
     assert any(role == "primary" for _, role, _ in destinations)
 
 
+def incivilite_up_to_the_commune(client: httpx.Client, sender: str, *answers: str) -> None:
+    """Starts an incivilité report by its button and answers what, where and how often."""
+    say(client, sender, payload="/incivilite")
+    for answer in answers:
+        say(client, sender, answer)
+
+
 def test_ambiguous_commune_asks_which_one(stack: Stack) -> None:
     sender = uuid.uuid4().hex
     with httpx.Client(base_url=stack.settings.gateway_url, timeout=60) as client:
-        say(client, sender, payload="/incivilite")
-        say(client, sender, "Des dépôts sauvages de sacs poubelle")
-        say(client, sender, "derrière le stade")
-        say(client, sender, "depuis un mois")
+        incivilite_up_to_the_commune(
+            client,
+            sender,
+            "Des dépôts sauvages de sacs poubelle",
+            "derrière le stade",
+            "depuis un mois",
+        )
         messages = say(client, sender, "Saint-Claude")
         buttons = [b for m in messages for b in m.get("buttons", [])]
         # Saint-Claude exists in the Jura (39) and in Guadeloupe (971)
@@ -113,10 +123,13 @@ def test_ambiguous_commune_asks_which_one(stack: Stack) -> None:
 def test_unknown_commune_is_asked_once_then_accepted(stack: Stack) -> None:
     sender = uuid.uuid4().hex
     with httpx.Client(base_url=stack.settings.gateway_url, timeout=60) as client:
-        say(client, sender, payload="/incivilite")
-        say(client, sender, "Des tags sur le mur de la salle des fêtes")
-        say(client, sender, "place de la mairie")
-        say(client, sender, "tous les week-ends")
+        incivilite_up_to_the_commune(
+            client,
+            sender,
+            "Des tags sur le mur de la salle des fêtes",
+            "place de la mairie",
+            "tous les week-ends",
+        )
         messages = joined(say(client, sender, "Zorglubville-sur-Mer"))
         assert "Je ne trouve pas la commune" in messages, messages
         assert "Dans quelle commune" not in messages, messages
