@@ -40,6 +40,7 @@ class Receiver:
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     rejected_signatures: int = 0
+    truncated: int = 0  # requests cut off mid-body (the sender was killed while sending)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -75,7 +76,12 @@ def start_receiver() -> tuple[Receiver, Callable[[], None]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request: no signature to check
+                with state.lock:
+                    state.truncated += 1
+                return
             status = state.handle(self.headers, body)
             self.send_response(status)
             self.send_header("Content-Length", "0")
