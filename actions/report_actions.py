@@ -25,7 +25,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 import routing
-from actions import forms, safety
+import safety
+from actions import forms
 
 logger = logging.getLogger(__name__)
 

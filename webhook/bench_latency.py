@@ -89,7 +89,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def check_messages() -> None:
     """The benchmark must not go down the emergency path: check with the real safety layer."""
-    from actions import safety
+    import safety
 
     for script in CONVERSATIONS:
         for message in script:

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actions import safety
+import safety
 from webhook import guided, replies, tickets
 from webhook import language as languages
 from webhook.rasa_client import RasaClient, RasaUnavailable

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import routing
-from actions import safety
+import safety
 from webhook import replies
 from webhook.replies import Button, Reply
 from webhook.tickets import NewReport

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 import routing
-from actions.safety import assess
+from safety import assess
 from webhook import envsetup
 from webhook.config import PROJECT_ROOT
 from webhook.triage import NluWorker, TriageError, classifier_danger, detect_language

@@ -10,7 +10,7 @@ The trained Rasa model runs in the Rasa environment: this module spawns
 the lines already available on stdin (streaming: an interactive caller gets each answer as soon
 as its line is read; a file is processed in batches). Everything else — language, safety,
 commune, flags, routing — is computed here with the same packages as the chat (``routing``,
-``actions.safety``).
+``safety``).
 
 Decisions:
 
@@ -50,8 +50,8 @@ from typing import IO, Any
 import yaml
 
 import routing
-from actions.safety import DangerAssessment, assess, default_lexicon
-from actions.safety.normalize import fold, normalize_clauses
+from safety import DangerAssessment, assess, default_lexicon
+from safety.normalize import fold, normalize_clauses
 from webhook import envsetup
 from webhook.config import PROJECT_ROOT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actions.safety import assess
+from safety import assess
 
 # (id, message, language, immediate_danger, helplines that must be present, first helpline or None)
 DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [

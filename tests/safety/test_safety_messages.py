@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actions.safety import (
+from safety import (
     SUPPORTED_LANGUAGES,
     SafetyDataError,
     assess,
@@ -80,7 +80,7 @@ def test_numbers_match_the_shared_reference_file() -> None:
 
 
 def test_lexicon_rejects_invalid_patterns() -> None:
-    path = Path(__file__).resolve().parents[2] / "actions" / "safety" / "lexicon.yml"
+    path = Path(__file__).resolve().parents[2] / "safety" / "lexicon.yml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["rules"][0]["patterns"] = ["Au Secours"]
     with pytest.raises(SafetyDataError):
@@ -96,7 +96,7 @@ def test_lexicon_rejects_invalid_patterns() -> None:
 
 
 def test_package_does_not_import_rasa() -> None:
-    root = Path(__file__).resolve().parents[2] / "actions" / "safety"
+    root = Path(__file__).resolve().parents[2] / "safety"
     for source in root.glob("*.py"):
         text = source.read_text(encoding="utf-8")
         assert not re.search(r"^\s*(import|from)\s+rasa", text, re.MULTILINE), source.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from actions.safety import assess
+from safety import assess
 from webhook import nlu_eval
 from webhook.triage import (
     classifier_danger,

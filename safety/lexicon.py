@@ -50,7 +50,7 @@ class Combination:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """The compiled lexicon used by :func:`actions.safety.assess`."""
+    """The compiled lexicon used by :func:`safety.assess`."""
 
     categories: tuple[str, ...]
     category_priority: tuple[str, ...]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class SafetyError(Exception):
-    """Base class of every error raised by :mod:`actions.safety`."""
+    """Base class of every error raised by :mod:`safety`."""
 
 
 class SafetyDataError(SafetyError):

@@ -3,7 +3,7 @@
 Pure Python (standard library + PyYAML): importable from the Rasa action server (Python 3.10)
 and from the gateway (Python 3.11). It must never import rasa or rasa_sdk.
 
-    >>> from actions.safety import assess, emergency_message
+    >>> from safety import assess, emergency_message
     >>> a = assess("au secours il a un couteau")
     >>> a.immediate_danger, a.helplines[:2]
     (True, ('17', '112'))
