@@ -1,0 +1,55 @@
+"""The report model: one description of every report type for every channel (SPEC §1, §2).
+
+Pure (standard library, PyYAML and the pure ``routing`` package), importable from the gateway's
+environment and from the Rasa action server's. What lives here, once:
+
+- the questions of each report type, their wording (fr, en; the guided mode's six languages),
+  choices and synonyms, conditions, optional questions (model.yml, :mod:`reports.model`);
+- reading and checking answers — typed or tapped — dates, traces (:mod:`reports.answers`,
+  :mod:`reports.dates`), the OTV rules of each force (:mod:`reports.otv`);
+- what a description already says (:mod:`reports.extract`);
+- the routing flags of a report, from its answers (:mod:`reports.flags`);
+- the ticket fields and how they are shown (:mod:`reports.fields`);
+- the commune-resolution policy (:mod:`reports.communes`), ticket references
+  (:mod:`reports.reference`), today's date in France (:mod:`reports.clock`).
+"""
+
+from reports.answers import (
+    Answer,
+    applicable,
+    find_traces,
+    next_missing,
+    read_answer,
+    read_choice,
+    validate,
+)
+from reports.clock import today
+from reports.extract import extract
+from reports.fields import display, label, problem_text, ticket_fields
+from reports.flags import DANGER_SIGNAL, flags, text_flags
+from reports.model import LANGUAGES, SKIP, Form, ModelError, Question, model
+
+__all__ = [
+    "DANGER_SIGNAL",
+    "LANGUAGES",
+    "SKIP",
+    "Answer",
+    "Form",
+    "ModelError",
+    "Question",
+    "applicable",
+    "display",
+    "extract",
+    "find_traces",
+    "flags",
+    "label",
+    "model",
+    "next_missing",
+    "problem_text",
+    "read_answer",
+    "read_choice",
+    "text_flags",
+    "ticket_fields",
+    "today",
+    "validate",
+]

@@ -1,0 +1,192 @@
+"""Reading and checking the citizen's answers, the same way in every channel.
+
+An answer is a button's value (a choice id, SKIP) or typed text: "tous les jours", "oui merci",
+"le 3 août", "06 12 34 56 78". :func:`read_answer` returns the value to store, or the reason it
+was not understood (a key of reports/texts.yml ``problems``); nothing that does not answer the
+question is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from reports import dates
+from reports.model import SKIP, Question, model
+from routing.normalize import fold
+
+MAX_TEXT = 2000
+# Scammers' traces: French phone numbers, IBANs, web addresses.
+PHONE_RE = re.compile(r"(?<!\d)(?:\+33\s?|0)[1-9](?:[\s.-]?\d{2}){4}(?!\d)")
+IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,4})?\b")
+URL_RE = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|fr|net|org|info|xyz|top|site)\b")
+AGE_RE = re.compile(r"\b(\d{1,2})\s?(?:ans?|years?(?: old)?|yo|jahre?|anni|anos|jaar)\b")
+# Typed answers to an optional free-text question that mean "nothing to say".
+_NOTHING = frozenset({"non", "rien", "aucun", "aucune", "pas de", "no", "none", "nothing", "nein"})
+
+
+@dataclass
+class Answer:
+    value: Any = None
+    problem: str | None = None  # why it was not accepted: reports/texts.yml `problems`
+    values: dict[str, Any] = field(default_factory=dict)  # other answers read from it
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def read_choice(question: Question, text: str) -> str | None:
+    """The choice a typed answer means (whole-word match of an id, label or synonym), or None.
+
+    The longest match wins ("pas du tout" before "tout").
+    """
+    norm = fold(text or "")
+    if not norm:
+        return None
+    best: tuple[int, str] | None = None
+    for choice in question.choices:
+        candidates = (
+            fold(choice.id.replace("_", " ")),
+            *choice.synonyms,
+            *(fold(label) for label in choice.labels.values()),
+        )
+        for synonym in candidates:
+            if synonym and re.search(rf"(?<!\w){re.escape(synonym)}(?!\w)", norm):
+                if best is None or len(synonym) > best[0]:
+                    best = (len(synonym), choice.id)
+    return best[1] if best else None
+
+
+def age_choice(question: Question, text: str) -> str | None:
+    """The age bracket of an age written in the text ("8 ans", "14 year old", "8")."""
+    norm = fold(text or "")
+    match = AGE_RE.search(norm) or re.fullmatch(r"(\d{1,2})", norm)
+    if not match:
+        return None
+    age = int(match.group(1))
+    for choice in question.choices:
+        if choice.ages and choice.ages[0] <= age <= choice.ages[1]:
+            return choice.id
+    return None
+
+
+def find_traces(text: str) -> list[str]:
+    """Phone numbers, IBANs and web addresses written in a message."""
+    found: list[str] = []
+    for pattern in (PHONE_RE, IBAN_RE, URL_RE):
+        for match in pattern.finditer(text or ""):
+            value = match.group(0).strip(".,;)")
+            if value not in found:
+                found.append(value)
+    return found
+
+
+def read_answer(
+    question: Question,
+    text: str = "",
+    *,
+    value: str | None = None,
+    intent: str | None = None,
+    optional: bool | None = None,
+    today: dt.date,
+) -> Answer:
+    """Read the answer to ``question``: a button's ``value`` or a typed ``text``.
+
+    ``intent``: the chat's understanding of a short answer (affirm/deny) for yes/no questions.
+    ``optional``: whether the question may be skipped for this report type.
+    """
+    optional = question.optional if optional is None else optional
+    if value is not None:
+        if value == SKIP and optional:
+            return Answer(SKIP)
+        if question.choice(value):
+            return Answer(value)
+        if question.kind not in ("choice", "yesno"):
+            text = value  # a value given by a channel for a free question (Open311)
+        elif question.free_text and value.strip():
+            text = value
+        else:
+            return Answer(problem="choice" if question.kind == "choice" else "yesno")
+    cleaned = " ".join((text or "").split())[:MAX_TEXT]
+    if question.kind in ("choice", "yesno"):
+        found = read_choice(question, cleaned)
+        if found is None and question.extract == "age":
+            found = age_choice(question, cleaned)
+        if found is None and question.kind == "yesno":
+            found = {"affirm": "oui", "deny": "non"}.get(intent or "")
+        if found is not None:
+            return Answer(found)
+        if question.free_text and len(fold(cleaned)) >= 2:
+            return Answer(cleaned)
+        if optional and fold(cleaned) in _NOTHING:
+            return Answer(SKIP)
+        return Answer(problem="yesno" if question.kind == "yesno" else "choice")
+    if question.kind == "date":
+        if question.extract == "dates":
+            start, end = dates.parse_period(cleaned, today)
+            if start is None:
+                return Answer(problem="date")
+            return Answer(start.isoformat(), values={"date_retour": end.isoformat()} if end else {})
+        day = dates.parse_date(cleaned, today)
+        return Answer(day.isoformat()) if day else Answer(problem="date")
+    if question.kind == "commune":
+        return Answer(problem="commune")  # resolved by reports.communes, not here
+    if not fold(cleaned):
+        return Answer(problem="empty")
+    if optional and fold(cleaned) in _NOTHING:
+        return Answer(SKIP)
+    if question.extract == "traces":
+        traces = find_traces(cleaned)
+        return Answer(", ".join(traces) if traces else cleaned)
+    return Answer(cleaned)
+
+
+# ---------------------------------------------------------------- which questions remain
+
+
+def applicable(report_type: str, answers: dict[str, Any]) -> list[str]:
+    """The questions of a form that apply given the answers so far (``ask_if``)."""
+    m = model()
+    result = []
+    for qid in m.forms[report_type].questions:
+        condition = m.questions[qid].ask_if
+        if condition and not all(answers.get(k) in allowed for k, allowed in condition.items()):
+            continue
+        result.append(qid)
+    return result
+
+
+def next_missing(report_type: str, answers: dict[str, Any]) -> str | None:
+    """The next question to ask: the first applicable one without an answer."""
+    for qid in applicable(report_type, answers):
+        if answers.get(qid) in (None, ""):
+            return qid
+    return None
+
+
+def validate(report_type: str, answers: dict[str, Any]) -> list[str]:
+    """Problems of a complete set of answers given at once (Open311, internal API): unknown
+    questions and values that no question accepts. Empty when the answers are acceptable."""
+    m = model()
+    form = m.forms[report_type]
+    problems = []
+    for qid, value in answers.items():
+        if qid not in form.questions or qid == "commune":
+            problems.append(f"{qid}: not a question of {report_type}")
+            continue
+        question = m.questions[qid]
+        if value == SKIP:
+            if not m.is_optional(report_type, qid):
+                problems.append(f"{qid}: cannot be skipped")
+            continue
+        if question.has_buttons and not question.free_text and not question.choice(value):
+            problems.append(f"{qid}: unknown value")
+        if question.kind == "date":
+            try:
+                dt.date.fromisoformat(str(value))
+            except ValueError:
+                problems.append(f"{qid}: not a date (YYYY-MM-DD)")
+    return problems

@@ -1,0 +1,290 @@
+"""Loading and checking reports/model.yml: the questions and forms of every report type.
+
+Pure: standard library, PyYAML and the pure ``routing`` package (report types, flags, folding).
+A broken model fails at load time with a message that names the faulty entry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import routing
+from routing.normalize import fold
+
+MODEL_FILE = Path(__file__).with_name("model.yml")
+KINDS = frozenset({"text", "choice", "yesno", "date", "commune"})
+# Languages of the report model: French first; the chat speaks fr and en, the guided mode all six.
+LANGUAGES = ("fr", "en", "de", "nl", "it", "es")
+CHAT_LANGUAGES = ("fr", "en")
+EXTRACTORS = frozenset({"dates", "traces", "age"})
+# The value of an optional question the citizen chose to skip.
+SKIP = "__skip__"
+
+
+class ModelError(ValueError):
+    """reports/model.yml is invalid."""
+
+
+def _texts(raw: Any, where: str, required: bool = True) -> dict[str, str]:
+    if raw is None and not required:
+        return {}
+    if not isinstance(raw, dict) or "fr" not in raw:
+        raise ModelError(f"{where}: a French text (fr) is required")
+    unknown = set(raw) - set(LANGUAGES)
+    if unknown:
+        raise ModelError(f"{where}: unknown languages {sorted(unknown)}")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def pick(texts: dict[str, str], language: str) -> str:
+    """The text in ``language``, else English for the tourists' languages, else French."""
+    if language in texts:
+        return texts[language]
+    if language not in CHAT_LANGUAGES and "en" in texts:
+        return texts["en"]
+    return texts["fr"]
+
+
+def _flags(raw: Any, where: str) -> dict[str, bool]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: expected a mapping of routing flags")
+    for name, value in raw.items():
+        if name not in routing.FLAGS:
+            raise ModelError(
+                f"{where}: {name!r} is not a routing flag ({', '.join(routing.FLAGS)})"
+            )
+        if not isinstance(value, bool):
+            raise ModelError(f"{where}.{name}: expected true or false")
+    return {str(k): bool(v) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    labels: dict[str, str]
+    synonyms: tuple[str, ...]  # folded
+    cues: tuple[re.Pattern[str], ...]
+    sets: dict[str, bool]
+    ages: tuple[int, int] | None = None
+
+    def label(self, language: str) -> str:
+        return pick(self.labels, language)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    kind: str
+    ask: dict[str, str]
+    short: dict[str, str]
+    labels: dict[str, str]
+    choices: tuple[Choice, ...] = ()
+    free_text: bool = False
+    optional: bool = False
+    skip_labels: dict[str, str] = field(default_factory=dict)
+    ask_if: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    personal: bool = False
+    extract: str | None = None
+
+    def choice(self, value: Any) -> Choice | None:
+        return next((c for c in self.choices if c.id == value), None)
+
+    def label(self, language: str) -> str:
+        return pick(self.labels, language)
+
+    def skip_label(self, language: str) -> str:
+        return pick(self.skip_labels or {"fr": "Passer", "en": "Skip"}, language)
+
+    @property
+    def has_buttons(self) -> bool:
+        return self.kind in ("choice", "yesno")
+
+
+@dataclass(frozen=True)
+class Form:
+    report_type: str
+    questions: tuple[str, ...]
+    optional: frozenset[str]
+    ask: dict[str, dict[str, str]]
+    flags: dict[str, bool]
+
+    @property
+    def name(self) -> str:
+        """The Rasa form of this report type."""
+        return f"{self.report_type}_form"
+
+
+@dataclass(frozen=True)
+class Model:
+    questions: dict[str, Question]
+    forms: dict[str, Form]
+
+    def question(self, qid: str) -> Question:
+        return self.questions[qid]
+
+    def form(self, report_type: str) -> Form:
+        return self.forms[report_type]
+
+    def is_optional(self, report_type: str, qid: str) -> bool:
+        return self.questions[qid].optional or qid in self.forms[report_type].optional
+
+    def ask_text(self, report_type: str, qid: str, language: str, short: bool = False) -> str:
+        """The question's wording: the type's own, else the chat's (``ask``) or the guided
+        mode's (``short``), each falling back on the other."""
+        question = self.questions[qid]
+        override = self.forms[report_type].ask.get(qid)
+        if override and (language in override or not short):
+            return pick(override, language)
+        first, second = (question.short, question.ask) if short else (question.ask, question.short)
+        if language in first:
+            return first[language]
+        if language in second:
+            return second[language]
+        return pick(first or second, language)
+
+    def all_question_ids(self) -> list[str]:
+        """Every question used by some form, in a stable order."""
+        seen: dict[str, None] = {}
+        for form in self.forms.values():
+            for qid in form.questions:
+                seen[qid] = None
+        return list(seen)
+
+
+def _choices(raw: Any, question_sets: dict[str, Any], where: str) -> tuple[Choice, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}.choices: expected a mapping")
+    choices = []
+    for cid, spec in raw.items():
+        cwhere = f"{where}.choices.{cid}"
+        if not isinstance(spec, dict):
+            raise ModelError(f"{cwhere}: expected a mapping")
+        cues = []
+        for pattern in spec.get("cues") or ():
+            try:
+                cues.append(re.compile(rf"\b(?:{pattern})\b"))
+            except re.error as exc:
+                raise ModelError(f"{cwhere}.cues: invalid pattern {pattern!r}: {exc}") from exc
+        ages = spec.get("ages")
+        if ages is not None and (
+            not isinstance(ages, list)
+            or len(ages) != 2
+            or not all(isinstance(a, int) for a in ages)
+        ):
+            raise ModelError(f"{cwhere}.ages: expected [lowest, highest]")
+        sets = {**_flags(spec.get("sets"), f"{cwhere}.sets")}
+        sets.update(_flags(question_sets.get(cid), f"{where}.sets.{cid}"))
+        choices.append(
+            Choice(
+                id=str(cid),
+                labels=_texts(spec.get("label"), f"{cwhere}.label"),
+                synonyms=tuple(s for s in (fold(str(x)) for x in spec.get("synonyms") or ()) if s),
+                cues=tuple(cues),
+                sets=sets,
+                ages=(ages[0], ages[1]) if ages else None,
+            )
+        )
+    unknown = set(question_sets) - {c.id for c in choices}
+    if unknown:
+        raise ModelError(f"{where}.sets: unknown choices {sorted(unknown)}")
+    return tuple(choices)
+
+
+def parse_model(data: Any) -> Model:
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ModelError("model.yml: expected a mapping with version: 1")
+    if not isinstance(data.get("questions"), dict) or not isinstance(data.get("forms"), dict):
+        raise ModelError("model.yml needs `questions` and `forms`")
+    questions: dict[str, Question] = {}
+    for qid, raw in data["questions"].items():
+        where = f"questions.{qid}"
+        if not isinstance(raw, dict):
+            raise ModelError(f"{where}: expected a mapping")
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            raise ModelError(f"{where}: unknown kind {kind!r}")
+        choices = _choices(raw.get("choices"), raw.get("sets") or {}, where)
+        if kind in ("choice", "yesno") and not choices:
+            raise ModelError(f"{where}: a {kind} question needs choices")
+        if kind not in ("choice", "yesno") and choices:
+            raise ModelError(f"{where}: a {kind} question has no choices")
+        extract = raw.get("extract")
+        if extract is not None and extract not in EXTRACTORS:
+            raise ModelError(f"{where}.extract: unknown extractor {extract!r}")
+        ask = _texts(raw.get("ask"), f"{where}.ask", required=False)
+        short = _texts(raw.get("short"), f"{where}.short", required=False)
+        if not ask and not short:
+            raise ModelError(f"{where}: `ask` or `short` is required")
+        questions[str(qid)] = Question(
+            id=str(qid),
+            kind=str(kind),
+            ask=ask,
+            short=short,
+            labels=_texts(raw.get("label"), f"{where}.label"),
+            choices=choices,
+            free_text=bool(raw.get("free_text", False)),
+            optional=bool(raw.get("optional", False)),
+            skip_labels=_texts(raw.get("skip_label"), f"{where}.skip_label", required=False),
+            ask_if={str(k): tuple(map(str, v)) for k, v in (raw.get("ask_if") or {}).items()},
+            personal=bool(raw.get("personal", False)),
+            extract=extract,
+        )
+    for question in questions.values():
+        for other, values in question.ask_if.items():
+            if other not in questions:
+                raise ModelError(f"questions.{question.id}.ask_if: unknown question {other!r}")
+            known = {c.id for c in questions[other].choices}
+            if set(values) - known:
+                raise ModelError(
+                    f"questions.{question.id}.ask_if.{other}: unknown choices "
+                    f"{sorted(set(values) - known)}"
+                )
+    forms: dict[str, Form] = {}
+    for report_type, raw in data["forms"].items():
+        where = f"forms.{report_type}"
+        if report_type not in routing.REPORT_TYPES:
+            raise ModelError(f"{where}: not a report type of SPEC §2")
+        qids = tuple(raw.get("questions") or ())
+        for qid in qids:
+            if qid not in questions:
+                raise ModelError(f"{where}: unknown question {qid!r}")
+        if "commune" not in qids:
+            raise ModelError(f"{where}: every report needs the commune")
+        for qid in qids:
+            for other in questions[qid].ask_if:
+                if other not in qids or qids.index(other) > qids.index(qid):
+                    raise ModelError(f"{where}: {qid!r} depends on {other!r}, asked before it")
+        optional = frozenset(raw.get("optional") or ())
+        if optional - set(qids):
+            raise ModelError(f"{where}.optional: not questions of this form")
+        ask = {str(q): _texts(t, f"{where}.ask.{q}") for q, t in (raw.get("ask") or {}).items()}
+        if set(ask) - set(qids):
+            raise ModelError(f"{where}.ask: not questions of this form")
+        forms[str(report_type)] = Form(
+            report_type=str(report_type),
+            questions=qids,
+            optional=optional,
+            ask=ask,
+            flags=_flags(raw.get("flags"), f"{where}.flags"),
+        )
+    missing = set(routing.REPORT_TYPES) - set(forms)
+    if missing:
+        raise ModelError(f"no form for report types: {sorted(missing)}")
+    return Model(questions, forms)
+
+
+@lru_cache(maxsize=1)
+def model() -> Model:
+    """The report model of reports/model.yml (loaded once)."""
+    with MODEL_FILE.open(encoding="utf-8") as fh:
+        return parse_model(yaml.safe_load(fh))
