@@ -2,17 +2,15 @@
 
 The action server validates the forms and files reports. It never touches the ticket store: it
 calls the gateway's internal API (the single writer) and imports only the pure ``routing`` and
-``actions.safety`` packages. The forms themselves are described in actions/forms.yml.
+``safety`` packages and the report model ``reports`` (questions, answers, flags, fields).
 """
 
 from __future__ import annotations
 
 import abc
-import datetime as dt
 import json
 import logging
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,11 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+import reports
 import routing
 import safety
-from actions import forms
+from reports import communes, otv, reference
+from reports.model import CHAT_LANGUAGES
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ REPORT_TYPES = frozenset(routing.REPORT_TYPES)
 # Load the reference data and the form spec when the action server starts, not on the first
 # citizen's message; a broken data file stops the server at start-up with a clear error.
 routing.get_engine()
-forms.spec()
-forms.otv_rules()
+reports.model()
+otv.rules()
 INSEE_PAYLOAD_PREFIX = "insee:"
 MAX_FIELD_CHARS = 2000
 # Intents that never answer a form's question: the form steps aside and a rule answers them.
@@ -53,11 +53,10 @@ INTERRUPTING_INTENTS = frozenset(
 TOPIC_CHANGE_CONFIDENCE = 0.85
 # An answer to a free-text question interrupts the form only when the classifier is this sure.
 FREE_TEXT_INTERRUPT_CONFIDENCE = 0.7
-REFERENCE_RE = re.compile(r"\b(\d[0-9AB]|\d{3}|FR)-(\d{4})-(\d{6})\b", re.IGNORECASE)
 # Slots that describe a report; reset together after filing or cancelling.
 REPORT_SLOTS = (
     "report_type",
-    *forms.spec().form_slots(),
+    *reports.model().all_question_ids(),
     "commune_insee",
     "commune_name",
     "danger_signal",
@@ -88,19 +87,11 @@ def internal_token() -> str:
 
 def language_of(tracker: Tracker) -> str:
     slot = tracker.get_slot("language")
-    if slot in forms.LANGUAGES:
+    if slot in CHAT_LANGUAGES:
         return str(slot)
     metadata = tracker.latest_message.get("metadata") or {}
     language = metadata.get("language")
-    return language if language in forms.LANGUAGES else "fr"
-
-
-def today() -> dt.date:
-    """Today in France (the OTV rules count calendar days there)."""
-    override = os.environ.get("TRANQUILLITE_TODAY")  # tests of date rules only
-    if override:
-        return dt.date.fromisoformat(override)
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=1))).date()
+    return language if language in CHAT_LANGUAGES else "fr"
 
 
 def _entity(tracker: Tracker, name: str) -> str | None:
@@ -123,34 +114,28 @@ def resolve_commune(
     query = query.strip()[:120]
     if not query:
         return empty
-    try:
-        if query.startswith(INSEE_PAYLOAD_PREFIX):
-            commune = engine.commune(query[len(INSEE_PAYLOAD_PREFIX) :])
-            candidates = [commune] if commune else []
-        else:
-            candidates = list(engine.resolve_commune(query).candidates)
-    except routing.RoutingError as exc:
-        logger.error("commune resolution failed: %s", type(exc).__name__)
-        candidates = []
+    if query.startswith(INSEE_PAYLOAD_PREFIX):
+        commune = engine.commune(query[len(INSEE_PAYLOAD_PREFIX) :])
+        candidates = [commune] if commune else []
+    else:
+        candidates = list(communes.resolve(query).communes)
     if len(candidates) == 1:
         commune = candidates[0]
         return {
             "commune": commune.name,
             "commune_insee": commune.insee,
-            "commune_name": f"{commune.name} ({commune.departement})",
+            "commune_name": communes.display_name(commune),
         }
     if candidates:
         buttons = [
             {
-                "title": f"{c.name} ({c.departement}"
-                + (f", {c.postal_codes[0]}" if c.postal_codes else "")
-                + ")",
+                "title": communes.button_title(c),
                 "payload": "/choisir_commune"
                 + json.dumps(
                     {"commune_insee": INSEE_PAYLOAD_PREFIX + c.insee}, separators=(",", ":")
                 ),
             }
-            for c in candidates[:10]
+            for c in candidates[: communes.MAX_CHOICES]
         ]
         dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
     elif asked:
@@ -173,8 +158,8 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        spec = forms.spec()
-        form = spec.forms[self.report_type]
+        model = reports.model()
+        form = model.forms[self.report_type]
         language = language_of(tracker)
         latest = tracker.latest_message or {}
         message = str(latest.get("text") or "")
@@ -231,7 +216,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 before = str(values.get("description") or "")
                 updates["description"] = (before + "\n" + message.strip())[:MAX_FIELD_CHARS]
                 updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
-            elif requested in form.slots:
+            elif requested in form.questions:
                 updates.update(
                     self._answer(requested, message, intent, tracker, dispatcher, language)
                 )
@@ -247,7 +232,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             assessment = safety.assess(message, language)
             if assessment.immediate_danger:
                 updates["danger_signal"] = True
-                if "danger_now" in form.slots and not values.get("danger_now"):
+                if "danger_now" in form.questions and not values.get("danger_now"):
                     updates["danger_now"] = "oui"
                 metadata = latest.get("metadata") or {}
                 if not metadata.get("safety_checked"):
@@ -260,7 +245,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         merged = {**values, **updates}
         if "argent_perdu" in updates and updates["argent_perdu"] == "oui":
             dispatcher.utter_message(text=text("texts", "money_lost_steps", language))
-        next_slot = forms.next_missing(self.report_type, merged)
+        next_slot = reports.next_missing(self.report_type, merged)
         updates.setdefault("commune_prompted", False)
         events: list[EventType] = [SlotSet(k, v) for k, v in updates.items()]
         events.append(SlotSet("requested_slot", next_slot))
@@ -279,9 +264,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             return False
         if message.startswith("/"):
             return True  # a button or the gateway's language switch
-        question = forms.spec().questions.get(requested or "")
-        free_text = question is not None and question.kind == "text"
-        if intent == "statut_ticket" and not REFERENCE_RE.search(message):
+        question = reports.model().questions.get(requested or "")
+        free_text = question is not None and (question.kind == "text" or question.free_text)
+        if intent == "statut_ticket" and not reference.find(message):
             return False  # asking about a ticket needs its reference
         if free_text and intent == "hors_sujet":
             return False  # any wording answers a free question
@@ -298,21 +283,24 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         dispatcher: CollectingDispatcher,
         language: str,
     ) -> dict[str, Any]:
-        question = forms.spec().questions[slot]
+        question = reports.model().questions[slot]
         if question.kind == "commune":
             query = _entity(tracker, "commune_insee") or message
             if query.startswith("/") and not query.startswith("/choisir_commune"):
                 return {}
             return resolve_commune(query, dispatcher, language)
-        answer = forms.read_answer(question, message, intent, _entity(tracker, "reponse"), today())
+        answer = reports.read_answer(
+            question,
+            message,
+            value=_entity(tracker, "reponse"),
+            intent=intent,
+            optional=reports.model().is_optional(self.report_type, slot),
+            today=reports.today(),
+        )
         if answer.problem:
-            dispatcher.utter_message(text=text("problems", answer.problem, language))
+            dispatcher.utter_message(text=reports.problem_text(answer.problem, language))
             return {slot: None}
-        result: dict[str, Any] = {slot: answer.value, **answer.values}
-        if slot == "traces_escroc" and answer.value != forms.SKIP:
-            traces = forms.find_traces(message)
-            result[slot] = ", ".join(traces) if traces else answer.value
-        return result
+        return {slot: answer.value, **answer.values}
 
     def _spotted(
         self,
@@ -323,8 +311,8 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         language: str,
     ) -> dict[str, Any]:
         """Facts already written in the first message: not asked again."""
-        spec = forms.spec()
-        form_slots = set(spec.forms[self.report_type].slots)
+        model = reports.model()
+        form_questions = set(model.forms[self.report_type].questions)
         found: dict[str, Any] = {}
         commune = _entity(tracker, "commune_insee") or _entity(tracker, "commune")
         if commune and not values.get("commune_insee"):
@@ -333,29 +321,21 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 found.update(resolved)
             elif resolved.get("commune_prompted"):
                 found["commune_prompted"] = True
-        if "date_depart" in form_slots:
-            start, end = forms.dates.parse_period(message, today())
-            if start is not None:
-                found["date_depart"] = start.isoformat()
-            if end is not None:
-                found["date_retour"] = end.isoformat()
-        if "traces_escroc" in form_slots:
-            traces = forms.find_traces(message)
-            if traces:
-                found["traces_escroc"] = ", ".join(traces)
-        if "victime" in form_slots:
-            victim = _entity(tracker, "victime")
-            choice = forms.read_choice(spec.questions["victime"], victim) if victim else None
+        victim = _entity(tracker, "victime")
+        if "victime" in form_questions and victim:
+            choice = reports.read_choice(model.questions["victime"], victim)
             if choice:
                 found["victime"] = choice
-        if "age_enfant" in form_slots:
-            age = _entity(tracker, "age")
-            if age:
-                found["age_enfant"] = age
-        if "type_arnaque" in form_slots:
-            kind = forms.read_choice(spec.questions["type_arnaque"], message)
-            if kind and kind != "autre":
-                found["type_arnaque"] = kind
+        age = _entity(tracker, "age")
+        if "age_enfant" in form_questions and age:
+            bracket = reports.read_answer(
+                model.questions["age_enfant"], age, today=reports.today()
+            ).value
+            if bracket:
+                found["age_enfant"] = bracket
+        for qid, value in reports.extract(self.report_type, message, reports.today()).items():
+            if qid not in found and not values.get(qid):
+                found[qid] = value
         return found
 
     # -------------------------------------------------------------- OTV rules
@@ -372,21 +352,11 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         watched = {"commune_insee", "residence", "date_depart", "date_retour"}
         if not watched & set(updates):
             return
-        departure = _date(merged.get("date_depart"))
-        ret = _date(merged.get("date_retour"))
-        problems = forms.otv_problems(
-            merged.get("commune_insee"), merged.get("residence"), departure, ret, today()
-        )
-        for key, params in problems:
-            dispatcher.utter_message(text=text("problems", key, language, **params))
-            # the answer that breaks the rule is asked again
-            if key in ("otv_residence",):
-                updates["residence"] = None
-            elif key in ("date_past", "otv_too_late", "otv_too_early"):
-                updates["date_depart"] = None
-                updates["date_retour"] = None
-            else:
-                updates["date_retour"] = None
+        for key, params in otv.problems(merged, reports.today()):
+            dispatcher.utter_message(text=reports.problem_text(key, language, **params))
+            # the answers that break the rule are asked again
+            for qid in otv.answers_to_forget(key):
+                updates[qid] = None
 
 
 def _previous_unclear_message(tracker: Tracker) -> str | None:
@@ -400,13 +370,6 @@ def _previous_unclear_message(tracker: Tracker) -> str | None:
     if intent == "nlu_fallback" and text_ and not text_.startswith("/"):
         return text_
     return None
-
-
-def _date(value: Any) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
 
 
 # One validation action per report type: validate_<type>_form.
@@ -449,7 +412,7 @@ COMMUNE_ASKERS = {
         {"form_name": form_name, "name": lambda self: f"action_ask_{self.form_name}_commune"},
     )
     for form_name in [
-        *(f.name for f in forms.spec().forms.values() if "commune" in f.slots),
+        *(f.name for f in reports.model().forms.values()),
         "rappel_form",
     ]
 }
@@ -460,8 +423,7 @@ def answered_slots(tracker: Tracker) -> list[tuple[str, Any]]:
     if report_type not in REPORT_TYPES:
         return []
     values = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
-    form = forms.spec().forms[report_type]
-    slots = [*forms.applicable_slots(report_type, values), *form.extract_only]
+    slots = reports.applicable(report_type, values)
     return [(slot, values[slot]) for slot in slots if values.get(slot) not in (None, "")]
 
 
@@ -473,16 +435,14 @@ class ActionShowSummary(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         language = language_of(tracker)
-        spec = forms.spec()
         report_type = tracker.get_slot("report_type")
         type_name = text("report_types", str(report_type), language) if report_type else ""
         lines = [f"• {text('labels', 'report_type', language)} : {type_name}"]
         for slot, value in answered_slots(tracker):
-            question = spec.questions[slot]
-            label = question.summary.get(language) or question.summary["fr"]
+            label = reports.label(slot, language)
             if slot == "commune":
                 value = tracker.get_slot("commune_name") or value
-            lines.append(f"• {label} : {forms.display_value(slot, value, language)}")
+            lines.append(f"• {label} : {reports.display(slot, value, language)}")
         dispatcher.utter_message(response="utter_report_summary", summary="\n".join(lines))
         return []
 
@@ -495,19 +455,15 @@ class ActionChooseCorrection(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         language = language_of(tracker)
-        spec = forms.spec()
         report_type = tracker.get_slot("report_type")
         if report_type not in REPORT_TYPES:
             dispatcher.utter_message(response="utter_menu")
             return []
         buttons = []
-        for slot in forms.applicable_slots(
-            report_type, {s: tracker.get_slot(s) for s in REPORT_SLOTS}
-        ):
-            question = spec.questions[slot]
+        for slot in reports.applicable(report_type, {s: tracker.get_slot(s) for s in REPORT_SLOTS}):
             buttons.append(
                 {
-                    "title": question.summary.get(language) or question.summary["fr"],
+                    "title": reports.label(slot, language),
                     "payload": "/modifier_champ"
                     + json.dumps({"champ": slot}, separators=(",", ":")),
                 }
@@ -526,7 +482,7 @@ class ActionCorrectReport(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         field = _entity(tracker, "champ")
-        if field not in forms.spec().questions:
+        if field not in reports.model().questions:
             return []
         events: list[EventType] = [SlotSet(field, None)]
         if field == "commune":
@@ -551,17 +507,14 @@ class ActionFileReport(Action):
             dispatcher.utter_message(response="utter_default")
             return [SlotSet("filing_pending", False)]
         values = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
-        fields = {
-            slot: str(value)
-            for slot, value in answered_slots(tracker)
-            if slot != "commune" and value != forms.SKIP
-        }
+        answers = {**values, reports.DANGER_SIGNAL: "oui" if values.get("danger_signal") else None}
         metadata = tracker.latest_message.get("metadata") or {}
         body = {
             "report_type": report_type,
             "commune_insee": tracker.get_slot("commune_insee"),
-            "fields": fields,
-            "flags": forms.routing_flags(report_type, values),
+            "fields": reports.ticket_fields(report_type, answers),
+            "danger_signal": bool(values.get("danger_signal")),
+            "flags": reports.flags(report_type, answers),
             "conversation_id": tracker.sender_id,
             "language": language,
             "channel": metadata.get("channel", "web"),
@@ -680,7 +633,7 @@ class ValidateRappelForm(FormValidationAction):
                 query = _entity(tracker, "commune_insee") or message
                 updates.update(resolve_commune(query, dispatcher, language))
             elif requested == "telephone_rappel":
-                phones = forms.PHONE_RE.findall(message)
+                phones = reports.answers.PHONE_RE.findall(message)
                 if phones:
                     updates["telephone_rappel"] = phones[0]
                 else:
@@ -766,25 +719,21 @@ class ActionStatutTicket(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         language = language_of(tracker)
-        match = REFERENCE_RE.search(str(tracker.latest_message.get("text") or ""))
-        reference = (
-            f"{match.group(1).upper()}-{match.group(2)}-{match.group(3)}"
-            if match
-            else tracker.get_slot("ticket_reference")
-        )
-        if not reference:
+        found = reference.find(str(tracker.latest_message.get("text") or ""))
+        ticket_ref = found or tracker.get_slot("ticket_reference")
+        if not ticket_ref:
             dispatcher.utter_message(text=text("texts", "status_ask", language))
             return []
         try:
             timeout = aiohttp.ClientTimeout(total=10)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 async with session.get(
-                    f"{gateway_url()}/internal/v1/reports/{reference}",
+                    f"{gateway_url()}/internal/v1/reports/{ticket_ref}",
                     headers={"Authorization": f"Bearer {internal_token()}"},
                 ) as response:
                     if response.status == 404:
                         dispatcher.utter_message(
-                            text=text("texts", "status_unknown", language, reference=reference)
+                            text=text("texts", "status_unknown", language, reference=ticket_ref)
                         )
                         return []
                     if response.status != 200:
@@ -799,7 +748,7 @@ class ActionStatutTicket(Action):
                 "texts",
                 "status_found",
                 language,
-                reference=reference,
+                reference=ticket_ref,
                 report_type=text("report_types", str(ticket.get("report_type")), language),
                 status=text("statuses", str(ticket.get("status")), language),
             )

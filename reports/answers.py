@@ -100,8 +100,8 @@ def read_answer(
     """
     optional = question.optional if optional is None else optional
     if value is not None:
-        if value == SKIP and optional:
-            return Answer(SKIP)
+        if value == SKIP:
+            return Answer(SKIP) if optional else Answer(problem="empty")
         if question.choice(value):
             return Answer(value)
         if question.kind not in ("choice", "yesno"):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import routing
-from webhook import envsetup
+from webhook.ops import envsetup
 
 STORIES = Path(__file__).resolve().parents[1] / "stories" / "test_stories.yml"
 

@@ -1,0 +1,356 @@
+"""The report model (reports/): dates, answers, OTV rules, extraction, flags (pure Python)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import reports
+import routing
+from reports import dates, otv
+from reports.model import MODEL_FILE, SKIP, ModelError, parse_model
+
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = dt.date(2026, 7, 1)  # a Wednesday
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("demain", dt.date(2026, 7, 2)),
+        ("après-demain", dt.date(2026, 7, 3)),
+        ("aujourd'hui", TODAY),
+        ("le 3 août", dt.date(2026, 8, 3)),
+        ("le 1er aout", dt.date(2026, 8, 1)),
+        ("3/8", dt.date(2026, 8, 3)),
+        ("03/08/2026", dt.date(2026, 8, 3)),
+        ("2026-08-03", dt.date(2026, 8, 3)),
+        ("le 15 juin", dt.date(2027, 6, 15)),  # passed this year: next year
+        ("la semaine prochaine", dt.date(2026, 7, 6)),  # next Monday
+        ("lundi", dt.date(2026, 7, 6)),
+        ("dans 10 jours", dt.date(2026, 7, 11)),
+        ("dans deux semaines", dt.date(2026, 7, 15)),
+        ("tomorrow", dt.date(2026, 7, 2)),
+        ("August 3rd", dt.date(2026, 8, 3)),
+        ("je pars le 14 juillet au matin", dt.date(2026, 7, 14)),
+    ],
+)
+def test_parse_date(text: str, expected: dt.date) -> None:
+    assert dates.parse_date(text, TODAY) == expected
+
+
+@pytest.mark.parametrize("text", ["", "je ne sais pas encore", "31/02", "bientôt", "🏖️"])
+def test_no_date(text: str) -> None:
+    assert dates.parse_date(text, TODAY) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("du 3 au 17 août", dt.date(2026, 8, 3), dt.date(2026, 8, 17)),
+        ("du 03/08 au 17/08", dt.date(2026, 8, 3), dt.date(2026, 8, 17)),
+        ("je pars le 3 août et je rentre le 20 août", dt.date(2026, 8, 3), dt.date(2026, 8, 20)),
+        ("demain pour 2 semaines", dt.date(2026, 7, 2), dt.date(2026, 7, 16)),
+        ("le 28 décembre jusqu'au 4 janvier", dt.date(2026, 12, 28), dt.date(2027, 1, 4)),
+        ("le 10 août", dt.date(2026, 8, 10), None),
+    ],
+)
+def test_parse_period(text: str, start: dt.date, end: dt.date | None) -> None:
+    assert dates.parse_period(text, TODAY) == (start, end)
+
+
+def test_every_report_type_has_a_form_with_the_commune() -> None:
+    model = reports.model()
+    assert set(model.forms) == set(routing.REPORT_TYPES)
+    for form in model.forms.values():
+        assert "commune" in form.questions
+
+
+def test_spec_errors_are_clear() -> None:
+    with pytest.raises(ModelError, match="unknown kind"):
+        parse_model({"version": 1, "questions": {"x": {"kind": "photo"}}, "forms": {}})
+    data = yaml.safe_load(MODEL_FILE.read_text(encoding="utf-8"))
+    del data["forms"]["autre"]
+    with pytest.raises(ModelError, match="no form for report types"):
+        parse_model(data)
+    data = yaml.safe_load(MODEL_FILE.read_text(encoding="utf-8"))
+    data["questions"]["argent_perdu"]["sets"] = {"oui": {"rich": True}}
+    with pytest.raises(ModelError, match="not a routing flag"):
+        parse_model(data)
+
+
+@pytest.mark.parametrize(
+    ("slot", "text", "expected"),
+    [
+        ("victime", "c'est mon fils", "enfant"),
+        ("victime", "moi-même", "moi"),
+        ("lieu_type", "sur snap et insta", "en_ligne"),
+        ("lieu_type", "au college", "ecole"),
+        ("type_arnaque", "un faux plombier est venu", "faux_artisan"),
+        ("residence", "c'est ma maison de vacances", "secondaire"),
+        ("lieu_vie", "elle est en maison de retraite", "ehpad"),
+        ("frequence", "tous les jours", "tous_les_jours"),
+        ("frequence", "Toutes les nuits !", "tous_les_jours"),
+        ("type_incivilite", "les rodéos", "rodeo"),
+        ("lieu_type", "mon voisin du dessus", "voisinage"),
+        ("type_vol", "Einbruch", "cambriolage"),
+    ],
+)
+def test_read_choice(slot: str, text: str, expected: str) -> None:
+    assert reports.read_choice(reports.model().questions[slot], text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "expected"),
+    [
+        ("oui", None, "oui"),
+        ("ouais", None, "oui"),
+        ("non pas du tout", None, "non"),
+        ("je sais pas", None, "ne_sait_pas"),
+        ("bien sûr", "affirm", "oui"),
+        ("nan", "deny", "non"),
+        ("peut-être", None, "ne_sait_pas"),
+        ("bof", None, None),
+        ("oui la ça tape encore", None, "oui"),
+        ("oui merci", None, "oui"),
+        ("ja", None, "oui"),
+    ],
+)
+def test_read_yesno(text: str, intent: str | None, expected: str | None) -> None:
+    question = reports.model().questions["danger_now"]
+    answer = reports.read_answer(question, text, intent=intent, today=TODAY)
+    assert answer.value == expected
+    assert (answer.problem == "yesno") == (expected is None)
+
+
+def test_read_answer_button_and_skip() -> None:
+    questions = reports.model().questions
+    button = reports.read_answer(questions["victime"], "/inform", value="autre", today=TODAY)
+    assert button.value == "autre"
+    skipped = reports.read_answer(questions["traces_escroc"], "", value=SKIP, today=TODAY)
+    assert skipped.value == SKIP
+    # a required question cannot be skipped
+    assert reports.read_answer(questions["lieu"], "", value=SKIP, today=TODAY).problem
+    period = reports.read_answer(questions["date_depart"], "du 3 au 17 août", today=TODAY)
+    assert period.value == "2026-08-03" and period.values == {"date_retour": "2026-08-17"}
+    unknown = reports.read_answer(questions["date_retour"], "bientôt", today=TODAY)
+    assert unknown.problem == "date"
+    # a choice question that takes free text keeps it; a button question without does not
+    assert reports.read_answer(questions["frequence"], "le week-end", today=TODAY).value == (
+        "le week-end"
+    )
+    assert reports.read_answer(questions["type_vol"], "euh", today=TODAY).problem == "choice"
+    assert reports.read_answer(questions["age_enfant"], "8 ans", today=TODAY).value == "age_6_10"
+
+
+def test_find_traces() -> None:
+    text = (
+        "il m'a appelé du 06 12 34 56 78, RIB FR76 3000 6000 0112 3456 7890 189, "
+        "site www.faux-colis.com"
+    )
+    traces = reports.find_traces(text)
+    assert "06 12 34 56 78" in traces
+    assert any(t.startswith("FR76") for t in traces)
+    assert any("faux-colis.com" in t for t in traces)
+
+
+def _insee(name: str) -> str:
+    return routing.get_engine().resolve_commune(name).candidates[0].insee
+
+
+def otv_problems(
+    insee: str, residence: str | None, start: dt.date | None, end: dt.date | None, today: dt.date
+) -> list[tuple[str, dict[str, object]]]:
+    answers = {
+        "commune_insee": insee,
+        "residence": residence,
+        "date_depart": start.isoformat() if start else None,
+        "date_retour": end.isoformat() if end else None,
+    }
+    return otv.problems(answers, today)
+
+
+def test_otv_rules_police_nationale() -> None:
+    dole = _insee("Dole")  # police nationale
+    assert otv.force_kinds(dole) == ["police_nationale"]
+    ok = otv_problems(
+        dole, "principale", TODAY + dt.timedelta(days=10), TODAY + dt.timedelta(days=24), TODAY
+    )
+    assert ok == []
+    keys = [k for k, _ in otv_problems(dole, "secondaire", None, None, TODAY)]
+    assert keys == ["otv_residence"]
+    late = otv_problems(dole, "principale", TODAY + dt.timedelta(days=1), None, TODAY)
+    assert [k for k, _ in late] == ["otv_too_late"]
+    early = otv_problems(dole, "principale", TODAY + dt.timedelta(days=60), None, TODAY)
+    assert [k for k, _ in early] == ["otv_too_early"]
+    short = otv_problems(
+        dole, "principale", TODAY + dt.timedelta(days=10), TODAY + dt.timedelta(days=11), TODAY
+    )
+    assert [k for k, _ in short] == ["otv_too_short"]
+    long = otv_problems(
+        dole, "principale", TODAY + dt.timedelta(days=10), TODAY + dt.timedelta(days=200), TODAY
+    )
+    assert [k for k, _ in long] == ["otv_too_long"]
+
+
+def test_otv_rules_gendarmerie() -> None:
+    village = _insee("Arinthod")  # gendarmerie
+    assert otv.force_kinds(village) == ["gendarmerie"]
+    assert (
+        otv_problems(
+            village,
+            "secondaire",
+            TODAY + dt.timedelta(days=1),
+            TODAY + dt.timedelta(days=200),
+            TODAY,
+        )
+        == []
+    )
+    late = otv_problems(village, "principale", TODAY, None, TODAY)
+    assert [k for k, _ in late] == ["otv_too_late"]
+    past = otv_problems(village, "principale", TODAY - dt.timedelta(days=1), None, TODAY)
+    assert [k for k, _ in past] == ["date_past"]
+    reversed_ = otv_problems(
+        village, None, TODAY + dt.timedelta(days=9), TODAY + dt.timedelta(days=5), TODAY
+    )
+    assert ("return_before_departure", {}) in reversed_
+
+
+def test_otv_rules_are_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = yaml.safe_load(otv.RULES_FILE.read_text(encoding="utf-8"))
+    rules["police_nationale"]["residences"] = ["principale", "secondaire"]
+    changed = tmp_path / "otv_rules.yml"
+    changed.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    monkeypatch.setattr(otv, "RULES_FILE", changed)
+    otv.rules.cache_clear()
+    try:
+        assert otv_problems(_insee("Dole"), "secondaire", None, None, TODAY) == []
+    finally:
+        otv.rules.cache_clear()
+
+
+def test_ask_if_and_next_missing() -> None:
+    assert reports.next_missing("harcelement", {"description": "x"}) == "victime"
+    values = {"description": "x", "victime": "enfant"}
+    assert "mineur" not in reports.applicable("harcelement", values)
+    assert reports.next_missing("harcelement", values) == "lieu_type"
+    values["victime"] = "autre"
+    assert reports.next_missing("harcelement", values) == "mineur"
+    values.update(mineur="non", lieu_type="voisinage")
+    assert reports.next_missing("harcelement", values) == "menaces"
+
+
+def test_routing_flags() -> None:
+    flags = reports.flags("arnaque", {"argent_perdu": "oui", "victime_senior": "oui"})
+    assert flags["money_lost"] and flags["senior"] and not flags["minor"]
+    assert reports.flags("harcelement", {"victime": "enfant", "lieu_type": "en_ligne"})["online"]
+    # an answer decides before the cues of the description
+    flags = reports.flags("arnaque", {"description": "j'ai payé 300 euros", "argent_perdu": "non"})
+    assert not flags["money_lost"]
+    assert reports.flags("arnaque", {"description": "j'ai payé 300 euros"})["money_lost"]
+    # the type fixes its own flags; the danger signal of the safety check counts
+    assert reports.flags("enfant_en_danger", {})["minor"]
+    assert reports.flags("incivilite", {reports.DANGER_SIGNAL: "oui"})["danger"]
+    # a neighbour conflict without threats is one (SPEC §4 harcelement-voisinage)
+    calm = {"victime": "moi", "mineur": "non", "lieu_type": "voisinage", "menaces": "non"}
+    flags = reports.flags("harcelement", calm)
+    assert flags["neighbour_conflict"] and not flags["offence"]
+    assert reports.flags("harcelement", {**calm, "menaces": "oui"})["offence"]
+
+
+def test_extract_from_a_description() -> None:
+    text = "des jeunes font des rodéos en moto tous les soirs et ont tagué l'abribus"
+    found = reports.extract("incivilite", text, TODAY)
+    assert found == {"type_incivilite": "rodeo", "frequence": "tous_les_jours"}
+    flags = reports.flags("incivilite", {**found, "description": text})
+    assert flags["offence"] and flags["repeated"]
+    scam = "un faux conseiller de ma banque m'a appelé du 06 12 34 56 78"
+    found = reports.extract("arnaque", scam, TODAY)
+    assert found["type_arnaque"] == "faux_conseiller"
+    assert found["traces_escroc"] == "06 12 34 56 78"
+    otv_text = "je pars du 3 au 17 août, c'est ma résidence secondaire"
+    found = reports.extract("absence_vacances", otv_text, TODAY)
+    assert found == {
+        "residence": "secondaire",
+        "date_depart": "2026-08-03",
+        "date_retour": "2026-08-17",
+    }
+    assert reports.extract("vol_cambriolage", "they broke into our campervan", TODAY) == {
+        "type_vol": "vol_dans_vehicule"
+    }
+
+
+def test_ticket_fields_are_canonical() -> None:
+    answers = {
+        "description": "bruit",
+        "type_incivilite": "bruit",
+        "lieu": "place du marché",
+        "frequence": "tous_les_jours",
+        "commune": "Manosque",
+        "commune_insee": "04112",
+        "menaces": "oui",  # not a question of this form: left out
+    }
+    fields = reports.ticket_fields("incivilite", answers)
+    assert fields == {
+        "description": "bruit",
+        "type_incivilite": "bruit",
+        "lieu": "place du marché",
+        "frequence": "tous_les_jours",
+    }
+    assert reports.display("frequence", "tous_les_jours") == "Tous les jours"
+    assert reports.display("date_depart", "2026-08-03") == "3 août 2026"
+    assert reports.validate("incivilite", {"frequence": "jamais vu"}) == []
+    assert reports.validate("incivilite", {"type_incivilite": "x", "menaces": "oui"}) == [
+        "type_incivilite: unknown value",
+        "menaces: not a question of incivilite",
+    ]
+
+
+def test_every_question_speaks_the_guided_languages() -> None:
+    model = reports.model()
+    for report_type, form in model.forms.items():
+        for qid in form.questions:
+            question = model.questions[qid]
+            for language in reports.LANGUAGES:
+                assert model.ask_text(report_type, qid, language, short=True)
+                assert language in question.labels, (qid, language)
+                for choice in question.choices:
+                    assert language in choice.labels, (qid, choice.id, language)
+
+
+def test_today_is_computed_in_paris(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as _dt
+
+    class Clock(_dt.datetime):
+        @classmethod
+        def now(cls, tz: _dt.tzinfo | None = None) -> _dt.datetime:  # type: ignore[override]
+            # 23:30 UTC on 30 June = 01:30 on 1 July in Paris (summer time, UTC+2)
+            moment = _dt.datetime(2026, 6, 30, 23, 30, tzinfo=_dt.UTC)
+            return moment.astimezone(tz) if tz else moment
+
+    monkeypatch.delenv("TRANQUILLITE_TODAY", raising=False)
+    monkeypatch.setattr(reports.clock.dt, "datetime", Clock)
+    assert reports.today() == _dt.date(2026, 7, 1)
+
+
+def test_generated_domain_and_rules_are_up_to_date() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_forms.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_button_payloads_fit_telegram_callback_data() -> None:
+    generated = yaml.safe_load((ROOT / "bot" / "domain" / "forms.yml").read_text("utf-8"))
+    for variants in generated["responses"].values():
+        for variant in variants:
+            for button in variant.get("buttons", []):
+                assert len(button["payload"].encode()) <= 64, button
