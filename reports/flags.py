@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 import routing
+import safety
 from reports.answers import applicable
 from reports.model import ModelError, model
 from routing.normalize import fold
@@ -135,7 +136,7 @@ def flags(report_type: str, answers: Mapping[str, Any]) -> dict[str, bool]:
         if name in decided:
             result[name] = decided[name]
         elif name == "danger":
-            result[name] = False
+            result[name] = bool(text.strip()) and safety.assess(text).immediate_danger
         else:
             result[name] = from_text.get(name, False)
     return result
