@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README: `make run` and `make test` (import contracts, then pytest).
 .PHONY: run test setup lint bootstrap
 
 bootstrap:
@@ -12,8 +12,10 @@ run: setup
 
 test: setup
 	@scripts/install_browser.sh
+	@.venv/bin/lint-imports
 	@.venv/bin/python -m pytest
 
 lint: bootstrap
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy
+	@.venv/bin/lint-imports

@@ -1,6 +1,6 @@
 """NLU worker of the Rasa environment (.venv-rasa, Python 3.10) for `triage` and `eval`.
 
-The gateway side (``webhook/triage.py``, ``webhook/nlu_eval.py``, Python 3.11) spawns
+The gateway side (``webhook/nlu/triage.py``, ``webhook/nlu/evaluate.py``, Python 3.11) spawns
 ``.venv-rasa/bin/python -m bot.nlu_runner --model MODEL`` and talks to it in JSON lines:
 
 * on start, once the model is loaded: ``{"ready": true, "load_seconds": float, "loader": str}``

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook import envsetup
 from webhook.config import Settings
-from webhook.db import create_engine, migrate
-from webhook.supervisor import Stack
+from webhook.ops import envsetup
+from webhook.ops.supervisor import Stack
+from webhook.store.db import create_engine, migrate
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "TRANQUILLITE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from webhook import envsetup
 from webhook.config import Settings
+from webhook.ops import envsetup
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from webhook.db import create_engine, migrate
+    from webhook.store.db import create_engine, migrate
 
     async def upgrade() -> None:
         engine = create_engine(Settings.from_env().database_url)
@@ -43,7 +43,7 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from webhook.supervisor import Stack, StartupError
+    from webhook.ops.supervisor import Stack, StartupError
 
     settings = Settings.from_env()
     model = envsetup.ensure_model()
@@ -93,38 +93,38 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
     ),
     "bench-routing": ("routing.cli", "bench_main", "benchmark routing (load time, decisions/s)"),
     "agency-user": (
-        "webhook.agency_cli",
+        "webhook.agency.cli",
         "user_main",
         "agency agents: add (password from a prompt or stdin), list, disable",
     ),
     "agency-token": (
-        "webhook.agency_cli",
+        "webhook.agency.cli",
         "token_main",
         "agency API tokens: create (printed once), list, revoke",
     ),
     "bench-latency": (
-        "webhook.bench_latency",
+        "webhook.ops.bench_latency",
         "main",
         "latency of a message through the gateway vs directly to Rasa (median, p95, ratio)",
     ),
-    "triage": ("webhook.triage", "main", "triage JSON lines from stdin to stdout (SPEC §8)"),
+    "triage": ("webhook.nlu.triage", "main", "triage JSON lines from stdin to stdout (SPEC §8)"),
     "eval": (
-        "webhook.nlu_eval",
+        "webhook.nlu.evaluate",
         "main",
         "evaluate the model on the held-out split (F1, confusion, entities, danger recall)",
     ),
     "outbox-worker": (
-        "webhook.outbox",
+        "webhook.delivery.outbox",
         "worker_main",
         "deliver the outbox as a separate process (agencies, citizens)",
     ),
     "purge": (
-        "webhook.retention",
+        "webhook.store.retention",
         "purge_main",
         "anonymise tickets past their retention period [--dry-run]",
     ),
     "bench-tickets": (
-        "webhook.bench_tickets",
+        "webhook.ops.bench_tickets",
         "bench_main",
         "benchmark ticket writes per second (SQLite, PostgreSQL)",
     ),

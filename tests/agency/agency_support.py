@@ -13,10 +13,11 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from webhook import agency_auth, tickets
+from webhook.agency import auth
 from webhook.app import create_app
 from webhook.config import Settings
-from webhook.db import Base, Ticket, create_engine, migrate
+from webhook.store import tickets
+from webhook.store.db import Base, Ticket, create_engine, migrate
 
 PASSWORD = "mot de passe de test 2026"
 # Dole (39198): incivilités go to the police municipale of Dole; Digne (04070): to Digne's.
@@ -86,7 +87,7 @@ async def seed(app: FastAPI, *, agents: tuple[tuple[str, str, str], ...] = ()) -
     sessions = app.state.sessions
     result = Seed()
     for username, agency, role in agents:
-        await agency_auth.create_agent(sessions, agency, username, PASSWORD, role, username)
+        await auth.create_agent(sessions, agency, username, PASSWORD, role, username)
     for n in range(2):
         result.x_tickets.append((await file(app, "39198", n)).reference)
     result.y_tickets.append((await file(app, "04070", 10)).reference)
@@ -95,7 +96,7 @@ async def seed(app: FastAPI, *, agents: tuple[tuple[str, str, str], ...] = ()) -
         ("y", AGENCY_Y, "agent"),
         ("observer", OBSERVER_AGENCY, "observer"),
     ):
-        _, clear = await agency_auth.create_api_token(sessions, agency, f"outil {name}", role)
+        _, clear = await auth.create_api_token(sessions, agency, f"outil {name}", role)
         result.tokens[name] = clear
     return result
 

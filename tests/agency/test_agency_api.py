@@ -8,8 +8,9 @@ from agency_support import PERSONAL_TEXT, seed
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from webhook import agency_auth, tickets
-from webhook.db import ApiToken
+from webhook.agency import auth
+from webhook.store import tickets
+from webhook.store.db import ApiToken
 
 Gateway = tuple[FastAPI, httpx.AsyncClient]
 
@@ -80,5 +81,5 @@ async def test_tokens_are_stored_hashed(gateway: Gateway) -> None:
     for clear in data.tokens.values():
         assert clear not in stored
         assert clear[3:] not in stored  # not even without the mark
-        assert agency_auth.hash_token(clear) in stored
+        assert auth.hash_token(clear) in stored
     assert all(len(row.token_hash) == 64 and len(row.token_prefix) == 12 for row in rows)

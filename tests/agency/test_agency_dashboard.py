@@ -17,8 +17,9 @@ from agency_support import (
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from webhook import agency_auth, tickets
-from webhook.db import Agent, ApiToken, TicketEvent
+from webhook.agency import auth
+from webhook.store import tickets
+from webhook.store.db import Agent, ApiToken, TicketEvent
 
 Gateway = tuple[FastAPI, httpx.AsyncClient]
 AGENTS = (
@@ -40,13 +41,13 @@ async def test_password_is_kdf_hashed_and_wrong_password_refused(gateway: Gatewa
         agent = (await session.execute(select(Agent))).scalar_one()
     assert agent.password_hash.startswith("scrypt$15$8$3$")
     assert PASSWORD not in agent.password_hash
-    assert agency_auth.verify_password(PASSWORD, agent.password_hash)
-    assert not agency_auth.verify_password(PASSWORD + "x", agent.password_hash)
+    assert auth.verify_password(PASSWORD, agent.password_hash)
+    assert not auth.verify_password(PASSWORD + "x", agent.password_hash)
 
     refused = await login(client, "agent-dole", "mauvais mot de passe")
     assert refused.status_code == 401
     assert "Identifiant ou mot de passe incorrect" in refused.text
-    assert agency_auth.SESSION_COOKIE not in refused.cookies
+    assert auth.SESSION_COOKIE not in refused.cookies
     unknown = await login(client, "personne", PASSWORD)
     assert unknown.status_code == 401
     listing = await client.get("/agence/tickets")
@@ -163,7 +164,7 @@ async def test_post_without_valid_csrf_token_is_rejected(gateway: Gateway) -> No
         "/agence/login", data={"username": "agent-dole", "password": PASSWORD}
     )
     assert no_token.status_code == 403
-    assert agency_auth.SESSION_COOKIE not in no_token.cookies
+    assert auth.SESSION_COOKIE not in no_token.cookies
 
     await login(client, "agent-dole")
     for form in ({}, {"csrf_token": "faux"}):
@@ -189,7 +190,7 @@ async def test_cookies_are_httponly_strict_and_pages_have_a_csp(gateway: Gateway
     cookie = next(
         v
         for k, v in response.headers.multi_items()
-        if k == "set-cookie" and v.startswith(agency_auth.SESSION_COOKIE)
+        if k == "set-cookie" and v.startswith(auth.SESSION_COOKIE)
     )
     lowered = cookie.lower()
     assert "httponly" in lowered and "samesite=strict" in lowered and "path=/agence" in lowered
@@ -207,7 +208,7 @@ async def test_login_is_locked_after_repeated_failures(gateway: Gateway) -> None
         assert (await login(client, "agent-dole", "mauvais mot de passe")).status_code == 401
     locked = await login(client, "agent-dole")
     assert locked.status_code == 429 and "Retry-After" in locked.headers
-    assert agency_auth.SESSION_COOKIE not in locked.cookies
+    assert auth.SESSION_COOKIE not in locked.cookies
 
 
 async def test_observer_sees_aggregates_only(gateway: Gateway) -> None:
@@ -253,7 +254,7 @@ async def test_admin_manages_agents_tokens_and_channels(gateway: Gateway) -> Non
             .scalars()
             .all()
         )
-    assert len(rows) == 1 and rows[0].token_hash == agency_auth.hash_token(clear)
+    assert len(rows) == 1 and rows[0].token_hash == auth.hash_token(clear)
     assert clear not in (await client.get("/agence/admin")).text  # shown once only
     api = await client.get("/api/v1/agency/tickets", headers={"Authorization": f"Bearer {clear}"})
     assert api.status_code == 200 and api.json()["total"] == 2
@@ -279,7 +280,7 @@ async def test_admin_manages_agents_tokens_and_channels(gateway: Gateway) -> Non
         data={"csrf_token": token, "kind": "webhook", "target": "https://example.invalid/hook"},
     )
     assert channel.status_code == 201 and "Clé de signature" in channel.text
-    channels = await agency_auth.list_channels(app.state.sessions, AGENCY_X)
+    channels = await auth.list_channels(app.state.sessions, AGENCY_X)
     assert [(c.kind, c.target) for c in channels] == [("webhook", "https://example.invalid/hook")]
 
     # A plain agent has no admin page; another agency's admin cannot touch these rows.
@@ -287,9 +288,7 @@ async def test_admin_manages_agents_tokens_and_channels(gateway: Gateway) -> Non
     async with other:
         await login(other, "agent-dole")
         assert (await other.get("/agence/admin")).status_code == 403
-    await agency_auth.create_agent(
-        app.state.sessions, AGENCY_Y, "admin-digne", PASSWORD, "agency_admin"
-    )
+    await auth.create_agent(app.state.sessions, AGENCY_Y, "admin-digne", PASSWORD, "agency_admin")
     foreign = httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url))
     async with foreign:
         await login(foreign, "admin-digne")
@@ -300,4 +299,4 @@ async def test_admin_manages_agents_tokens_and_channels(gateway: Gateway) -> Non
             data={"csrf_token": csrf(admin_page.text)},
         )
         assert response.status_code == 404
-    assert (await agency_auth.list_channels(app.state.sessions, AGENCY_X))[0].active
+    assert (await auth.list_channels(app.state.sessions, AGENCY_X))[0].active

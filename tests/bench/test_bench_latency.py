@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from webhook import bench_latency, cli
-from webhook.supervisor import Stack
+from webhook import cli
+from webhook.ops import bench_latency
+from webhook.ops.supervisor import Stack
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from webhook.supervisor import Stack
+from webhook.ops.supervisor import Stack
 
 pytestmark = pytest.mark.e2e
 

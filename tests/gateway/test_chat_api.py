@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from webhook.supervisor import Stack
+from webhook.ops.supervisor import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,10 @@ from chat_support import (
 from sqlalchemy import func, select
 
 import routing
-from webhook import replies, tickets
+from webhook import replies
 from webhook.config import Settings
-from webhook.db import Ticket
+from webhook.store import tickets
+from webhook.store.db import Ticket
 
 
 @pytest.fixture

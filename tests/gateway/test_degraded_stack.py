@@ -18,7 +18,7 @@ from chat_support import free_port
 
 from webhook import replies
 from webhook.config import Settings
-from webhook.supervisor import Stack
+from webhook.ops.supervisor import Stack
 
 pytestmark = pytest.mark.e2e
 

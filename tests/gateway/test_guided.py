@@ -1,4 +1,4 @@
-"""Unit tests of the guided-mode state machine (webhook/guided.py) and of its texts."""
+"""Unit tests of the guided-mode state machine (webhook/conversation/guided.py) and of its texts."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import string
 import pytest
 
 import routing
-from webhook import guided, replies
-from webhook.guided import GuidedState
-from webhook.language import SUPPORTED_LANGUAGES
+from webhook import replies
+from webhook.conversation import guided
+from webhook.conversation.guided import GuidedState
+from webhook.conversation.language import SUPPORTED_LANGUAGES
 from webhook.replies import Reply
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.conversation import clean_text, clean_typed_text
+from webhook.conversation.turn import clean_text, clean_typed_text
 
 
 @pytest.mark.parametrize(

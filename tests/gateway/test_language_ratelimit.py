@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webhook import language
-from webhook.ratelimit import TokenBucketLimiter, retry_after_header
+from webhook.conversation import language
+from webhook.conversation.ratelimit import TokenBucketLimiter, retry_after_header
 
 
 @pytest.mark.parametrize(

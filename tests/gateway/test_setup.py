@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook import envsetup
+from webhook.ops import envsetup
 
 
 def test_missing_python310_names_the_three_places(

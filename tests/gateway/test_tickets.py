@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook import tickets
-from webhook.db import session_factory
+from webhook.store import tickets
+from webhook.store.db import session_factory
 
 
 def report(n: int, commune: str = "39198") -> tickets.NewReport:

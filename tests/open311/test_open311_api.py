@@ -8,7 +8,7 @@ from agency_support import AGENCY_X, PERSONAL_TEXT, seed
 from fastapi import FastAPI
 
 import routing
-from webhook import lifecycle, tickets
+from webhook.store import lifecycle, tickets
 
 Gateway = tuple[FastAPI, httpx.AsyncClient]
 BASE = "/open311/v2"

@@ -24,10 +24,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from webhook import agency_auth, open311, tickets
+from webhook.agency import auth, open311
 from webhook.app import create_app
 from webhook.config import Settings
-from webhook.db import create_engine, migrate, session_factory
+from webhook.store import tickets
+from webhook.store.db import create_engine, migrate, session_factory
 
 CHECKS = [
     not_a_server_error,
@@ -57,7 +58,7 @@ async def _seed(url: str) -> str:
                     fields={"description": f"bruit {n}"},
                 ),
             )
-        _, clear = await agency_auth.create_api_token(sessions, "39-pm-dole", "schemathesis")
+        _, clear = await auth.create_api_token(sessions, "39-pm-dole", "schemathesis")
         return clear
     finally:
         await engine.dispose()

@@ -19,7 +19,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook.db import AgencyChannel, session_factory
+from webhook.store.db import AgencyChannel, session_factory
 
 RECEIVER_SECRET = "s3cr3t-hmac-key-for-tests"
 

@@ -15,10 +15,10 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_support import RECEIVER_SECRET, Receiver, add_channel, database_url, free_port
 
-from webhook import lifecycle, tickets
 from webhook.app import create_app
 from webhook.config import Settings
-from webhook.db import session_factory
+from webhook.store import lifecycle, tickets
+from webhook.store.db import session_factory
 
 TOKEN = "internal-test-token"
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook import lifecycle, tickets
-from webhook.db import HistoryIsAppendOnly, OutboxMessage, TicketEvent, session_factory
+from webhook.store import lifecycle, tickets
+from webhook.store.db import HistoryIsAppendOnly, OutboxMessage, TicketEvent, session_factory
 
 
 def report(n: int, commune: str = "39198", report_type: str = "incivilite") -> tickets.NewReport:

@@ -6,8 +6,8 @@ from alembic import command
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from webhook import tickets
-from webhook.db import alembic_config, session_factory
+from webhook.store import tickets
+from webhook.store.db import alembic_config, session_factory
 
 
 def _alembic(connection: Connection, action: str, revision: str) -> None:

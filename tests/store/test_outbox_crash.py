@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_support import RECEIVER_SECRET, Receiver, add_channel, database_url
 
-from webhook import tickets
 from webhook.config import PROJECT_ROOT
-from webhook.db import OutboxMessage, Ticket, session_factory
+from webhook.store import tickets
+from webhook.store.db import OutboxMessage, Ticket, session_factory
 
 TICKETS = 24
 

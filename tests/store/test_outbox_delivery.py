@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_support import RECEIVER_SECRET, MailBox, Receiver, add_channel
 
-from webhook import tickets
-from webhook.db import OutboxMessage, session_factory
-from webhook.outbox import OutboxConfig, OutboxWorker, claim
+from webhook.delivery.outbox import OutboxConfig, OutboxWorker, claim
+from webhook.store import tickets
+from webhook.store.db import OutboxMessage, session_factory
 
 CONFIG = OutboxConfig(
     poll_seconds=0.05,

@@ -14,11 +14,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_support import database_url
 
-from webhook import lifecycle, tickets
 from webhook.config import PROJECT_ROOT
-from webhook.db import CitizenMessage, OutboxMessage, Ticket, session_factory, utcnow
-from webhook.outbox import OutboxConfig, OutboxWorker
-from webhook.retention import PolicyError, RetentionPolicy, purge
+from webhook.delivery.outbox import OutboxConfig, OutboxWorker
+from webhook.store import lifecycle, tickets
+from webhook.store.db import CitizenMessage, OutboxMessage, Ticket, session_factory, utcnow
+from webhook.store.retention import PolicyError, RetentionPolicy, purge
 
 PERSONAL = "Marie Martin, 07 11 22 33 44, 3 chemin des Vignes"
 
@@ -110,7 +110,7 @@ def test_policy_file_is_validated(tmp_path: Path) -> None:
 
 
 async def test_purge_command(tmp_path: Path) -> None:
-    from webhook.db import create_engine, migrate
+    from webhook.store.db import create_engine, migrate
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'purge.db'}"
     engine = create_engine(url)

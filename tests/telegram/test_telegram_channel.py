@@ -13,8 +13,7 @@ from fake_bot_api import FakeBotAPI, callback_update, free_port, sticker_update,
 from telegram_support import SECRET, TOKEN
 
 from webhook import replies
-from webhook.config import Settings
-from webhook.telegram_channel import (
+from webhook.channels.telegram_channel import (
     MAX_CALLBACK_DATA,
     ButtonStore,
     RecentIds,
@@ -23,6 +22,7 @@ from webhook.telegram_channel import (
     check_settings,
     split_text,
 )
+from webhook.config import Settings
 
 TEXT_ONLY = replies.message("telegram_text_only")
 EXPIRED = replies.message("telegram_button_expired")
@@ -262,7 +262,7 @@ async def test_agency_status_change_is_pushed_to_the_telegram_chat(
     fake_api: FakeBotAPI, telegram_settings: Settings, running_app: Any
 ) -> None:
     """Ticket filed from Telegram → an agency acknowledges it → the outbox pushes the notice."""
-    from webhook import lifecycle, tickets
+    from webhook.store import lifecycle, tickets
 
     async with running_app(telegram_settings) as gw:
         ticket, _ = await tickets.file_report(

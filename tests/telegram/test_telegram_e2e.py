@@ -17,9 +17,9 @@ from fake_bot_api import Call, FakeBotAPI, callback_update, text_update
 from telegram_support import SECRET, TOKEN
 
 from webhook import replies
+from webhook.channels.telegram_channel import MAX_CALLBACK_DATA
 from webhook.config import Settings
-from webhook.supervisor import Stack
-from webhook.telegram_channel import MAX_CALLBACK_DATA
+from webhook.ops.supervisor import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from webhook.config import PROJECT_ROOT
-from webhook.nlu_eval import missed_targets
+from webhook.nlu.evaluate import missed_targets
 
 pytestmark = pytest.mark.e2e
 

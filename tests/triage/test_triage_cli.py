@@ -7,7 +7,7 @@ import json
 import pytest
 
 import routing
-from webhook.triage import OUTPUT_KEYS
+from webhook.nlu.triage import OUTPUT_KEYS
 
 pytestmark = pytest.mark.e2e
 

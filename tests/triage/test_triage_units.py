@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from safety import assess
-from webhook import nlu_eval
-from webhook.triage import (
+from webhook.nlu import evaluate
+from webhook.nlu.triage import (
     classifier_danger,
     cues,
     derive_flags,
@@ -120,12 +120,12 @@ def test_classifier_danger_needs_a_confident_violent_type_and_now() -> None:
 def test_intent_scores_and_macro_f1() -> None:
     gold = ["a", "a", "b", "b", "c"]
     predicted = ["a", "b", "b", "b", None]
-    scores = nlu_eval.intent_scores(gold, predicted)
+    scores = evaluate.intent_scores(gold, predicted)
     assert scores["a"].precision == 1.0 and scores["a"].recall == 0.5
     assert scores["b"].precision == pytest.approx(2 / 3) and scores["b"].recall == 1.0
     assert scores["c"].f1 == 0.0 and scores["c"].support == 1
-    assert nlu_eval.macro_f1(scores, ["a", "b"]) == pytest.approx((2 / 3 + 0.8) / 2)
-    table = nlu_eval.confusion_table(gold, predicted)
+    assert evaluate.macro_f1(scores, ["a", "b"]) == pytest.approx((2 / 3 + 0.8) / 2)
+    table = evaluate.confusion_table(gold, predicted)
     rows = table.splitlines()
     assert len(rows) == 5  # header + a, b, c, (none)
     assert rows[1].split()[2:] == ["1", "1", ".", "."]
@@ -140,7 +140,7 @@ def test_entity_scores_exact_span_and_label() -> None:
         [{"entity": "commune", "start": 0, "end": 4}, {"entity": "date", "start": 5, "end": 9}],
         [{"entity": "age", "start": 3, "end": 8}],  # wrong span: no credit
     ]
-    per_label, overall = nlu_eval.entity_scores(gold, predicted)
+    per_label, overall = evaluate.entity_scores(gold, predicted)
     assert per_label["commune"].f1 == 1.0
     assert per_label["age"].f1 == 0.0
     assert per_label["date"].precision == 0.0
@@ -148,13 +148,13 @@ def test_entity_scores_exact_span_and_label() -> None:
 
 
 def test_danger_set_size() -> None:
-    danger, safe = nlu_eval.load_danger_set()
+    danger, safe = evaluate.load_danger_set()
     assert len(danger) >= 40 and len(safe) >= 40
     assert not set(danger) & set(safe)
 
 
 def test_danger_recall_of_the_safety_layer_is_one() -> None:
     """Real target (SPEC §3): every labelled immediate danger is flagged by the safety layer."""
-    danger, _ = nlu_eval.load_danger_set()
+    danger, _ = evaluate.load_danger_set()
     missed = [text for text in danger if not assess(text, detect_language(text)).immediate_danger]
     assert missed == []

@@ -3,7 +3,8 @@
 Needs Debian's Chromium (``scripts/install_browser.sh``) and the Python package ``playwright``
 (no ``playwright install``: we drive /usr/bin/chromium). The tests expect a fixture named
 ``chat_base_url`` (provided by tests/conftest.py): the root URL of a running gateway, e.g.
-``http://127.0.0.1:8000``, that serves ``/static/*`` (webhook/static) and ``POST /api/v1/chat``.
+``http://127.0.0.1:8000``, that serves ``/static/*`` (webhook/channels/static) and
+``POST /api/v1/chat``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Browser tests of the embeddable chat widget (webhook/static/widget.js) in real Chromium.
+"""Browser tests of the embeddable chat widget (webhook/channels/static/widget.js) in real Chromium.
 
 They run against whatever serves ``chat_base_url`` (the real gateway + Rasa stack in CI) and
 never depend on the bot's wording: they wait for "a new bot message" or "an enabled reply

@@ -23,7 +23,8 @@ CHROMIUM_ARGS = [
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
-# The full-page chat as residents get it: the gateway serves webhook/static/chat.html at "/".
+# The full-page chat as residents get it: the gateway serves webhook/channels/static/chat.html
+# at "/".
 CHAT_PATH = "/"
 
 

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from webhook import agency_auth, agency_tickets, lifecycle
-from webhook.agency_auth import Principal
-from webhook.agency_tickets import ReportType
-from webhook.db import Ticket
+from webhook.agency import auth, queries
+from webhook.agency.auth import Principal
+from webhook.agency.queries import ReportType
+from webhook.store import lifecycle
+from webhook.store.db import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def ticket_out(ticket: Ticket) -> TicketOut:
         reference=ticket.reference,
         report_type=ticket.report_type,
         status=ticket.status,
-        open311_status="closed" if ticket.status in agency_tickets.OPEN311_CLOSED else "open",
+        open311_status="closed" if ticket.status in queries.OPEN311_CLOSED else "open",
         commune_insee=ticket.commune_insee,
         language=ticket.language,
         channel=ticket.channel,
@@ -143,7 +144,7 @@ async def token_principal(
     token = None
     if authorization and authorization[:7].lower() == "bearer ":
         token = authorization[7:].strip()
-    principal = await agency_auth.authenticate_token(request.app.state.sessions, token)
+    principal = await auth.authenticate_token(request.app.state.sessions, token)
     if principal is None:
         raise HTTPException(
             status_code=401,
@@ -165,7 +166,7 @@ Worker = Annotated[Principal, Depends(worker)]
 
 
 async def _ticket(request: Request, principal: Principal, reference: str) -> Ticket:
-    ticket = await agency_tickets.get_for_agency(
+    ticket = await queries.get_for_agency(
         request.app.state.sessions, principal.agency_id, reference
     )
     if ticket is None:
@@ -197,10 +198,10 @@ async def list_tickets(
         except OverflowError:
             return None
 
-    tickets, total = await agency_tickets.list_for_agency(
+    tickets, total = await queries.list_for_agency(
         request.app.state.sessions,
         principal.agency_id,
-        agency_tickets.TicketFilter(
+        queries.TicketFilter(
             statuses={status} if status else None,
             report_type=report_type,
             commune_insee=commune_insee,
@@ -276,8 +277,8 @@ async def statistics(
     """Chiffres agrégés du département de l'agence (observateurs)."""
     if principal.role != "observer":
         raise HTTPException(status_code=403, detail="réservé aux jetons d'observateur")
-    stats = await agency_tickets.statistics(
-        request.app.state.sessions, agency_tickets.observer_departement(principal.agency_id), weeks
+    stats = await queries.statistics(
+        request.app.state.sessions, queries.observer_departement(principal.agency_id), weeks
     )
     return StatisticsOut(
         departement=stats.departement,

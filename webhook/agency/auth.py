@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
 from webhook.config import Settings
-from webhook.db import AgencyChannel, Agent, ApiToken, utcnow
+from webhook.store.db import AgencyChannel, Agent, ApiToken, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from webhook import agency_auth
+from webhook.agency import auth
 from webhook.config import Settings
-from webhook.db import Agent, create_engine, migrate, session_factory
+from webhook.store.db import Agent, create_engine, migrate, session_factory
 
 
-def _run(work: Callable[[agency_auth.Sessions], Awaitable[int]]) -> int:
+def _run(work: Callable[[auth.Sessions], Awaitable[int]]) -> int:
     async def main() -> int:
         engine = create_engine(Settings.from_env().database_url)
         try:
@@ -38,7 +38,7 @@ def _run(work: Callable[[agency_auth.Sessions], Awaitable[int]]) -> int:
 
     try:
         return asyncio.run(main())
-    except agency_auth.AuthError as exc:
+    except auth.AuthError as exc:
         print(f"erreur : {exc}", file=sys.stderr)
         return 2
 
@@ -48,7 +48,7 @@ def _read_password(from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("Mot de passe : ")
     if getpass.getpass("Confirmez le mot de passe : ") != first:
-        raise agency_auth.AuthError("les deux saisies diffèrent")
+        raise auth.AuthError("les deux saisies diffèrent")
     return first
 
 
@@ -58,7 +58,7 @@ def user_main(argv: Sequence[str]) -> int:
     p = sub.add_parser("add", help="create an agent (password from a prompt or stdin)")
     p.add_argument("--agency", required=True, help="agency id (routing data)")
     p.add_argument("--username", required=True)
-    p.add_argument("--role", required=True, choices=agency_auth.ROLES)
+    p.add_argument("--role", required=True, choices=auth.ROLES)
     p.add_argument("--name", default="", help="display name")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p = sub.add_parser("list", help="list an agency's agents")
@@ -71,12 +71,12 @@ def user_main(argv: Sequence[str]) -> int:
     if args.action == "add":
         try:
             password = _read_password(args.password_stdin)
-        except agency_auth.AuthError as exc:
+        except auth.AuthError as exc:
             print(f"erreur : {exc}", file=sys.stderr)
             return 2
 
-        async def add(sessions: agency_auth.Sessions) -> int:
-            agent = await agency_auth.create_agent(
+        async def add(sessions: auth.Sessions) -> int:
+            agent = await auth.create_agent(
                 sessions, args.agency, args.username, password, args.role, args.name
             )
             print(f"agent {agent.username} créé (id {agent.id}, agence {agent.agency_id})")
@@ -86,15 +86,15 @@ def user_main(argv: Sequence[str]) -> int:
 
     if args.action == "list":
 
-        async def show(sessions: agency_auth.Sessions) -> int:
-            for agent in await agency_auth.list_agents(sessions, args.agency):
+        async def show(sessions: auth.Sessions) -> int:
+            for agent in await auth.list_agents(sessions, args.agency):
                 state = "actif" if agent.active else "désactivé"
                 print(f"{agent.id}\t{agent.username}\t{agent.role}\t{state}")
             return 0
 
         return _run(show)
 
-    async def disable(sessions: agency_auth.Sessions) -> int:
+    async def disable(sessions: auth.Sessions) -> int:
         async with sessions() as session:
             agent: Any = (
                 await session.execute(
@@ -106,7 +106,7 @@ def user_main(argv: Sequence[str]) -> int:
         if agent is None:
             print("erreur : agent inconnu pour cette agence", file=sys.stderr)
             return 1
-        await agency_auth.set_agent_active(sessions, args.agency, agent.id, False)
+        await auth.set_agent_active(sessions, args.agency, agent.id, False)
         print(f"agent {agent.username} désactivé")
         return 0
 
@@ -127,10 +127,8 @@ def token_main(argv: Sequence[str]) -> int:
     p.add_argument("--id", required=True, type=int)
     args = parser.parse_args(list(argv))
 
-    async def create(sessions: agency_auth.Sessions) -> int:
-        token, clear = await agency_auth.create_api_token(
-            sessions, args.agency, args.name, args.role
-        )
+    async def create(sessions: auth.Sessions) -> int:
+        token, clear = await auth.create_api_token(sessions, args.agency, args.name, args.role)
         print(clear)
         print(
             f"jeton {token.id} ({token.token_prefix}…) créé pour {token.agency_id} : "
@@ -139,14 +137,14 @@ def token_main(argv: Sequence[str]) -> int:
         )
         return 0
 
-    async def show(sessions: agency_auth.Sessions) -> int:
-        for token in await agency_auth.list_tokens(sessions, args.agency):
+    async def show(sessions: auth.Sessions) -> int:
+        for token in await auth.list_tokens(sessions, args.agency):
             state = "révoqué" if token.revoked_at else "actif"
             print(f"{token.id}\t{token.token_prefix}…\t{token.name}\t{token.role}\t{state}")
         return 0
 
-    async def revoke(sessions: agency_auth.Sessions) -> int:
-        if not await agency_auth.revoke_token(sessions, args.agency, args.id):
+    async def revoke(sessions: auth.Sessions) -> int:
+        if not await auth.revoke_token(sessions, args.agency, args.id):
             print("erreur : jeton inconnu ou déjà révoqué", file=sys.stderr)
             return 1
         print(f"jeton {args.id} révoqué")

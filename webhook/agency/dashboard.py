@@ -18,9 +18,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import routing
-from webhook import agency_auth, agency_tickets, lifecycle
-from webhook.agency_auth import AuthError, Principal
-from webhook.db import Ticket
+from webhook.agency import auth, queries
+from webhook.agency.auth import AuthError, Principal
+from webhook.store import lifecycle
+from webhook.store.db import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +54,11 @@ _env = Environment(
 _env.globals.update(
     STATUS_LABELS=lifecycle.STATUS_LABELS,
     TYPE_LABELS=lifecycle.REPORT_TYPE_LABELS,
-    ROLE_LABELS=agency_auth.ROLE_LABELS,
-    FIELD_LABELS=agency_tickets.FIELD_LABELS,
-    commune_label=agency_tickets.commune_label,
-    agency_name=agency_auth.agency_name,
-    status_group=agency_tickets.status_group,
+    ROLE_LABELS=auth.ROLE_LABELS,
+    FIELD_LABELS=queries.FIELD_LABELS,
+    commune_label=queries.commune_label,
+    agency_name=auth.agency_name,
+    status_group=queries.status_group,
 )
 
 
@@ -84,7 +85,7 @@ def _render(
     principal: Principal | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    ctx = agency_auth.context(request.app.state)
+    ctx = auth.context(request.app.state)
     csrf = ""
     session = getattr(request.state, "agency_session", None)
     if session is not None:
@@ -109,17 +110,17 @@ def _redirect(url: str) -> RedirectResponse:
     return response
 
 
-def _sessions(request: Request) -> agency_auth.Sessions:
-    sessions: agency_auth.Sessions = request.app.state.sessions
+def _sessions(request: Request) -> auth.Sessions:
+    sessions: auth.Sessions = request.app.state.sessions
     return sessions
 
 
 async def _principal(request: Request) -> Principal | None:
-    ctx = agency_auth.context(request.app.state)
-    data = ctx.codec.read(request.cookies.get(agency_auth.SESSION_COOKIE))
+    ctx = auth.context(request.app.state)
+    data = ctx.codec.read(request.cookies.get(auth.SESSION_COOKIE))
     if data is None:
         return None
-    principal = await agency_auth.principal_from_session(_sessions(request), data)
+    principal = await auth.principal_from_session(_sessions(request), data)
     if principal is not None:
         request.state.agency_session = data
     return principal
@@ -131,7 +132,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
-    ctx = agency_auth.context(request.app.state)
+    ctx = auth.context(request.app.state)
     session = getattr(request.state, "agency_session", None)
     return session is not None and ctx.codec.check_csrf(session, form.get("csrf_token"))
 
@@ -169,7 +170,7 @@ def _set_cookie(
         path=path,
         httponly=True,
         samesite="strict",
-        secure=agency_auth.context(request.app.state).cookie_secure,
+        secure=auth.context(request.app.state).cookie_secure,
     )
 
 
@@ -200,7 +201,7 @@ def _login_page(request: Request, status_code: int = 200, error: str = "") -> HT
 
     token = secrets.token_urlsafe(24)
     response = _render(request, "login.html", status_code, None, login_csrf=token, error=error)
-    _set_cookie(request, response, agency_auth.LOGIN_CSRF_COOKIE, token, 3600, "/agence/login")
+    _set_cookie(request, response, auth.LOGIN_CSRF_COOKIE, token, 3600, "/agence/login")
     return response
 
 
@@ -216,13 +217,13 @@ async def login(request: Request) -> Response:
     import hmac
 
     form = await _form(request)
-    cookie = request.cookies.get(agency_auth.LOGIN_CSRF_COOKIE, "")
+    cookie = request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
     submitted = form.get("csrf_token", "")
     if not cookie or not submitted or not hmac.compare_digest(cookie, submitted):
         return _login_page(
             request, 403, "Le formulaire a expiré. Saisissez à nouveau vos identifiants."
         )
-    ctx = agency_auth.context(request.app.state)
+    ctx = auth.context(request.app.state)
     username = form.get("username", "").strip().lower()[:64]
     client = request.client.host if request.client else "unknown"
     keys = [f"user:{username}", f"ip:{client}"]
@@ -236,7 +237,7 @@ async def login(request: Request) -> Response:
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    agent = await agency_auth.authenticate(_sessions(request), username, form.get("password", ""))
+    agent = await auth.authenticate(_sessions(request), username, form.get("password", ""))
     if agent is None:
         ctx.throttle.failure(keys)
         logger.info("dashboard login refused")
@@ -248,12 +249,12 @@ async def login(request: Request) -> Response:
     _set_cookie(
         request,
         redirect,
-        agency_auth.SESSION_COOKIE,
+        auth.SESSION_COOKIE,
         cookie_value,
         ctx.codec.max_age,
-        agency_auth.COOKIE_PATH,
+        auth.COOKIE_PATH,
     )
-    redirect.delete_cookie(agency_auth.LOGIN_CSRF_COOKIE, path="/agence/login")
+    redirect.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/agence/login")
     return redirect
 
 
@@ -264,7 +265,7 @@ async def logout(request: Request) -> Response:
     if principal is not None and not _csrf_ok(request, form):
         return _csrf_failed(request, principal)
     response = _redirect("/agence/login")
-    response.delete_cookie(agency_auth.SESSION_COOKIE, path=agency_auth.COOKIE_PATH)
+    response.delete_cookie(auth.SESSION_COOKIE, path=auth.COOKIE_PATH)
     return response
 
 
@@ -304,9 +305,7 @@ async def ticket_list(request: Request) -> Response:
     since_raw, until_raw = q.get("du", ""), q.get("au", "")
     statuses: set[str] | None = None
     if status in ("open", "closed"):
-        statuses = set(
-            agency_tickets.OPEN_STATUSES if status == "open" else agency_tickets.OPEN311_CLOSED
-        )
+        statuses = set(queries.OPEN_STATUSES if status == "open" else queries.OPEN311_CLOSED)
     elif status in lifecycle.STATUSES:
         statuses = {status}
     elif status:
@@ -330,10 +329,10 @@ async def ticket_list(request: Request) -> Response:
         page = max(1, min(int(q.get("page", "1")), 10_000))
     except ValueError:
         page = 1
-    tickets, total = await agency_tickets.list_for_agency(
+    tickets, total = await queries.list_for_agency(
         _sessions(request),
         principal.agency_id,
-        agency_tickets.TicketFilter(
+        queries.TicketFilter(
             statuses=statuses,
             report_type=report_type or None,
             commune_insee=commune_insee if commune else None,
@@ -343,7 +342,7 @@ async def ticket_list(request: Request) -> Response:
             offset=(page - 1) * PAGE_SIZE,
         )
         if not (commune and commune_insee is None)
-        else agency_tickets.TicketFilter(references=[], limit=0),
+        else queries.TicketFilter(references=[], limit=0),
     )
     return _render(
         request,
@@ -387,7 +386,7 @@ async def _ticket_context(
             None,
             _error(request, 403, "Votre rôle donne accès aux statistiques seulement.", principal),
         )
-    ticket = await agency_tickets.get_for_agency(_sessions(request), principal.agency_id, reference)
+    ticket = await queries.get_for_agency(_sessions(request), principal.agency_id, reference)
     if ticket is None:
         return principal, None, _not_found(request, principal)
     return principal, ticket, None
@@ -481,8 +480,8 @@ async def statistics(request: Request) -> Response:
         weeks = max(1, min(int(request.query_params.get("semaines", "12")), 104))
     except ValueError:
         weeks = 12
-    departement = agency_tickets.observer_departement(principal.agency_id)
-    stats = await agency_tickets.statistics(_sessions(request), departement, weeks)
+    departement = queries.observer_departement(principal.agency_id)
+    stats = await queries.statistics(_sessions(request), departement, weeks)
     return _render(request, "stats.html", principal=principal, stats=stats, weeks=weeks)
 
 
@@ -513,10 +512,10 @@ async def _admin_page(
         "admin.html",
         status_code,
         principal,
-        agents=await agency_auth.list_agents(sessions, principal.agency_id),
-        tokens=await agency_auth.list_tokens(sessions, principal.agency_id),
-        channels=await agency_auth.list_channels(sessions, principal.agency_id),
-        roles=agency_auth.ROLES,
+        agents=await auth.list_agents(sessions, principal.agency_id),
+        tokens=await auth.list_tokens(sessions, principal.agency_id),
+        channels=await auth.list_channels(sessions, principal.agency_id),
+        roles=auth.ROLES,
         notice=NOTICES.get(request.query_params.get("ok", "")),
         error=error,
         secret=secret,
@@ -544,7 +543,7 @@ async def admin_create(request: Request, what: str) -> Response:
     sessions = _sessions(request)
     try:
         if what == "agents":
-            await agency_auth.create_agent(
+            await auth.create_agent(
                 sessions,
                 principal.agency_id,
                 form.get("username", ""),
@@ -554,7 +553,7 @@ async def admin_create(request: Request, what: str) -> Response:
             )
             return _redirect("/agence/admin?ok=agent")
         if what == "jetons":
-            token, clear = await agency_auth.create_api_token(
+            token, clear = await auth.create_api_token(
                 sessions, principal.agency_id, form.get("name", ""), form.get("role", "agent")
             )
             return await _admin_page(
@@ -564,7 +563,7 @@ async def admin_create(request: Request, what: str) -> Response:
                 secret={"title": f"Jeton « {token.name} »", "value": clear},
             )
         if what == "canaux":
-            _channel, hmac_secret = await agency_auth.add_channel(
+            _channel, hmac_secret = await auth.add_channel(
                 sessions, principal.agency_id, form.get("kind", ""), form.get("target", "")
             )
             if hmac_secret is None:
@@ -598,14 +597,14 @@ async def admin_update(request: Request, what: str, item_id: int, action: str) -
                 request, principal, 422, error="Vous ne pouvez pas désactiver votre propre compte."
             )
         active = action == "activer"
-        done = await agency_auth.set_agent_active(sessions, principal.agency_id, item_id, active)
+        done = await auth.set_agent_active(sessions, principal.agency_id, item_id, active)
         notice = "agent-on" if active else "agent-off"
     elif what == "jetons" and action == "revoquer":
-        done = await agency_auth.revoke_token(sessions, principal.agency_id, item_id)
+        done = await auth.revoke_token(sessions, principal.agency_id, item_id)
         notice = "token-off"
     elif what == "canaux" and action in ("desactiver", "activer"):
         active = action == "activer"
-        done = await agency_auth.set_channel_active(sessions, principal.agency_id, item_id, active)
+        done = await auth.set_channel_active(sessions, principal.agency_id, item_id, active)
         notice = "channel-on" if active else "channel-off"
     if not done:
         return _error(request, 404, "Élément introuvable.", principal)

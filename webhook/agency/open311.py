@@ -6,7 +6,7 @@
   filters ``service_request_id``, ``service_code`` (comma-delimited), ``start_date``,
   ``end_date`` (default: the 90 days before ``end_date``), ``status`` (open/closed).
 - ``requests.json`` POST (form-encoded, ``api_key``): files a report through
-  :func:`webhook.tickets.file_report` with channel ``open311``; the commune comes from
+  :func:`webhook.store.tickets.file_report` with channel ``open311``; the commune comes from
   ``attribute[commune]`` or ``address_string`` and decides the routing. Returns the ticket
   reference as ``service_request_id``. An ``Idempotency-Key`` header makes retries safe.
 - ``requests/{service_request_id}.json``: one ticket, 404 unless routed to the caller's agency.
@@ -33,10 +33,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import routing
-from webhook import agency_auth, agency_tickets, lifecycle, tickets
-from webhook.agency_auth import Principal
-from webhook.agency_tickets import ReportType
-from webhook.db import Ticket
+from webhook.agency import auth, queries
+from webhook.agency.auth import Principal
+from webhook.agency.queries import ReportType
+from webhook.store import lifecycle, tickets
+from webhook.store.db import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -402,7 +403,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 async def _principal(request: Request, api_key: str) -> Principal:
-    principal = await agency_auth.authenticate_token(request.app.state.sessions, _clean(api_key))
+    principal = await auth.authenticate_token(request.app.state.sessions, _clean(api_key))
     if principal is None:
         raise Open311Failure(403, "api_key invalide ou révoquée")
     if not principal.can_work_tickets:
@@ -437,7 +438,7 @@ def _as_request(ticket: Ticket, agency_id: str) -> ServiceRequest:
     answers = [e for e in ticket.events if e.kind == "answer"]
     return ServiceRequest(
         service_request_id=ticket.reference,
-        status="closed" if ticket.status in agency_tickets.OPEN311_CLOSED else "open",
+        status="closed" if ticket.status in queries.OPEN311_CLOSED else "open",
         status_notes=lifecycle.STATUS_LABELS.get(ticket.status, ticket.status),
         service_name=lifecycle.REPORT_TYPE_LABELS.get(ticket.report_type, ticket.report_type),
         service_code=ticket.report_type,
@@ -567,9 +568,9 @@ async def list_requests(
         wanted = set(query.status.split(","))
         statuses = set()
         if "open" in wanted:
-            statuses |= agency_tickets.OPEN_STATUSES
+            statuses |= queries.OPEN_STATUSES
         if "closed" in wanted:
-            statuses |= agency_tickets.OPEN311_CLOSED
+            statuses |= queries.OPEN311_CLOSED
     end = _utc(query.end_date)
     start = _utc(query.start_date)
     if start is None and not references:
@@ -581,10 +582,10 @@ async def list_requests(
     found: list[Ticket] = []
     report_types: list[str | None] = list(codes) if codes else [None]
     for code in report_types:
-        page, _ = await agency_tickets.list_for_agency(
+        page, _ = await queries.list_for_agency(
             sessions,
             principal.agency_id,
-            agency_tickets.TicketFilter(
+            queries.TicketFilter(
                 statuses=statuses,
                 report_type=code,
                 since=start,
@@ -614,7 +615,7 @@ async def get_request(
     reference = _clean(service_request_id) or ""
     ticket = None
     if re.fullmatch(REFERENCE_PATTERN, reference):
-        ticket = await agency_tickets.get_for_agency(
+        ticket = await queries.get_for_agency(
             request.app.state.sessions, principal.agency_id, reference
         )
     if ticket is None:

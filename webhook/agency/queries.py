@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
-from webhook import lifecycle
-from webhook.db import Ticket, TicketDestination
+from webhook.store import lifecycle
+from webhook.store.db import Ticket, TicketDestination
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import update
 
-from webhook.db import CitizenMessage, utcnow
 from webhook.replies import Reply
+from webhook.store.db import CitizenMessage, utcnow
 
 router = APIRouter()
 

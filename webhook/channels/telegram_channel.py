@@ -1,6 +1,6 @@
 """Telegram channel: python-telegram-bot inside the gateway (webhook or polling).
 
-Every message goes through the channel-neutral :func:`webhook.conversation.handle_turn`; the
+Every message goes through the channel-neutral :func:`webhook.conversation.turn.handle_turn`; the
 replies (text + buttons) are rendered as plain-text messages (no ``parse_mode``: HTML typed by a
 citizen is never interpreted) with an inline keyboard. Rasa payloads can exceed the 64 bytes
 Telegram allows in ``callback_data``, so each button carries a short random key that this module
@@ -45,9 +45,11 @@ from telegram.ext import (
     filters,
 )
 
-from webhook import conversation, notify, replies
+from webhook import replies
 from webhook.config import Settings
-from webhook.rasa_client import RasaClient
+from webhook.conversation import turn
+from webhook.conversation.rasa_client import RasaClient
+from webhook.delivery import notify
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +227,7 @@ class TelegramChannel:
     ) -> None:
         check_settings(settings)
         self.settings = settings
-        # the gateway's app.state: its ``conversations`` (conversation.Services) are shared
+        # the gateway's app.state: its ``conversations`` (turn.Services) are shared
         # with the web chat, read at each turn
         self._state = state
         self.mode = settings.telegram_mode
@@ -376,8 +378,8 @@ class TelegramChannel:
     ) -> None:
         user = update.effective_user
         try:
-            result = await conversation.handle_turn(
-                conversation.Turn(
+            result = await turn.handle_turn(
+                turn.Turn(
                     channel=CHANNEL,
                     sender=str(chat_id),
                     text=text,

@@ -34,7 +34,7 @@ import routing
 import safety
 from webhook import replies
 from webhook.replies import Button, Reply
-from webhook.tickets import NewReport
+from webhook.store.tickets import NewReport
 
 logger = logging.getLogger(__name__)
 

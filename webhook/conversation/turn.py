@@ -8,9 +8,9 @@ One turn:
 1. per-sender rate limit (token bucket), size limit, control characters removed;
 2. the conversation's language (langdetect, switching only when sure);
 3. safety first (SPEC §3): the emergency numbers, in that language, before anything else;
-4. then either the guided mode (:mod:`webhook.guided`: buttons, no Rasa) — when the citizen asks
-   for it, for German, Dutch, Italian and Spanish speakers, and whenever Rasa is down or too
-   slow (degraded mode) — or Rasa's REST channel.
+4. then either the guided mode (:mod:`webhook.conversation.guided`: buttons, no Rasa) — when
+   the citizen asks for it, for German, Dutch, Italian and Spanish speakers, and whenever Rasa
+   is down or too slow (degraded mode) — or Rasa's REST channel.
 
 The state of a conversation (language, mode, guided-mode answers) is kept in memory by
 :class:`ConversationStore`, bounded in size and idle time. Why in memory: it must survive a Rasa
@@ -36,10 +36,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import safety
-from webhook import guided, replies, tickets
-from webhook import language as languages
-from webhook.rasa_client import RasaClient, RasaUnavailable
-from webhook.ratelimit import TokenBucketLimiter
+from webhook import replies
+from webhook.conversation import guided
+from webhook.conversation import language as languages
+from webhook.conversation.rasa_client import RasaClient, RasaUnavailable
+from webhook.conversation.ratelimit import TokenBucketLimiter
+from webhook.store import tickets
 
 logger = logging.getLogger(__name__)
 

@@ -13,22 +13,9 @@ import smtplib
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-import routing
-from webhook.db import AgencyChannel, OutboxMessage, Ticket
-from webhook.lifecycle import REPORT_TYPE_LABELS
-from webhook.outbox import DeliveryError, OutboxConfig
-
-
-def dashboard_link(config: OutboxConfig, ticket: Ticket) -> str:
-    return f"{config.dashboard_url.rstrip('/')}/tickets/{ticket.reference}"
-
-
-def commune_label(ticket: Ticket) -> str:
-    if not ticket.commune_insee:
-        return "commune non précisée"
-    commune = routing.get_engine().commune(ticket.commune_insee)
-    name = commune.name if commune is not None else "?"
-    return f"{name} ({ticket.commune_insee})"
+from webhook.delivery.base import DeliveryError, OutboxConfig, commune_label, dashboard_link
+from webhook.store.db import AgencyChannel, OutboxMessage, Ticket
+from webhook.store.lifecycle import REPORT_TYPE_LABELS
 
 
 def build_message(

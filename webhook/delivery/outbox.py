@@ -19,20 +19,20 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import random
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from webhook import lifecycle, notify
-from webhook.config import env_number
-from webhook.db import (
+from webhook.delivery import email_sender, notify, webhook_sender
+from webhook.delivery.base import DeliveryError, OutboxConfig
+from webhook.replies import Reply
+from webhook.store import lifecycle
+from webhook.store.db import (
     AgencyChannel,
     CitizenMessage,
     OutboxMessage,
@@ -41,123 +41,11 @@ from webhook.db import (
     TicketEvent,
     utcnow,
 )
-from webhook.replies import Reply
 
 logger = logging.getLogger(__name__)
 
 AGENCY_KINDS = ("dashboard", "email", "webhook")
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@dataclass(frozen=True)
-class OutboxConfig:
-    # "embedded": the gateway runs the worker; "off": run `tranquillite outbox-worker` instead
-    mode: str = "embedded"
-    poll_seconds: float = 1.0
-    batch_size: int = 20
-    lease_seconds: float = 120.0
-    max_attempts: int = 8
-    backoff_base: float = 30.0
-    backoff_max: float = 3600.0
-    delivery_timeout: float = 30.0
-    smtp_host: str = ""
-    smtp_port: int = 25
-    smtp_from: str = ""
-    smtp_starttls: bool = False
-    smtp_user: str = ""
-    smtp_password: str = ""
-    # base URL of the agency dashboard, for links in e-mails and webhooks
-    dashboard_url: str = "http://127.0.0.1:8080/agence"
-
-    @classmethod
-    def from_env(cls, gateway_url: str = "http://127.0.0.1:8080") -> OutboxConfig:
-        env = os.environ.get
-        mode = env("TRANQUILLITE_OUTBOX_WORKER", "embedded") or "embedded"
-        if mode not in ("embedded", "off"):
-            raise SystemExit(f"TRANQUILLITE_OUTBOX_WORKER must be embedded or off, got {mode!r}")
-        return cls(
-            mode=mode,
-            poll_seconds=env_number("TRANQUILLITE_OUTBOX_POLL_SECONDS", 1.0, float),
-            batch_size=env_number("TRANQUILLITE_OUTBOX_BATCH", 20, int),
-            lease_seconds=env_number("TRANQUILLITE_OUTBOX_LEASE_SECONDS", 120.0, float),
-            max_attempts=env_number("TRANQUILLITE_OUTBOX_MAX_ATTEMPTS", 8, int),
-            backoff_base=env_number("TRANQUILLITE_OUTBOX_BACKOFF_SECONDS", 30.0, float),
-            backoff_max=env_number("TRANQUILLITE_OUTBOX_BACKOFF_MAX_SECONDS", 3600.0, float),
-            delivery_timeout=env_number("TRANQUILLITE_OUTBOX_TIMEOUT_SECONDS", 30.0, float),
-            smtp_host=env("TRANQUILLITE_SMTP_HOST", ""),
-            smtp_port=env_number("TRANQUILLITE_SMTP_PORT", 25, int),
-            smtp_from=env("TRANQUILLITE_SMTP_FROM", ""),
-            smtp_starttls=env("TRANQUILLITE_SMTP_STARTTLS", "0") in ("1", "true"),
-            smtp_user=env("TRANQUILLITE_SMTP_USER", ""),
-            smtp_password=env("TRANQUILLITE_SMTP_PASSWORD", ""),
-            dashboard_url=(
-                env("TRANQUILLITE_DASHBOARD_URL", "") or f"{gateway_url.rstrip('/')}/agence"
-            ),
-        )
-
-    def backoff(self, attempts: int) -> float:
-        """Seconds before the next attempt after ``attempts`` failed ones (full jitter on the
-        upper half: [d/2, d])."""
-        delay = min(self.backoff_max, self.backoff_base * 2 ** max(0, attempts - 1))
-        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not security
-
-
-class DeliveryError(Exception):
-    """A delivery failed; ``str()`` is safe to store (no personal data)."""
-
-
-# --------------------------------------------------------------------------------- enqueueing
-
-
-async def enqueue_agency_deliveries(session: AsyncSession, ticket: Ticket) -> list[OutboxMessage]:
-    """One row per destination agency and channel: dashboard always, plus each active e-mail
-    or webhook channel of the agency. Called in the transaction that files the ticket."""
-    agency_ids = sorted({d.agency_id for d in ticket.destinations})
-    channels: list[AgencyChannel] = []
-    if agency_ids:
-        channels = list(
-            (
-                await session.execute(
-                    select(AgencyChannel)
-                    .where(AgencyChannel.agency_id.in_(agency_ids), AgencyChannel.active.is_(True))
-                    .order_by(AgencyChannel.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    now = utcnow()
-    rows: list[OutboxMessage] = []
-    for agency_id in agency_ids:
-        rows.append(
-            OutboxMessage(
-                ticket_id=ticket.id,
-                agency_id=agency_id,
-                kind="dashboard",
-                idempotency_key=f"dashboard:{ticket.reference}:{agency_id}",
-                payload={"reference": ticket.reference},
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-            )
-        )
-        for channel in channels:
-            if channel.agency_id != agency_id or channel.kind not in ("email", "webhook"):
-                continue
-            rows.append(
-                OutboxMessage(
-                    ticket_id=ticket.id,
-                    agency_id=agency_id,
-                    kind=channel.kind,
-                    idempotency_key=f"{channel.kind}:{ticket.reference}:{agency_id}:{channel.id}",
-                    payload={"reference": ticket.reference, "channel_id": channel.id},
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                )
-            )
-    session.add_all(rows)
-    return rows
 
 
 # ----------------------------------------------------------------------------------- claiming
@@ -380,13 +268,9 @@ class OutboxWorker:
         if ticket.purged_at is not None:
             raise DeliveryError("ticket purged")
         if row.kind == "email":
-            from webhook import delivery_email
-
-            await delivery_email.send(self.config, channel, ticket, row)
+            await email_sender.send(self.config, channel, ticket, row)
         elif row.kind == "webhook":
-            from webhook import delivery_webhook
-
-            await delivery_webhook.send(self._client(), self.config, channel, ticket, row)
+            await webhook_sender.send(self._client(), self.config, channel, ticket, row)
         else:
             raise DeliveryError(f"unknown kind {row.kind}")
 
@@ -517,7 +401,7 @@ def worker_main(argv: list[str]) -> int:
     import signal
 
     from webhook.config import Settings
-    from webhook.db import create_engine, session_factory
+    from webhook.store.db import create_engine, session_factory
 
     parser = argparse.ArgumentParser(
         prog="tranquillite outbox-worker", description="Deliver the outbox (agencies, citizens)."

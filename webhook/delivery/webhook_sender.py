@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 
-from webhook.db import AgencyChannel, OutboxMessage, Ticket, utcnow
-from webhook.delivery_email import commune_label, dashboard_link
-from webhook.lifecycle import REPORT_TYPE_LABELS
-from webhook.outbox import DeliveryError, OutboxConfig
+from webhook.delivery.base import DeliveryError, OutboxConfig, commune_label, dashboard_link
+from webhook.store.db import AgencyChannel, OutboxMessage, Ticket, utcnow
+from webhook.store.lifecycle import REPORT_TYPE_LABELS
 
 SIGNATURE_HEADER = "X-Tranquillite-Signature"
 

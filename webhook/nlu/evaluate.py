@@ -31,9 +31,9 @@ import yaml
 
 import routing
 from safety import assess
-from webhook import envsetup
 from webhook.config import PROJECT_ROOT
-from webhook.triage import NluWorker, TriageError, classifier_danger, detect_language
+from webhook.nlu.triage import NluWorker, TriageError, classifier_danger, detect_language
+from webhook.ops import envsetup
 
 TEST_DIR = PROJECT_ROOT / "nlu_data" / "test"
 DANGER_FILE = PROJECT_ROOT / "nlu_data" / "danger" / "danger.yml"

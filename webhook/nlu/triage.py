@@ -52,8 +52,8 @@ import yaml
 import routing
 from safety import DangerAssessment, assess, default_lexicon
 from safety.normalize import fold, normalize_clauses
-from webhook import envsetup
 from webhook.config import PROJECT_ROOT
+from webhook.ops import envsetup
 
 logger = logging.getLogger(__name__)
 

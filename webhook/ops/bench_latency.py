@@ -281,9 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = None
     gateway_url, rasa_url = args.gateway_url, args.rasa_url
     if not gateway_url:
-        from webhook import envsetup
         from webhook.config import Settings
-        from webhook.supervisor import Stack, StartupError
+        from webhook.ops import envsetup
+        from webhook.ops.supervisor import Stack, StartupError
 
         var_dir = Path(tempfile.mkdtemp(prefix="tranquillite-bench-"))
         rasa_port = _free_port()

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from webhook import tickets
-from webhook.db import create_engine, migrate, session_factory
+from webhook.store import tickets
+from webhook.store.db import create_engine, migrate, session_factory
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 COMMUNES = ("39198", "39300", "04070", "04112", "75056", "13055")
@@ -90,7 +90,7 @@ def bench_main(argv: list[str]) -> int:
         "--concurrency", type=int, nargs="+", default=[1, 20], help="levels (default 1 20)"
     )
     args = parser.parse_args(argv)
-    for noisy in ("webhook.tickets", "alembic"):
+    for noisy in ("webhook.store.tickets", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.count < 1 or any(c < 1 for c in args.concurrency):
         parser.error("--count and --concurrency must be positive")

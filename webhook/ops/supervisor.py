@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from webhook.config import PROJECT_ROOT, Settings
-from webhook.envsetup import BOT_DIR, rasa_bin, rasa_env
+from webhook.ops.envsetup import BOT_DIR, rasa_bin, rasa_env
 
 logger = logging.getLogger(__name__)
 

@@ -186,7 +186,7 @@ class AgencyChannel(Base):
 class OutboxMessage(Base):
     """A delivery to do (agency dashboard, e-mail, webhook, citizen notification).
 
-    Written in the same transaction as the change that causes it; worked by webhook.outbox.
+    Written in the same transaction as the change that causes it; worked by webhook.delivery.outbox.
     """
 
     __tablename__ = "outbox"

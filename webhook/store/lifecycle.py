@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webhook import replies
-from webhook.db import OutboxMessage, Ticket, TicketDestination, TicketEvent, utcnow
+from webhook.store.db import OutboxMessage, Ticket, TicketDestination, TicketEvent, utcnow
 
 STATUSES = (
     "received",

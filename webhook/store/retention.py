@@ -1,6 +1,6 @@
 """Retention: anonymise tickets whose retention period (per report type) has passed.
 
-The periods are data (``webhook/retention.yml``, or ``TRANQUILLITE_RETENTION_FILE``). Personal
+The periods are data (``webhook/store/retention.yml``, or ``TRANQUILLITE_RETENTION_FILE``). Personal
 data are removed, aggregate data are kept (see the YAML file). The purge is the only writer that
 touches the history after the fact: it blanks the free-text notes of events (Core UPDATE, which
 the ORM's append-only guard does not cover on purpose) and never removes an event.
@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
-from webhook.db import CitizenMessage, OutboxMessage, Ticket, TicketEvent, utcnow
+from webhook.store.db import CitizenMessage, OutboxMessage, Ticket, TicketEvent, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +163,13 @@ async def purge(
 def purge_main(argv: list[str]) -> int:
     """``tranquillite purge [--dry-run]``"""
     from webhook.config import Settings
-    from webhook.db import create_engine, session_factory
+    from webhook.store.db import create_engine, session_factory
 
     parser = argparse.ArgumentParser(
         prog="tranquillite purge",
-        description="Anonymise tickets whose retention period has passed (webhook/retention.yml).",
+        description=(
+            "Anonymise tickets whose retention period has passed (webhook/store/retention.yml)."
+        ),
     )
     parser.add_argument("--dry-run", action="store_true", help="count, change nothing")
     parser.add_argument("--policy", type=Path, default=None, help="retention YAML file")

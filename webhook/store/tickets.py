@@ -13,8 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
-from webhook import outbox
-from webhook.db import ReferenceCounter, Ticket, TicketDestination, TicketEvent
+from webhook.store.db import (
+    AgencyChannel,
+    OutboxMessage,
+    ReferenceCounter,
+    Ticket,
+    TicketDestination,
+    TicketEvent,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +143,7 @@ async def file_report(
             session.add(ticket)
             await session.flush()
             # Deliveries are queued in the same transaction: an accepted report is never lost.
-            await outbox.enqueue_agency_deliveries(session, ticket)
+            await enqueue_agency_deliveries(session, ticket)
     except IntegrityError:
         # Two deliveries of the same report raced: the other one won, return it.
         if report.idempotency_key:
@@ -152,6 +159,58 @@ async def file_report(
         ",".join(d.agency_id for d in ticket.destinations),
     )
     return ticket, True
+
+
+async def enqueue_agency_deliveries(session: AsyncSession, ticket: Ticket) -> list[OutboxMessage]:
+    """The outbox rows of a new ticket, one per destination agency and channel: dashboard always,
+    plus each active e-mail or webhook channel of the agency. Called in the transaction that
+    files the ticket; the outbox worker (:mod:`webhook.delivery.outbox`) delivers them."""
+    agency_ids = sorted({d.agency_id for d in ticket.destinations})
+    channels: list[AgencyChannel] = []
+    if agency_ids:
+        channels = list(
+            (
+                await session.execute(
+                    select(AgencyChannel)
+                    .where(AgencyChannel.agency_id.in_(agency_ids), AgencyChannel.active.is_(True))
+                    .order_by(AgencyChannel.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    now = utcnow()
+    rows: list[OutboxMessage] = []
+    for agency_id in agency_ids:
+        rows.append(
+            OutboxMessage(
+                ticket_id=ticket.id,
+                agency_id=agency_id,
+                kind="dashboard",
+                idempotency_key=f"dashboard:{ticket.reference}:{agency_id}",
+                payload={"reference": ticket.reference},
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+        for channel in channels:
+            if channel.agency_id != agency_id or channel.kind not in ("email", "webhook"):
+                continue
+            rows.append(
+                OutboxMessage(
+                    ticket_id=ticket.id,
+                    agency_id=agency_id,
+                    kind=channel.kind,
+                    idempotency_key=f"{channel.kind}:{ticket.reference}:{agency_id}:{channel.id}",
+                    payload={"reference": ticket.reference, "channel_id": channel.id},
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                )
+            )
+    session.add_all(rows)
+    return rows
 
 
 async def _get_one(

@@ -1,10 +1,11 @@
-"""Alembic environment: migrations run on a connection handed over by ``webhook.db.migrate``."""
+"""Alembic environment: migrations run on a connection handed over by
+``webhook.store.db.migrate``."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from webhook.db import Base
+from webhook.store.db import Base
 
 target_metadata = Base.metadata
 
@@ -13,7 +14,7 @@ def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError(
-            "run migrations through webhook.db.migrate() or `tranquillite db-upgrade`"
+            "run migrations through webhook.store.db.migrate() or `tranquillite db-upgrade`"
         )
     context.configure(
         connection=connection,
