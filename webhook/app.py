@@ -81,7 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(ChatCORS, paths=(web.CHAT_PATH,), allow_origins=settings.cors_origins)
-    # Order matters: /static/dashboard.css (dashboard) is matched before the /static mount.
     app.include_router(telegram_channel.router)
     app.include_router(notifications_api.router)
     app.include_router(dashboard.router)
