@@ -115,6 +115,7 @@ class Form:
     optional: frozenset[str]
     ask: dict[str, dict[str, str]]
     flags: dict[str, bool]
+    danger_category: str = "help_call"
 
     @property
     def name(self) -> str:
@@ -276,6 +277,7 @@ def parse_model(data: Any) -> Model:
             optional=optional,
             ask=ask,
             flags=_flags(raw.get("flags"), f"{where}.flags"),
+            danger_category=str(raw.get("danger_category") or "help_call"),
         )
     missing = set(routing.REPORT_TYPES) - set(forms)
     if missing:

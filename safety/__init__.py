@@ -11,7 +11,7 @@ and from the gateway (Python 3.11). It must never import rasa or rasa_sdk.
 
 from __future__ import annotations
 
-from .detector import DangerAssessment, assess
+from .detector import DangerAssessment, assess, helplines_for
 from .errors import SafetyDataError, SafetyError
 from .lexicon import Lexicon, default_lexicon, load_lexicon_file, parse_lexicon
 from .messages import (
@@ -24,6 +24,7 @@ from .messages import (
 )
 
 __all__ = [
+    "helplines_for",
     "SUPPORTED_LANGUAGES",
     "DangerAssessment",
     "Helpline",

@@ -93,6 +93,12 @@ def _is_agitated(text: str) -> bool:
     return len(letters) >= 4 and all(ch.isupper() for ch in letters)
 
 
+def helplines_for(*categories: str, lexicon: Lexicon | None = None) -> tuple[str, ...]:
+    """The helplines of danger categories (emergency lines first), e.g. when a citizen answers
+    "yes" to "is a child in danger right now?": ``helplines_for("child_danger_now")``."""
+    return _order_helplines(tuple(categories), lexicon or default_lexicon())
+
+
 def _order_helplines(categories: tuple[str, ...], lexicon: Lexicon) -> tuple[str, ...]:
     ordered: list[str] = []
     for category in categories:
