@@ -24,7 +24,6 @@ from .messages import (
 )
 
 __all__ = [
-    "helplines_for",
     "SUPPORTED_LANGUAGES",
     "DangerAssessment",
     "Helpline",
@@ -35,6 +34,7 @@ __all__ = [
     "assess",
     "default_lexicon",
     "emergency_message",
+    "helplines_for",
     "load_helplines",
     "load_lexicon_file",
     "load_messages",
