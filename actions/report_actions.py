@@ -507,14 +507,12 @@ class ActionFileReport(Action):
             dispatcher.utter_message(response="utter_default")
             return [SlotSet("filing_pending", False)]
         values = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
-        answers = {**values, reports.DANGER_SIGNAL: "oui" if values.get("danger_signal") else None}
         metadata = tracker.latest_message.get("metadata") or {}
         body = {
             "report_type": report_type,
             "commune_insee": tracker.get_slot("commune_insee"),
-            "fields": reports.ticket_fields(report_type, answers),
+            "fields": reports.ticket_fields(report_type, values),
             "danger_signal": bool(values.get("danger_signal")),
-            "flags": reports.flags(report_type, answers),
             "conversation_id": tracker.sender_id,
             "language": language,
             "channel": metadata.get("channel", "web"),

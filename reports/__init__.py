@@ -27,6 +27,7 @@ from reports.clock import today
 from reports.extract import extract
 from reports.fields import display, label, problem_text, ticket_fields
 from reports.flags import DANGER_SIGNAL, flags, text_flags
+from reports.flags import cues as flags_cues
 from reports.model import LANGUAGES, SKIP, Form, ModelError, Question, model
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "extract",
     "find_traces",
     "flags",
+    "flags_cues",
     "label",
     "model",
     "next_missing",

@@ -104,12 +104,8 @@ def read_answer(
             return Answer(SKIP) if optional else Answer(problem="empty")
         if question.choice(value):
             return Answer(value)
-        if question.kind not in ("choice", "yesno"):
-            text = value  # a value given by a channel for a free question (Open311)
-        elif question.free_text and value.strip():
-            text = value
-        else:
-            return Answer(problem="choice" if question.kind == "choice" else "yesno")
+        # not a choice id: a value given as words by a channel (Open311), read like typed text
+        text = value
     cleaned = " ".join((text or "").split())[:MAX_TEXT]
     if question.kind in ("choice", "yesno"):
         found = read_choice(question, cleaned)

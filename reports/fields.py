@@ -57,8 +57,13 @@ def display(qid: str, value: Any, language: str = "fr") -> str:
 
 def label(qid: str, language: str = "fr") -> str:
     """A field's name in words (the key itself when it is no question of the model)."""
-    question = model().questions.get(qid)
-    return question.label(language) if question else qid
+    m = model()
+    question = m.questions.get(qid)
+    if question is not None:
+        return question.label(language)
+    if qid in m.channel_fields:
+        return pick(m.channel_fields[qid], language)
+    return qid
 
 
 @lru_cache(maxsize=1)

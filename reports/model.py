@@ -127,6 +127,8 @@ class Form:
 class Model:
     questions: dict[str, Question]
     forms: dict[str, Form]
+    # fields that channels add beside the answers (Open311's address, a call-back number)
+    channel_fields: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def question(self, qid: str) -> Question:
         return self.questions[qid]
@@ -268,21 +270,29 @@ def parse_model(data: Any) -> Model:
         optional = frozenset(raw.get("optional") or ())
         if optional - set(qids):
             raise ModelError(f"{where}.optional: not questions of this form")
-        ask = {str(q): _texts(t, f"{where}.ask.{q}") for q, t in (raw.get("ask") or {}).items()}
-        if set(ask) - set(qids):
+        form_ask = {
+            str(q): _texts(t, f"{where}.ask.{q}") for q, t in (raw.get("ask") or {}).items()
+        }
+        if set(form_ask) - set(qids):
             raise ModelError(f"{where}.ask: not questions of this form")
         forms[str(report_type)] = Form(
             report_type=str(report_type),
             questions=qids,
             optional=optional,
-            ask=ask,
+            ask=form_ask,
             flags=_flags(raw.get("flags"), f"{where}.flags"),
             danger_category=str(raw.get("danger_category") or "help_call"),
         )
     missing = set(routing.REPORT_TYPES) - set(forms)
     if missing:
         raise ModelError(f"no form for report types: {sorted(missing)}")
-    return Model(questions, forms)
+    channel_fields = {
+        str(k): _texts(v, f"channel_fields.{k}")
+        for k, v in (data.get("channel_fields") or {}).items()
+    }
+    if set(channel_fields) & set(questions):
+        raise ModelError("channel_fields: a question's id cannot be a channel field")
+    return Model(questions, forms, channel_fields)
 
 
 @lru_cache(maxsize=1)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import string
 
 import pytest
 
+import reports
 import routing
+from reports.model import SKIP
+from routing.normalize import fold
 from webhook import replies
 from webhook.conversation import guided
 from webhook.conversation.guided import GuidedState
@@ -39,10 +43,8 @@ def placeholders(template: str) -> set[str]:
 def test_every_guided_text_exists_in_every_language_with_the_same_placeholders() -> None:
     table = replies._messages()
     keys = {k for k in table["fr"] if k.startswith("g_") or k == "rate_limited"}
-    needed = {f"g_q_{q}" for q in guided.all_question_ids()}
-    needed |= {f"g_f_{q}" for q in guided.all_question_ids()}
-    needed |= {f"g_o_{o}" for o in guided.all_option_ids()}
-    needed |= {f"g_t_{t}" for t in routing.REPORT_TYPES}
+    # the questions' own texts live in the report model (tests/reports checks their languages)
+    needed = {f"g_t_{t}" for t in routing.REPORT_TYPES} | {"g_o_commune_inconnue"}
     assert needed <= keys, sorted(needed - keys)
     for lang in SUPPORTED_LANGUAGES:
         missing = keys - set(table[lang])
@@ -53,20 +55,20 @@ def test_every_guided_text_exists_in_every_language_with_the_same_placeholders()
 
 @pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
 def test_button_titles_of_one_question_are_distinct(lang: str) -> None:
-    for report_type, questions in guided.QUESTIONS.items():
-        for question in questions:
-            state = GuidedState(step="question", report_type=report_type, question=question.id)
+    for report_type, form in reports.model().forms.items():
+        for qid in form.questions:
+            state = GuidedState(step="question", report_type=report_type, question=qid)
             shown = titles(guided.current(state, lang))
-            folded = [guided.fold(t) for t in shown]
-            assert len(set(folded)) == len(folded), (lang, report_type, question.id, shown)
+            folded = [fold(t) for t in shown]
+            assert len(set(folded)) == len(folded), (lang, report_type, qid, shown)
 
 
 def test_every_payload_fits_telegram_callback_data() -> None:
     state = GuidedState()
     shown = guided.start(state, "fr")
-    for report_type, questions in guided.QUESTIONS.items():
-        for question in questions:
-            s = GuidedState(step="question", report_type=report_type, question=question.id)
+    for report_type, form in reports.model().forms.items():
+        for qid in form.questions:
+            s = GuidedState(step="question", report_type=report_type, question=qid)
             shown += guided.current(s, "fr")
     shown += say(GuidedState(step="question", report_type="autre", question="commune"), "x")
     ambiguous = GuidedState(step="question", report_type="autre", question="commune")
@@ -94,9 +96,11 @@ def test_one_question_per_turn_with_back_and_human_every_time() -> None:
     shown = tap(state, "/guide:type:arnaque")
     seen = []
     answers = {
+        "description": f"/guide:a:description:{SKIP}",
         "type_arnaque": "/guide:a:type_arnaque:faux_conseiller",
         "argent_perdu": "/guide:a:argent_perdu:oui",
-        "senior": "/guide:a:senior:oui",
+        "victime_senior": "/guide:a:victime_senior:oui",
+        "deja_cible": "/guide:a:deja_cible:non",
     }
     while state.step == "question":
         assert state.question is not None
@@ -111,13 +115,32 @@ def test_one_question_per_turn_with_back_and_human_every_time() -> None:
             shown = tap(state, "/guide:a:commune:04088")
         else:
             shown = say(state, "0612345678, www.faux-site.example")
-    assert seen == ["type_arnaque", "argent_perdu", "senior", "commune", "escroc", "description"]
+    assert seen == [
+        "description",
+        "type_arnaque",
+        "argent_perdu",
+        "victime_senior",
+        "deja_cible",
+        "traces_escroc",
+        "commune",
+    ]
     assert state.step == "summary"
     report = guided.build_report(state, conversation_id="web-1", channel="web", language="fr")
     assert report.report_type == "arnaque" and report.commune_insee == "04088"
-    assert report.flags == {"money_lost": True, "senior": True, "online": False}
-    assert report.fields["type_arnaque"] == "Faux conseiller bancaire"
-    assert report.fields["escroc"] == "0612345678, www.faux-site.example"
+    assert report.flags == {}  # the gateway computes them from the fields (reports.flags)
+    assert reports.flags("arnaque", report.fields) == {
+        **{f: False for f in routing.FLAGS},
+        "money_lost": True,
+        "senior": True,
+    }
+    # the same keys and values as every other channel: the model's ids
+    assert report.fields == {
+        "type_arnaque": "faux_conseiller",
+        "argent_perdu": "oui",
+        "victime_senior": "oui",
+        "deja_cible": "non",
+        "traces_escroc": "0612345678, www.faux-site.example",
+    }
     # the bank steps were given when money was lost
     assert report.idempotency_key and report.idempotency_key.startswith("guided:web-1:")
 
@@ -125,28 +148,42 @@ def test_one_question_per_turn_with_back_and_human_every_time() -> None:
 def test_back_goes_one_question_back_and_forgets_that_answer() -> None:
     state = GuidedState()
     tap(state, "/guide:type:harcelement")
+    tap(state, f"/guide:a:description:{SKIP}")
     tap(state, "/guide:a:victime:moi")
     assert state.question == "mineur"
     tap(state, "/guide:a:mineur:non")
-    assert state.question == "lieu_h"
+    assert state.question == "lieu_type"
     shown = tap(state, "/guide:back")
     assert state.question == "mineur" and "mineur" not in state.answers
     assert "moins de 18 ans" in shown[0].text
     tap(state, "/guide:back")
-    assert state.question == "victime" and state.answers == {}
+    assert state.question == "victime" and state.answers == {"description": SKIP}
     tap(state, "/guide:a:victime:enfant")  # a child: "under 18?" is not asked
-    assert state.question == "lieu_h"
+    assert state.question == "lieu_type"
+    tap(state, "/guide:back")
     tap(state, "/guide:back")
     tap(state, "/guide:back")
     assert state.step == "menu"
 
 
+def test_back_after_a_description_forgets_what_was_read_from_it() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:incivilite")
+    say(state, "des rodéos de motos tous les soirs devant chez moi")
+    assert state.answers["type_incivilite"] == "rodeo"
+    assert state.answers["frequence"] == "tous_les_jours"
+    assert state.question == "lieu"  # what the description said is not asked again
+    tap(state, "/guide:back")
+    assert state.question == "description" and state.answers == {}
+
+
 def test_old_button_of_another_question_only_shows_the_current_question() -> None:
     state = GuidedState()
     tap(state, "/guide:type:incivilite")
+    tap(state, f"/guide:a:description:{SKIP}")
     tap(state, "/guide:a:type_incivilite:bruit")
     shown = tap(state, "/guide:a:type_incivilite:tags")  # stale
-    assert state.answers == {"type_incivilite": "bruit"}
+    assert state.answers == {"description": SKIP, "type_incivilite": "bruit"}
     assert state.question == "lieu" and "Où exactement" in shown[0].text
     shown = tap(state, "/guide:a:lieu:nonsense")
     assert state.question == "lieu"
@@ -155,25 +192,43 @@ def test_old_button_of_another_question_only_shows_the_current_question() -> Non
 def test_typed_answers_match_button_titles_and_unclear_text_asks_for_a_button() -> None:
     state = GuidedState()
     tap(state, "/guide:type:vol_cambriolage")
+    tap(state, f"/guide:a:description:{SKIP}")
     shown = say(state, "  NON !")
-    assert state.answers == {"en_cours": "non"} and state.question == "type_vol"
+    assert state.answers["en_cours"] == "non" and state.question == "type_vol"
     shown = say(state, "euh")
-    assert shown[0].text.startswith(replies.message("g_use_buttons"))
+    assert shown[0].text.startswith(reports.problem_text("choice", "fr"))
     say(state, "Vol dans un véhicule")
     assert state.answers["type_vol"] == "vol_dans_vehicule"
     say(state, "retour")
     assert state.question == "type_vol"
 
 
+def test_a_senior_may_type_the_answer_to_a_button_question() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:incivilite")
+    tap(state, f"/guide:a:description:{SKIP}")
+    say(state, "le bruit")
+    say(state, "place de la mairie")
+    assert state.question == "frequence"
+    say(state, "ça arrive tous les soirs")
+    assert state.answers["frequence"] == "tous_les_jours"
+    german = GuidedState()
+    tap(german, "/guide:type:absence_vacances", "de")
+    say(german, "Forcalquier", "de")
+    say(german, "ja, Hauptwohnsitz", "de")
+    assert german.answers["residence"] == "principale"
+
+
 def test_danger_now_gives_the_emergency_numbers_first() -> None:
     state = GuidedState()
     tap(state, "/guide:type:enfant_en_danger")
-    shown = tap(state, "/guide:a:danger:oui")
+    say(state, "le petit d'à côté pleure seul depuis des heures")
+    shown = tap(state, "/guide:a:danger_now:oui")
     assert "119" in shown[0].text and "17" in shown[0].text and not shown[0].buttons
-    assert state.question == "description"
+    assert state.question == "age_enfant"
     german = GuidedState()
     tap(german, "/guide:type:violences_conjugales", "de")
-    shown = tap(german, "/guide:a:danger:oui", "de")
+    shown = tap(german, "/guide:a:danger_now:oui", "de")
     assert shown[0].text.startswith("⚠️ Wenn Sie") and "3919" in shown[0].text
     assert shown[1].text.startswith("In welcher Gemeinde")
 
@@ -221,20 +276,15 @@ def test_human_contact_with_unknown_phone_says_so_and_never_invents_one() -> Non
 def test_summary_send_files_and_cancel_discards() -> None:
     state = GuidedState()
     tap(state, "/guide:type:drogue_trafic")
+    tap(state, f"/guide:a:description:{SKIP}")
     say(state, "hall du bâtiment C")
     tap(state, "/guide:a:moment:soir")
     say(state, "Forcalquier")
-    tap(state, "/guide:a:description:passer")
     assert state.step == "summary"
     assert guided.handle(state, "fr", payload="/guide:send").file
     assert guided.handle(state, "fr", text="Envoyer le signalement").file
     report = guided.build_report(state, conversation_id="c", channel="telegram", language="fr")
-    assert report.fields == {
-        "lieu": "hall du bâtiment C",
-        "moment": "Le soir",
-        "description": "Passer",
-        "saisie": "mode guidé",
-    }
+    assert report.fields == {"lieu": "hall du bâtiment C", "moment": "soir"}
     shown = tap(state, "/guide:cancel")
     assert state.step == "menu" and state.answers == {}
     assert shown[0].text == replies.message("g_cancelled")
@@ -281,8 +331,27 @@ def test_rasa_menu_and_report_buttons_work_in_guided_mode() -> None:
     shown = tap(state, "/aide_menu")
     assert "/guide:type:autre" in payloads(shown)
     tap(state, "/incivilite")  # a button of the assistant's own menu
-    assert state.report_type == "incivilite" and state.question == "type_incivilite"
+    assert state.report_type == "incivilite" and state.question == "description"
     shown = tap(state, "/parler_humain")
     assert state.step == "human"
     tap(state, "/guide:back")
-    assert state.step == "question" and state.question == "type_incivilite"
+    assert state.step == "question" and state.question == "description"
+
+
+def test_absence_dates_are_checked_like_in_the_chat() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:absence_vacances")
+    say(state, "Dole")  # police nationale: main home only, 3 to 45 days ahead
+    tap(state, "/guide:a:residence:secondaire")
+    assert state.question == "residence"  # refused, asked again
+    tap(state, "/guide:a:residence:principale")
+    shown = say(state, "hier")
+    assert "déjà passée" in shown[0].text and state.question == "date_depart"
+    shown = say(state, "dans 10 jours")
+    assert state.question == "date_retour"
+    shown = say(state, "dans 5 jours")
+    assert "après la date de départ" in shown[0].text and state.question == "date_retour"
+    say(state, "dans 20 jours")
+    assert state.question == "adresse"
+    in_ten_days = reports.today() + datetime.timedelta(days=10)
+    assert state.answers["date_depart"] == in_ten_days.isoformat()

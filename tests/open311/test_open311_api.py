@@ -106,7 +106,7 @@ async def test_create_request_routes_and_files_an_open311_ticket(gateway: Gatewa
             "address_string": "12 rue de Besançon, 39100 Dole",
             "description": "Dépôt sauvage devant l'école",
             "attribute[frequence]": "chaque lundi",
-            "attribute[conflit_voisinage]": "non",
+            "attribute[type_incivilite]": "Déchets, dépôts sauvages",
         },
         headers={"Idempotency-Key": "outil-x-1"},
     )
@@ -117,7 +117,9 @@ async def test_create_request_routes_and_files_an_open311_ticket(gateway: Gatewa
     ticket = await tickets.get_by_reference(app.state.sessions, reference)
     assert ticket is not None
     assert ticket.channel == "open311" and ticket.commune_insee == "39198" and ticket.anonymous
-    assert ticket.fields["frequence"] == "chaque lundi"
+    assert ticket.fields["frequence"] == "chaque lundi"  # a free answer is kept as written
+    assert ticket.fields["type_incivilite"] == "dechets"  # a choice's label is read as its id
+    assert ticket.fields["localisation"] == "12 rue de Besançon, 39100 Dole"
     assert AGENCY_X in {d.agency_id for d in ticket.destinations}
     again = await client.post(
         f"{BASE}/requests.json",
@@ -146,8 +148,26 @@ async def test_create_request_routes_and_files_an_open311_ticket(gateway: Gatewa
             {
                 "api_key": key,
                 "service_code": "incivilite",
-                "attribute[conflit_voisinage]": "peut-être",
+                "attribute[type_incivilite]": "peut-être",
                 "attribute[commune]": "39198",
+            },
+            400,
+        ),
+        (
+            {
+                "api_key": key,
+                "service_code": "incivilite",
+                "attribute[conflit_voisinage]": "non",  # not an attribute of any service
+                "attribute[commune]": "39198",
+            },
+            400,
+        ),
+        (
+            {
+                "api_key": key,
+                "service_code": "absence_vacances",
+                "attribute[commune]": "39198",
+                "attribute[date_depart]": "2020-08-01",  # in the past: the OTV rules refuse it
             },
             400,
         ),

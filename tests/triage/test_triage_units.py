@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+import reports
 from safety import assess
 from webhook.nlu import evaluate
 from webhook.nlu.triage import (
     classifier_danger,
-    cues,
     derive_flags,
     detect_language,
     read_item,
@@ -70,7 +70,18 @@ def test_flags_from_text_and_entities() -> None:
 def test_cues_are_routing_flags() -> None:
     import routing
 
-    assert set(cues().flags) <= set(routing.FLAGS)
+    assert set(reports.flags_cues().flags) <= set(routing.FLAGS)
+
+
+def test_triage_and_the_chat_compute_the_same_flags() -> None:
+    text = "des jeunes font des rodéos en moto tous les soirs et ont tagué l'abribus"
+    triaged = flags(text, report_type="incivilite")
+    answers = {"description": text, **reports.extract("incivilite", text, reports.today())}
+    filed = reports.flags("incivilite", answers)
+    assert triaged.offence and triaged.repeated
+    assert {k: getattr(triaged, k) for k in vars(triaged)} == {
+        k: v for k, v in filed.items() if k != "danger"
+    }
 
 
 def test_commune_from_field_then_text() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from reports import reference
 from webhook.agency import auth, queries
 from webhook.agency.auth import Principal
 from webhook.agency.queries import ReportType
@@ -32,7 +33,7 @@ Status = Literal[
     "rejected_duplicate",
 ]
 AgencyStatus = Literal["acknowledged", "in_progress", "closed", "redirected", "rejected_duplicate"]
-Reference = Annotated[str, Path(max_length=32, pattern=r"^(?:\d{2,3}|2A|2B|FR)-\d{4}-\d{6}$")]
+Reference = Annotated[str, Path(max_length=32, pattern=rf"^{reference.PATTERN}$")]
 
 
 class Destination(BaseModel):

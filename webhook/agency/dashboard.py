@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+import reports
 import routing
 from webhook.agency import auth, queries
 from webhook.agency.auth import AuthError, Principal
@@ -55,7 +56,8 @@ _env.globals.update(
     STATUS_LABELS=lifecycle.STATUS_LABELS,
     TYPE_LABELS=lifecycle.REPORT_TYPE_LABELS,
     ROLE_LABELS=auth.ROLE_LABELS,
-    FIELD_LABELS=queries.FIELD_LABELS,
+    field_label=reports.label,
+    field_value=reports.display,
     commune_label=queries.commune_label,
     agency_name=auth.agency_name,
     status_group=queries.status_group,

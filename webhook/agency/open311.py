@@ -32,7 +32,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+import reports
 import routing
+from reports import otv, reference
+from reports.model import SKIP
 from webhook.agency import auth, queries
 from webhook.agency.auth import Principal
 from webhook.agency.queries import ReportType
@@ -41,134 +44,47 @@ from webhook.store.db import Ticket
 
 logger = logging.getLogger(__name__)
 
-YES_NO = (("oui", "Oui"), ("non", "Non"), ("ne_sait_pas", "Ne sait pas"))
-
 
 @dataclass(frozen=True)
 class Attribute:
+    """An ``attribute[<code>]`` of a service: a question of the report model (reports/)."""
+
     code: str
     description: str
     datatype: Literal["string", "text", "datetime", "singlevaluelist"] = "string"
     values: tuple[tuple[str, str], ...] = ()
-    flag: str | None = None  # routing flag set when the answer is "oui" (routing.FLAGS)
+    required: bool = False
 
 
-COMMUNE = Attribute(
-    "commune",
-    "Commune des faits : code INSEE, code postal ou nom (sinon déduite de address_string)",
-)
-DANGER = Attribute(
-    "danger", "Quelqu'un est-il en danger maintenant ?", "singlevaluelist", YES_NO, "danger"
-)
-WHERE = Attribute("lieu", "Où cela se passe-t-il (adresse, rue ou lieu) ?")
-WHEN = Attribute("quand", "Quand, depuis quand ou à quelle fréquence ?")
+COMMUNE_CODE = "commune"
 
-# The fields each report type collects (SPEC §2). The free description is the standard
-# GeoReport ``description`` parameter.
+
+def _attribute(report_type: str, qid: str) -> Attribute:
+    model = reports.model()
+    question = model.questions[qid]
+    ask = model.ask_text(report_type, qid, "fr")
+    if qid == COMMUNE_CODE:
+        return Attribute(
+            COMMUNE_CODE,
+            "Commune des faits : code INSEE, code postal ou nom (sinon déduite de address_string)",
+        )
+    values = tuple((c.id, c.label("fr")) for c in question.choices)
+    required = not model.is_optional(report_type, qid)
+    if question.has_buttons and not question.free_text:
+        return Attribute(qid, ask, "singlevaluelist", values, required)
+    if question.free_text:
+        listed = ", ".join(k for k, _ in values)
+        return Attribute(qid, f"{ask} (une de : {listed} ; ou un texte libre)", "string")
+    if question.kind == "date":
+        return Attribute(qid, ask, "datetime", required=required)
+    return Attribute(qid, ask, "text" if qid == "description" else "string", required=required)
+
+
+# The fields each report type collects (SPEC §2), from the report model. The free description is
+# the standard GeoReport ``description`` parameter, so it is not an attribute.
 SERVICE_ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
-    "harcelement": (
-        Attribute(
-            "victime",
-            "Qui est la victime ?",
-            "singlevaluelist",
-            (("moi", "Moi-même"), ("enfant", "Mon enfant"), ("autre", "Une autre personne")),
-        ),
-        Attribute("mineur", "La victime est-elle mineure ?", "singlevaluelist", YES_NO, "minor"),
-        Attribute(
-            "contexte",
-            "Où le harcèlement a-t-il lieu ?",
-            "singlevaluelist",
-            (
-                ("ecole", "À l'école"),
-                ("en_ligne", "En ligne"),
-                ("rue", "Dans la rue"),
-                ("domicile", "Au domicile ou dans le voisinage"),
-            ),
-        ),
-        Attribute("depuis", "Depuis quand ?"),
-        COMMUNE,
-    ),
-    "enfant_en_danger": (
-        Attribute("age_enfant", "Âge approximatif de l'enfant"),
-        Attribute("relation", "Lien du déclarant avec l'enfant (facultatif)"),
-        DANGER,
-        COMMUNE,
-    ),
-    "violences_conjugales": (
-        DANGER,
-        Attribute("contact_sur", "Moyen sûr de recontacter la victime (ou aucun)"),
-        COMMUNE,
-    ),
-    "arnaque": (
-        Attribute(
-            "type_arnaque",
-            "Type d'arnaque",
-            "singlevaluelist",
-            (
-                ("faux_conseiller", "Faux conseiller bancaire"),
-                ("faux_policier", "Faux policier ou faux gendarme"),
-                ("faux_artisan", "Faux plombier ou faux artisan"),
-                ("sms_hameconnage", "SMS ou courriel frauduleux (hameçonnage)"),
-                ("sentimentale", "Arnaque sentimentale"),
-                ("coucou_maman", "« Coucou maman » (faux proche)"),
-                ("autre", "Autre"),
-            ),
-        ),
-        Attribute(
-            "argent_perdu",
-            "De l'argent a-t-il été perdu ?",
-            "singlevaluelist",
-            YES_NO,
-            "money_lost",
-        ),
-        Attribute(
-            "senior",
-            "La victime est-elle âgée ou vulnérable ?",
-            "singlevaluelist",
-            YES_NO,
-            "senior",
-        ),
-        Attribute(
-            "coordonnees_escroc", "Coordonnées de l'escroc s'il y en a (téléphone, IBAN, site)"
-        ),
-        COMMUNE,
-    ),
-    "personne_vulnerable": (
-        Attribute("victime", "Qui est la personne en danger (âge, situation) ?"),
-        Attribute(
-            "lieu_vie",
-            "Où vit-elle ?",
-            "singlevaluelist",
-            (("domicile", "À domicile"), ("ehpad", "En EHPAD ou en établissement")),
-        ),
-        DANGER,
-        COMMUNE,
-    ),
-    "absence_vacances": (
-        Attribute("adresse", "Adresse du logement"),
-        Attribute("date_depart", "Date de départ", "datetime"),
-        Attribute("date_retour", "Date de retour", "datetime"),
-        Attribute("contact_absence", "Contact joignable pendant l'absence"),
-        Attribute("alarme", "Le logement a-t-il une alarme ?", "singlevaluelist", YES_NO),
-        Attribute("cles", "Une personne a-t-elle les clés ?", "singlevaluelist", YES_NO),
-        Attribute("vehicule", "Un véhicule reste-t-il sur place ?", "singlevaluelist", YES_NO),
-        COMMUNE,
-    ),
-    "incivilite": (
-        WHERE,
-        Attribute("frequence", "Quand, ou à quelle fréquence ?"),
-        Attribute(
-            "conflit_voisinage",
-            "S'agit-il d'un conflit de voisinage sans menace ?",
-            "singlevaluelist",
-            YES_NO,
-            "neighbour_conflict",
-        ),
-        COMMUNE,
-    ),
-    "vol_cambriolage": (WHERE, WHEN, DANGER, COMMUNE),
-    "drogue_trafic": (WHERE, WHEN, COMMUNE),
-    "autre": (COMMUNE,),
+    report_type: tuple(_attribute(report_type, q) for q in form.questions if q != "description")
+    for report_type, form in reports.model().forms.items()
 }
 ALL_ATTRIBUTES: dict[str, Attribute] = {
     a.code: a for attributes in SERVICE_ATTRIBUTES.values() for a in attributes
@@ -197,7 +113,7 @@ SERVICE_GROUPS: dict[str, str] = {
     "drogue_trafic": "Tranquillité publique",
     "autre": "Autres",
 }
-REFERENCE_PATTERN = r"^(?:\d{2,3}|2A|2B|FR)-\d{4}-\d{6}$"
+REFERENCE_PATTERN = rf"^{reference.PATTERN}$"
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 POSTAL_RE = re.compile(r"\b(\d{5})\b\s*(.*)$")
 MAX_RESULTS = 1000
@@ -425,7 +341,7 @@ def _service(code: str) -> Service:
 
 def _address(ticket: Ticket) -> str | None:
     fields = ticket.fields or {}
-    parts = [str(fields[k]) for k in ("adresse", "lieu") if fields.get(k)]
+    parts = [str(fields[k]) for k in ("adresse", "lieu", "localisation") if fields.get(k)]
     commune = routing.get_engine().commune(ticket.commune_insee) if ticket.commune_insee else None
     if commune is not None:
         parts.append(commune.name)
@@ -528,7 +444,7 @@ async def service_definition(
                 variable=True,
                 code=a.code,
                 datatype=a.datatype,
-                required=False,
+                required=a.required,
                 datatype_description=(
                     "Date ISO 8601"
                     if a.datatype == "datetime"
@@ -623,6 +539,35 @@ async def get_request(
     return [_as_request(ticket, principal.agency_id)]
 
 
+def _answers(
+    service_code: str, attributes: dict[str, str], description: str | None
+) -> dict[str, Any]:
+    """The answers of a request, read like the chat reads typed answers (same synonyms: "Oui",
+    "tous les jours"); a value no question accepts is refused with the question's name."""
+    model = reports.model()
+    answers: dict[str, Any] = {}
+    if description:
+        answers["description"] = description
+    for code, value in attributes.items():
+        question = model.questions[code]
+        if question.kind == "date":
+            try:
+                answers[code] = dt.date.fromisoformat(value[:10]).isoformat()
+            except ValueError:
+                raise Open311Failure(400, f"date invalide pour attribute[{code}]") from None
+            continue
+        answer = reports.read_answer(
+            question,
+            value=value,
+            optional=model.is_optional(service_code, code),
+            today=reports.today(),
+        )
+        if not answer.ok or answer.value == SKIP:
+            raise Open311Failure(400, f"valeur invalide pour attribute[{code}]")
+        answers[code] = answer.value
+    return answers
+
+
 @router.post(
     "/requests.json",
     response_model=list[ServiceRequestCreated],
@@ -647,27 +592,27 @@ async def create_request(
         if (cleaned := _clean(values.get(f"attr_{code}"))) is not None
     }
     allowed = {a.code: a for a in SERVICE_ATTRIBUTES[service_code]}
-    unknown = sorted(set(attributes) - set(allowed))
+    sent = {k[len("attribute[") : -1] for k in (await request.form()) if k.startswith("attribute[")}
+    unknown = sorted((set(attributes) | sent) - set(allowed))
     if unknown:
         raise Open311Failure(400, f"attribut inconnu pour ce service : {', '.join(unknown)}")
-    for code, value in attributes.items():
-        attribute = allowed[code]
-        if attribute.values and value not in {k for k, _ in attribute.values}:
-            raise Open311Failure(400, f"valeur invalide pour attribute[{code}]")
     address = _clean(form.address_string)
-    commune_insee = resolve_commune(attributes.pop("commune", None), address)
+    commune_insee = resolve_commune(attributes.pop(COMMUNE_CODE, None), address)
     if commune_insee is None:
         raise Open311Failure(
             400,
             "commune introuvable : indiquez attribute[commune] (code INSEE, code postal ou nom) "
             "ou une adresse avec code postal dans address_string",
         )
-    fields: dict[str, str] = dict(attributes)
-    description = _clean(form.description)
-    if description:
-        fields["description"] = description
+    answers = _answers(service_code, attributes, _clean(form.description))
+    if service_code == "absence_vacances":
+        problems = otv.problems({**answers, "commune_insee": commune_insee}, reports.today())
+        if problems:
+            key, params = problems[0]
+            raise Open311Failure(400, reports.problem_text(key, "fr", **params))
+    fields = reports.ticket_fields(service_code, answers)
     if address:
-        fields["adresse"] = address
+        fields["localisation"] = address
     if form.lat is not None and form.long is not None:
         fields["coordonnees"] = f"{form.lat:.6f},{form.long:.6f}"
     contact = [
@@ -682,12 +627,7 @@ async def create_request(
     ]
     if contact:
         fields["contact"] = " ".join(contact)
-    flags = {
-        allowed[code].flag: value == "oui"
-        for code, value in attributes.items()
-        if allowed[code].flag and allowed[code].flag in routing.FLAGS
-    }
-    key = _clean(idempotency_key)
+    idempotency = _clean(idempotency_key)
     try:
         ticket, _ = await tickets.file_report(
             request.app.state.sessions,
@@ -699,11 +639,10 @@ async def create_request(
                 language="fr",
                 anonymous=not contact,
                 idempotency_key=(
-                    f"open311:{principal.agency_id}:{hashlib.sha256(key.encode()).hexdigest()}"
-                    if key
+                    f"open311:{principal.agency_id}:{hashlib.sha256(idempotency.encode()).hexdigest()}"
+                    if idempotency
                     else None
                 ),
-                flags={k: v for k, v in flags.items() if k is not None},
             ),
         )
     except tickets.InvalidReport:

@@ -39,32 +39,6 @@ OPEN311_CLOSED = frozenset({"closed", "redirected", "rejected_duplicate"})
 OPEN_STATUSES = frozenset(lifecycle.STATUSES) - OPEN311_CLOSED
 
 # Labels of the form fields (SPEC §2) shown to agents; unknown keys are shown as they are.
-FIELD_LABELS: dict[str, str] = {
-    "description": "Description",
-    "lieu": "Lieu",
-    "frequence": "Depuis quand / fréquence",
-    "commune_name": "Commune (saisie)",
-    "victime": "Victime",
-    "mineur": "Victime mineure",
-    "depuis": "Depuis quand",
-    "age_enfant": "Âge approximatif de l'enfant",
-    "relation": "Lien du déclarant",
-    "danger": "Danger immédiat",
-    "contact_sur": "Moyen de contact sûr",
-    "type_arnaque": "Type d'arnaque",
-    "argent_perdu": "Argent perdu",
-    "senior": "Victime âgée ou vulnérable",
-    "coordonnees_escroc": "Coordonnées de l'escroc",
-    "adresse": "Adresse",
-    "date_depart": "Date de départ",
-    "date_retour": "Date de retour",
-    "contact_absence": "Contact pendant l'absence",
-    "alarme": "Alarme",
-    "cles": "Personne ayant les clés",
-    "vehicule": "Véhicule laissé sur place",
-    "quand": "Quand",
-    "contact": "Contact",
-}
 
 
 def status_group(status: str) -> str:

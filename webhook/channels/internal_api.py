@@ -9,10 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-import routing
 from webhook.store import tickets
 
 logger = logging.getLogger(__name__)
@@ -29,15 +28,9 @@ class ReportIn(BaseModel):
     language: str = Field(default="fr", max_length=8)
     anonymous: bool = True
     idempotency_key: str | None = Field(default=None, max_length=200)
-    # routing flags read from the form's answers (minor, senior, danger, money_lost, ...)
-    flags: dict[str, bool] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _known_flags(self) -> ReportIn:
-        unknown = set(self.flags) - set(routing.FLAGS)
-        if unknown:
-            raise ValueError(f"unknown routing flags: {sorted(unknown)}")
-        return self
+    # the safety check fired during the conversation; the routing flags themselves are
+    # computed by the gateway from the fields (reports.flags), the same way for every channel
+    danger_signal: bool = False
 
 
 @router.get("/health")
@@ -86,7 +79,7 @@ async def file_report(body: ReportIn, request: Request) -> JSONResponse:
                 conversation_id=body.conversation_id,
                 anonymous=body.anonymous,
                 idempotency_key=body.idempotency_key,
-                flags=body.flags,
+                danger_signal=body.danger_signal,
             ),
         )
     except tickets.InvalidReport as exc:

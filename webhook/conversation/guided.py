@@ -1,11 +1,15 @@
 """Guided mode: a report made with big buttons, one plain question per turn, without Rasa.
 
 For seniors and anyone who prefers buttons, for German, Dutch, Italian and Spanish speakers, and
-whenever Rasa is down (degraded mode). The state machine is pure: :func:`handle` takes the state
-of one conversation and a button payload or a typed text, updates the state and returns the
-replies. Filing is left to the caller (the gateway, single writer of the ticket store): when
-:attr:`Outcome.file` is set, it files :func:`build_report` and answers with :func:`filed` or
-:func:`filing_failed`.
+whenever Rasa is down (degraded mode). The questions, their buttons, the answers understood when
+they are typed ("tous les jours", "oui"), the date and OTV checks, the routing flags and the ticket
+fields all come from the report model (``reports``): the same answers give the same ticket as in
+the chat, on Telegram or through Open311.
+
+The state machine is pure: :func:`handle` takes the state of one conversation and a button
+payload or a typed text, updates the state and returns the replies. Filing is left to the caller
+(the gateway, single writer of the ticket store): when :attr:`Outcome.file` is set, it files
+:func:`build_report` and answers with :func:`filed` or :func:`filing_failed`.
 
 Every question offers "Retour" (back one question) and "Parler à quelqu'un" (the contact of the
 competent unit from the routing data, never invented). The menu offers "Écrire librement" to go
@@ -16,7 +20,8 @@ Payloads (all under 64 bytes, as Telegram's callback data must be)::
     /mode_guide             enter the guided mode (re-asks the current question if a report is open)
     /guide:menu             the menu of report types
     /guide:type:<type>      start a report of that type
-    /guide:a:<qid>:<value>  answer question <qid> (an option id, or an INSEE code for the commune)
+    /guide:a:<qid>:<value>  answer question <qid> (a choice id, __skip__, or an INSEE code for
+                            the commune)
     /guide:h:<insee>        commune chosen for "Parler à quelqu'un"
     /guide:back  /guide:human  /guide:quit  /guide:send  /guide:cancel
 """
@@ -25,13 +30,16 @@ from __future__ import annotations
 
 import logging
 import secrets
-import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import reports
 import routing
 import safety
+from reports import communes, otv
+from reports.model import SKIP, Question
+from routing.normalize import fold
 from webhook import replies
 from webhook.replies import Button, Reply
 from webhook.store.tickets import NewReport
@@ -55,164 +63,16 @@ RASA_HUMAN = "/parler_humain"
 
 REPORT_TYPES: tuple[str, ...] = tuple(routing.REPORT_TYPES)
 MAX_TEXT_CHARS = 2000
-MAX_COMMUNE_BUTTONS = 8
-EMERGENCY_BASE = ("17", "112", "114")
+MIN_TEXT_CHARS = 2
+MIN_DESCRIPTION_CHARS = 3
+MAX_COMMUNE_BUTTONS = communes.MAX_CHOICES
+UNKNOWN_COMMUNE = "commune_inconnue"
 
-Kind = Literal["choice", "text", "commune"]
 Step = Literal["menu", "question", "summary", "done", "human"]
 
 
-@dataclass(frozen=True)
-class Question:
-    id: str
-    kind: Kind
-    options: tuple[str, ...] = ()
-    # text questions: an option that answers without typing ("Passer", "Ne pas me recontacter")
-    skip_option: str | None = None
-    min_chars: int = 2
-    # ask only what is missing: skipped when this returns True for the answers so far
-    skip_if: Callable[[Mapping[str, str]], bool] | None = None
-    # the answer that means "danger now": the emergency numbers are given at once
-    danger_option: str | None = None
-
-
-YES_NO_DK = ("oui", "non", "nsp")
-YES_NO = ("oui", "non")
-
-_Q = Question
-COMMUNE = _Q("commune", "commune")
-DESCRIPTION = _Q("description", "text", min_chars=3)
-DESCRIPTION_OPTIONAL = _Q("description", "text", skip_option="passer", min_chars=3)
-DANGER = _Q("danger", "choice", YES_NO_DK, danger_option="oui")
-LIEU = _Q("lieu", "text")
-
-QUESTIONS: dict[str, tuple[Question, ...]] = {
-    "harcelement": (
-        _Q("victime", "choice", ("moi", "enfant", "autre_personne")),
-        _Q("mineur", "choice", YES_NO_DK, skip_if=lambda a: a.get("victime") == "enfant"),
-        _Q(
-            "lieu_h",
-            "choice",
-            ("ecole", "internet", "rue", "domicile", "travail", "autre_lieu"),
-        ),
-        _Q("depuis", "choice", ("aujourdhui", "semaine", "mois", "longtemps")),
-        COMMUNE,
-        DESCRIPTION_OPTIONAL,
-    ),
-    "enfant_en_danger": (
-        DANGER,
-        DESCRIPTION,
-        _Q("age_enfant", "choice", ("age_0_5", "age_6_10", "age_11_14", "age_15_17", "nsp")),
-        COMMUNE,
-        _Q(
-            "relation",
-            "choice",
-            ("famille", "voisin", "professionnel", "autre_relation", "ne_pas_dire"),
-        ),
-    ),
-    "violences_conjugales": (
-        DANGER,
-        COMMUNE,
-        _Q("contact", "text", skip_option="aucun_contact"),
-        DESCRIPTION_OPTIONAL,
-    ),
-    "arnaque": (
-        _Q(
-            "type_arnaque",
-            "choice",
-            (
-                "faux_conseiller",
-                "faux_policier",
-                "faux_artisan",
-                "sms_mail",
-                "sentimentale",
-                "coucou_maman",
-                "autre_arnaque",
-            ),
-        ),
-        _Q("argent_perdu", "choice", YES_NO_DK),
-        _Q("senior", "choice", YES_NO_DK),
-        COMMUNE,
-        _Q("escroc", "text", skip_option="aucune_info"),
-        DESCRIPTION_OPTIONAL,
-    ),
-    "personne_vulnerable": (
-        DANGER,
-        _Q("qui", "choice", ("personne_agee", "personne_handicapee", "autre_personne")),
-        _Q("lieu_v", "choice", ("domicile", "etablissement", "autre_lieu")),
-        DESCRIPTION,
-        COMMUNE,
-    ),
-    "absence_vacances": (
-        COMMUNE,
-        _Q("adresse", "text", min_chars=5),
-        _Q("depart", "text"),
-        _Q("retour", "text"),
-        _Q("joignable", "text", skip_option="ne_pas_dire"),
-        _Q("alarme", "choice", YES_NO),
-        _Q("cles", "choice", YES_NO),
-        _Q("vehicule", "choice", YES_NO),
-    ),
-    "incivilite": (
-        _Q(
-            "type_incivilite",
-            "choice",
-            (
-                "bruit",
-                "dechets",
-                "rodeo",
-                "tags",
-                "stationnement",
-                "voisinage",
-                "autre_incivilite",
-            ),
-        ),
-        LIEU,
-        _Q("frequence", "choice", ("une_fois", "plusieurs_fois", "tous_les_jours")),
-        COMMUNE,
-        DESCRIPTION_OPTIONAL,
-    ),
-    "vol_cambriolage": (
-        _Q("en_cours", "choice", YES_NO, danger_option="oui"),
-        _Q(
-            "type_vol",
-            "choice",
-            ("cambriolage", "vol_vehicule", "vol_dans_vehicule", "vol_personne", "autre_vol"),
-        ),
-        _Q("quand", "text"),
-        LIEU,
-        COMMUNE,
-        DESCRIPTION_OPTIONAL,
-    ),
-    "drogue_trafic": (
-        LIEU,
-        _Q("moment", "choice", ("journee", "soir", "nuit", "tout_le_temps")),
-        COMMUNE,
-        DESCRIPTION_OPTIONAL,
-    ),
-    "autre": (DESCRIPTION, COMMUNE),
-}
-
-# Helplines given with the emergency numbers when someone answers "danger now".
-DANGER_HELPLINES: dict[str, tuple[str, ...]] = {
-    "enfant_en_danger": (*EMERGENCY_BASE, "119"),
-    "violences_conjugales": (*EMERGENCY_BASE, "3919"),
-    "personne_vulnerable": (*EMERGENCY_BASE, "3977"),
-}
-
-
-def all_question_ids() -> set[str]:
-    return {q.id for qs in QUESTIONS.values() for q in qs}
-
-
-def all_option_ids() -> set[str]:
-    ids = {o for qs in QUESTIONS.values() for q in qs for o in q.options}
-    ids |= {q.skip_option for qs in QUESTIONS.values() for q in qs if q.skip_option}
-    return ids | {"commune_inconnue"}
-
-
-def _question(report_type: str, qid: str) -> Question:
-    return next(q for q in QUESTIONS[report_type] if q.id == qid)
+def _question(qid: str) -> Question:
+    return reports.model().questions[qid]
 
 
 # ----------------------------------------------------------------------------- state
@@ -222,7 +82,8 @@ class GuidedState:
     report_type: str | None = None
     question: str | None = None
     answers: dict[str, str] = field(default_factory=dict)
-    history: list[str] = field(default_factory=list)
+    # each step back removes what one answer added (the answer and what was read from it)
+    history: list[list[str]] = field(default_factory=list)
     commune_tries: int = 0
     # free text written before a report type was chosen (e.g. while Rasa was down): it becomes
     # the description of the next report, so nothing the citizen wrote is lost
@@ -258,20 +119,8 @@ def _t(key: str, lang: str, **values: Any) -> str:
     return replies.message(key, lang, **values)
 
 
-def option_label(option: str, lang: str) -> str:
-    return _t(f"g_o_{option}", lang)
-
-
 def type_label(report_type: str, lang: str) -> str:
     return _t(f"g_t_{report_type}", lang)
-
-
-def fold(text: str) -> str:
-    """Lower case, no accents, no punctuation at the ends: for matching typed answers."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    plain = plain.replace("’", "'")
-    return " ".join(plain.split()).strip(" .!?,;:'\"")
 
 
 def _back_button(lang: str) -> Button:
@@ -286,6 +135,11 @@ def _nav(lang: str) -> list[Button]:
     return [_back_button(lang), _human_button(lang)]
 
 
+def _optional(state: GuidedState, qid: str) -> bool:
+    assert state.report_type is not None
+    return reports.model().is_optional(state.report_type, qid)
+
+
 # ----------------------------------------------------------------------------- replies
 def menu_reply(state: GuidedState, lang: str, text_key: str = "g_menu") -> Reply:
     buttons = [Button(title=type_label(t, lang), payload=P_TYPE + t) for t in REPORT_TYPES]
@@ -297,52 +151,45 @@ def menu_reply(state: GuidedState, lang: str, text_key: str = "g_menu") -> Reply
 
 def _question_reply(state: GuidedState, lang: str, prefix: str | None = None) -> Reply:
     assert state.report_type is not None and state.question is not None
-    question = _question(state.report_type, state.question)
-    text = _t(f"g_q_{question.id}", lang)
+    question = _question(state.question)
+    text = reports.model().ask_text(state.report_type, question.id, lang, short=True)
     if prefix:
         text = f"{prefix}\n{text}"
     buttons = [
-        Button(title=option_label(o, lang), payload=f"{P_ANSWER}{question.id}:{o}")
-        for o in question.options
+        Button(title=c.label(lang), payload=f"{P_ANSWER}{question.id}:{c.id}")
+        for c in question.choices
     ]
-    if question.skip_option:
+    if _optional(state, question.id):
         buttons.append(
-            Button(
-                title=option_label(question.skip_option, lang),
-                payload=f"{P_ANSWER}{question.id}:{question.skip_option}",
-            )
+            Button(title=question.skip_label(lang), payload=f"{P_ANSWER}{question.id}:{SKIP}")
         )
     if question.kind == "commune" and state.commune_tries > 0:
         buttons.append(
             Button(
-                title=option_label("commune_inconnue", lang),
-                payload=f"{P_ANSWER}commune:commune_inconnue",
+                title=_t("g_o_commune_inconnue", lang),
+                payload=f"{P_ANSWER}commune:{UNKNOWN_COMMUNE}",
             )
         )
     return Reply(text=text, buttons=[*buttons, *_nav(lang)])
 
 
-def _answer_label(report_type: str, qid: str, value: str, lang: str) -> str:
-    question = _question(report_type, qid)
-    if question.kind == "commune":
-        if value == "commune_inconnue":
-            return option_label(value, lang)
+def _answer_label(qid: str, value: str, lang: str) -> str:
+    if _question(qid).kind == "commune":
+        if value == UNKNOWN_COMMUNE:
+            return _t("g_o_commune_inconnue", lang)
         commune = routing.get_engine().commune(value)
-        return f"{commune.name} ({commune.departement})" if commune else value
-    if value in question.options or value == question.skip_option:
-        return option_label(value, lang)
-    return value
+        return communes.display_name(commune) if commune else value
+    return reports.display(qid, value, lang)
 
 
 def summary_reply(state: GuidedState, lang: str) -> Reply:
     assert state.report_type is not None
     lines = [f"• {_t('g_f_report_type', lang)} : {type_label(state.report_type, lang)}"]
-    for question in QUESTIONS[state.report_type]:
-        value = state.answers.get(question.id)
+    for qid in reports.applicable(state.report_type, state.answers):
+        value = state.answers.get(qid)
         if value is None:
             continue
-        label = _answer_label(state.report_type, question.id, value, lang)
-        lines.append(f"• {_t('g_f_' + question.id, lang)} : {label}")
+        lines.append(f"• {reports.label(qid, lang)} : {_answer_label(qid, value, lang)}")
     return Reply(
         text=_t("g_summary", lang, summary="\n".join(lines)),
         buttons=[
@@ -355,8 +202,10 @@ def summary_reply(state: GuidedState, lang: str) -> Reply:
 
 
 def _emergency(report_type: str, lang: str) -> Reply:
-    lines = DANGER_HELPLINES.get(report_type, EMERGENCY_BASE)
-    assessment = safety.DangerAssessment(immediate_danger=True, helplines=lines, language=lang)
+    category = reports.model().forms[report_type].danger_category
+    assessment = safety.DangerAssessment(
+        immediate_danger=True, helplines=safety.helplines_for(category), language=lang
+    )
     message = safety.emergency_message(assessment, lang)
     # The report goes on right below: the emergency reply's own buttons are not needed.
     return Reply(text=message["text"])
@@ -397,51 +246,78 @@ def _start_type(state: GuidedState, report_type: str, lang: str) -> list[Reply]:
     _to_menu(state)
     state.report_type = report_type
     state.report_key = secrets.token_hex(8)
-    if state.pending_description and any(q.id == "description" for q in QUESTIONS[report_type]):
-        state.answers["description"] = state.pending_description
+    if state.pending_description and "description" in reports.model().forms[report_type].questions:
+        description = state.pending_description
         state.pending_description = None
+        return _record(state, "description", description, lang)
     return _advance(state, lang)
 
 
-def _next_question(state: GuidedState) -> Question | None:
-    assert state.report_type is not None
-    for question in QUESTIONS[state.report_type]:
-        if question.id in state.answers:
-            continue
-        if question.skip_if is not None and question.skip_if(state.answers):
-            continue
-        return question
-    return None
-
-
 def _advance(state: GuidedState, lang: str, prefix: list[Reply] | None = None) -> list[Reply]:
+    assert state.report_type is not None
     out = list(prefix or [])
-    question = _next_question(state)
-    if question is None:
+    qid = reports.next_missing(state.report_type, state.answers)
+    if qid is None:
         state.step = "summary"
         state.question = None
         out.append(summary_reply(state, lang))
         return out
     state.step = "question"
-    state.question = question.id
+    state.question = qid
     out.append(_question_reply(state, lang))
     return out
 
 
-def _record(state: GuidedState, question: Question, value: str, lang: str) -> list[Reply]:
+def _record(
+    state: GuidedState, qid: str, value: str, lang: str, also: Mapping[str, str] | None = None
+) -> list[Reply]:
+    """Store an answer (and what it also says), check the OTV rules, ask the next question."""
     assert state.report_type is not None
-    state.answers[question.id] = value
-    state.history.append(question.id)
+    added = [qid]
+    state.answers[qid] = value
+    for other, other_value in (also or {}).items():
+        if state.answers.get(other) in (None, ""):
+            state.answers[other] = other_value
+            added.append(other)
+    if qid == "description" and value != SKIP:
+        today = reports.today()
+        for other, other_value in reports.extract(state.report_type, value, today).items():
+            if state.answers.get(other) in (None, "") and other != "description":
+                state.answers[other] = other_value
+                added.append(other)
+    state.history.append(added)
     prefix: list[Reply] = []
-    if question.danger_option is not None and value == question.danger_option:
+    question = _question(qid)
+    choice = question.choice(value)
+    if choice is not None and choice.sets.get("danger"):
         prefix.append(_emergency(state.report_type, lang))
-    if question.id == "argent_perdu" and value == "oui":
+    if qid == "argent_perdu" and value == "oui":
         prefix.append(Reply(text=_t("g_bank_steps", lang)))
     if question.kind == "commune":
         state.commune_tries = 0
-        if value != "commune_inconnue":
+        if value != UNKNOWN_COMMUNE:
             state.last_commune = value
+    if state.report_type == "absence_vacances":
+        prefix.extend(_check_absence(state, lang))
     return _advance(state, lang, prefix)
+
+
+def _check_absence(state: GuidedState, lang: str) -> list[Reply]:
+    """OTV rules of the competent force: what breaks one is said and asked again."""
+    answers = dict(state.answers)
+    if answers.get("commune") == UNKNOWN_COMMUNE:
+        answers.pop("commune")
+    out = []
+    forget: set[str] = set()
+    for key, params in otv.problems(answers, reports.today()):
+        out.append(Reply(text=reports.problem_text(key, lang, **params)))
+        forget.update(otv.answers_to_forget(key))
+    for qid in forget:
+        state.answers.pop(qid, None)
+    if forget:
+        state.history = [[q for q in step if q not in forget] for step in state.history]
+        state.history = [step for step in state.history if step]
+    return out
 
 
 def _back(state: GuidedState, lang: str) -> list[Reply]:
@@ -450,10 +326,11 @@ def _back(state: GuidedState, lang: str) -> list[Reply]:
         return current(state, lang)
     if state.step in ("question", "summary") and state.history:
         last = state.history.pop()
-        state.answers.pop(last, None)
+        for qid in last:
+            state.answers.pop(qid, None)
         # answers given before the one we go back to stay; later ones cannot exist
         state.step = "question"
-        state.question = last
+        state.question = last[0]
         state.commune_tries = 0
         return [_question_reply(state, lang)]
     _to_menu(state)
@@ -470,71 +347,63 @@ def _match_title(text: str, buttons: list[Button]) -> str | None:
     return None
 
 
-def _resolve_commune(query: str) -> list[routing.Commune]:
-    try:
-        result = routing.get_engine().resolve_commune(query[:100])
-    except routing.RoutingError as exc:
-        logger.warning("commune resolution failed: %s", type(exc).__name__)
-        return []
-    return list(result.candidates)
-
-
 def _commune_button(commune: routing.Commune, payload_prefix: str) -> Button:
-    postal = f", {commune.postal_codes[0]}" if commune.postal_codes else ""
-    return Button(
-        title=f"{commune.name} ({commune.departement}{postal})",
-        payload=f"{payload_prefix}{commune.insee}",
-    )
+    return Button(title=communes.button_title(commune), payload=f"{payload_prefix}{commune.insee}")
 
 
-def _answer_commune(state: GuidedState, question: Question, text: str, lang: str) -> list[Reply]:
-    candidates = _resolve_commune(text)
-    if len(candidates) == 1:
-        return _record(state, question, candidates[0].insee, lang)
+def _answer_commune(state: GuidedState, text: str, lang: str) -> list[Reply]:
+    found = communes.resolve(text)
+    if found.found is not None:
+        return _record(state, "commune", found.found.insee, lang)
     state.commune_tries += 1
-    if candidates:
+    if found.ambiguous:
         buttons = [
-            _commune_button(c, f"{P_ANSWER}commune:") for c in candidates[:MAX_COMMUNE_BUTTONS]
+            _commune_button(c, f"{P_ANSWER}commune:") for c in found.communes[:MAX_COMMUNE_BUTTONS]
         ]
         buttons.append(
             Button(
-                title=option_label("commune_inconnue", lang),
-                payload=f"{P_ANSWER}commune:commune_inconnue",
+                title=_t("g_o_commune_inconnue", lang),
+                payload=f"{P_ANSWER}commune:{UNKNOWN_COMMUNE}",
             )
         )
         return [Reply(text=_t("g_commune_ambiguous", lang), buttons=[*buttons, *_nav(lang)])]
-    reply = _question_reply(state, lang, prefix=_t("g_commune_not_found", lang))
-    return [reply]
+    return [_question_reply(state, lang, prefix=_t("g_commune_not_found", lang))]
 
 
 def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
     assert state.report_type is not None and state.question is not None
-    question = _question(state.report_type, state.question)
+    question = _question(state.question)
     shown = _question_reply(state, lang)
     payload = _match_title(text, shown.buttons)
     if payload is not None:
         return _handle_payload(state, payload, lang)
     if question.kind == "commune":
-        return Outcome(_answer_commune(state, question, text, lang))
-    if question.kind == "text":
-        value = text.strip()[:MAX_TEXT_CHARS]
-        if len(value) < question.min_chars:
-            return Outcome([_question_reply(state, lang, prefix=_t("g_text_too_short", lang))])
-        return Outcome(_record(state, question, value, lang))
-    return Outcome([_question_reply(state, lang, prefix=_t("g_use_buttons", lang))])
+        return Outcome(_answer_commune(state, text, lang))
+    value = " ".join(text.split())[:MAX_TEXT_CHARS]
+    minimum = MIN_DESCRIPTION_CHARS if question.id == "description" else MIN_TEXT_CHARS
+    if question.kind == "text" and len(value) < minimum:
+        return Outcome([_question_reply(state, lang, prefix=_t("g_text_too_short", lang))])
+    answer = reports.read_answer(
+        question, value, optional=_optional(state, question.id), today=reports.today()
+    )
+    if not answer.ok:
+        assert answer.problem is not None
+        problem = reports.problem_text(answer.problem, lang)
+        return Outcome([_question_reply(state, lang, prefix=problem)])
+    return Outcome(_record(state, question.id, str(answer.value), lang, also=answer.values))
 
 
 def _answer_payload(state: GuidedState, qid: str, value: str, lang: str) -> list[Reply]:
     if state.step != "question" or state.question != qid or state.report_type is None:
         # a button of an earlier question: show the current step again
         return current(state, lang)
-    question = _question(state.report_type, qid)
+    question = _question(qid)
     if question.kind == "commune":
-        if value == "commune_inconnue" or routing.get_engine().commune(value) is not None:
-            return _record(state, question, value, lang)
+        if value == UNKNOWN_COMMUNE or routing.get_engine().commune(value) is not None:
+            return _record(state, qid, value, lang)
         return current(state, lang)
-    if value in question.options or value == question.skip_option:
-        return _record(state, question, value, lang)
+    if question.choice(value) is not None or (value == SKIP and _optional(state, qid)):
+        return _record(state, qid, value, lang)
     return current(state, lang)
 
 
@@ -573,7 +442,7 @@ def _human_contacts(state: GuidedState, insee: str | None, lang: str) -> Reply:
 
 def _human(state: GuidedState, lang: str) -> list[Reply]:
     insee = state.answers.get("commune") or state.last_commune
-    if insee and insee != "commune_inconnue":
+    if insee and insee != UNKNOWN_COMMUNE:
         return [_human_contacts(state, insee, lang), *current(state, lang)]
     if state.step != "human":
         state.human_return = state.step
@@ -593,12 +462,14 @@ def _human_text(state: GuidedState, text: str, lang: str) -> Outcome:
     payload = _match_title(text, _human_question(lang).buttons)
     if payload is not None:
         return _handle_payload(state, payload, lang)
-    candidates = _resolve_commune(text)
-    if len(candidates) == 1:
-        return Outcome(_human_done(state, candidates[0].insee, lang))
+    found = communes.resolve(text)
+    if found.found is not None:
+        return Outcome(_human_done(state, found.found.insee, lang))
     state.human_tries += 1
-    if candidates:
-        buttons = [_commune_button(c, P_HUMAN_COMMUNE) for c in candidates[:MAX_COMMUNE_BUTTONS]]
+    if found.ambiguous:
+        buttons = [
+            _commune_button(c, P_HUMAN_COMMUNE) for c in found.communes[:MAX_COMMUNE_BUTTONS]
+        ]
         return Outcome(
             [Reply(text=_t("g_commune_ambiguous", lang), buttons=[*buttons, *_nav(lang)])]
         )
@@ -641,7 +512,7 @@ def _handle_payload(state: GuidedState, payload: str, lang: str) -> Outcome:
         return Outcome(current(state, lang))
     if payload.startswith(P_TYPE):
         report_type = payload[len(P_TYPE) :]
-        if report_type in QUESTIONS:
+        if report_type in REPORT_TYPES:
             return Outcome(_start_type(state, report_type, lang))
         return Outcome(current(state, lang))
     if payload.startswith(P_ANSWER):
@@ -653,7 +524,7 @@ def _handle_payload(state: GuidedState, payload: str, lang: str) -> Outcome:
             return Outcome(_human_done(state, insee, lang))
         return Outcome(current(state, lang))
     # A report button of the free-text assistant ("/arnaque") starts that report here.
-    if payload.startswith("/") and payload[1:] in QUESTIONS and not state.in_report:
+    if payload.startswith("/") and payload[1:] in REPORT_TYPES and not state.in_report:
         return Outcome(_start_type(state, payload[1:], lang))
     return Outcome(current(state, lang))
 
@@ -674,73 +545,27 @@ def _handle_text(state: GuidedState, text: str, lang: str) -> Outcome:
     if payload is not None:
         return _handle_payload(state, payload, lang)
     value = text.strip()[:MAX_TEXT_CHARS]
-    if len(value) >= DESCRIPTION.min_chars:
+    if len(value) >= MIN_DESCRIPTION_CHARS:
         state.pending_description = value
         return Outcome([menu_reply(state, lang, text_key="g_menu_after_text")])
     return Outcome([Reply(text=_t("g_use_buttons", lang)), menu])
 
 
 # ----------------------------------------------------------------------------- filing
-def report_flags(report_type: str, answers: Mapping[str, str]) -> dict[str, bool]:
-    """Routing flags (routing.FLAGS) from the answers."""
-
-    def yes(qid: str) -> bool:
-        return answers.get(qid) == "oui"
-
-    flags: dict[str, bool] = {}
-    if report_type == "harcelement":
-        flags["minor"] = answers.get("victime") == "enfant" or yes("mineur")
-        flags["online"] = answers.get("lieu_h") == "internet"
-    elif report_type == "enfant_en_danger":
-        flags["minor"] = True
-        flags["danger"] = yes("danger")
-    elif report_type == "violences_conjugales":
-        flags["danger"] = yes("danger")
-    elif report_type == "arnaque":
-        flags["money_lost"] = yes("argent_perdu")
-        flags["senior"] = yes("senior")
-        flags["online"] = answers.get("type_arnaque") in ("sms_mail", "sentimentale")
-    elif report_type == "personne_vulnerable":
-        flags["senior"] = True
-        flags["danger"] = yes("danger")
-    elif report_type == "incivilite":
-        kind = answers.get("type_incivilite")
-        flags["neighbour_conflict"] = kind == "voisinage"
-        flags["offence"] = kind in ("rodeo", "tags")
-        flags["repeated"] = answers.get("frequence") in ("plusieurs_fois", "tous_les_jours")
-    elif report_type == "vol_cambriolage":
-        flags["danger"] = yes("en_cours")
-        flags["offence"] = True
-    elif report_type == "drogue_trafic":
-        flags["offence"] = True
-    return flags
-
-
 def build_report(
     state: GuidedState, *, conversation_id: str, channel: str, language: str
 ) -> NewReport:
-    """The report to file, with the answers in French (the agencies' language)."""
+    """The report to file: the ticket fields and flags of the report model."""
     assert state.step == "summary" and state.report_type is not None
-    fields: dict[str, str] = {}
-    commune: str | None = None
-    for question in QUESTIONS[state.report_type]:
-        value = state.answers.get(question.id)
-        if value is None:
-            continue
-        if question.kind == "commune":
-            commune = None if value == "commune_inconnue" else value
-            continue
-        fields[question.id] = _answer_label(state.report_type, question.id, value, "fr")
-    fields["saisie"] = "mode guidé"
+    commune = state.answers.get("commune")
     return NewReport(
         report_type=state.report_type,
-        commune_insee=commune,
-        fields=fields,
+        commune_insee=None if commune in (None, UNKNOWN_COMMUNE) else commune,
+        fields=reports.ticket_fields(state.report_type, state.answers),
         channel=channel,
         language=language,
         conversation_id=conversation_id,
         idempotency_key=f"guided:{conversation_id}:{state.report_key}"[:200],
-        flags=report_flags(state.report_type, state.answers),
     )
 
 
@@ -796,8 +621,8 @@ _GUIDED_MARKERS = (
     "menu simple",
     "plus simple",
     "questions simples",
-    "je n'arrive pas a ecrire",
-    "j'ecris mal",
+    "je n arrive pas a ecrire",
+    "j ecris mal",
     "button",
     "guided mode",
     "simple mode",

@@ -443,7 +443,7 @@ async def _enter_guided(
     if reason == "degraded":
         logger.info("degraded mode: guided mode served to a %s conversation", turn.channel)
         out.append(replies.Reply(text=replies.message("g_degraded", lang)))
-    if text is not None and not asked and len(text) >= guided.DESCRIPTION.min_chars:
+    if text is not None and not asked and len(text) >= guided.MIN_DESCRIPTION_CHARS:
         # What the citizen wrote is kept: it becomes the description of the report.
         state.guided.pending_description = text[: guided.MAX_TEXT_CHARS]
     if payload is not None and payload != guided.ENTER:

@@ -25,7 +25,8 @@ Decisions:
 * ``referrals``: when in danger, the safety layer's helplines first (emergency lines first),
   then the routing decision's referral ids; otherwise the routing decision's referral ids.
 * flags for ``routing.decide`` come from the safety categories, the model's entities
-  (``victime``, ``age``, ``url``, ``iban``, ``telephone``) and the cues of ``triage_cues.yml``.
+  (``victime``, ``age``, ``url``) and the report model (``reports``: the answers the message
+  already gives and the cues of ``reports/cues.yml``), as for a report filed in the chat.
 
 Message texts are never logged.
 """
@@ -43,21 +44,20 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
+import reports
 import routing
+from reports import communes
+from routing.normalize import fold
 from safety import DangerAssessment, assess, default_lexicon
-from safety.normalize import fold, normalize_clauses
+from safety.normalize import normalize_clauses
 from webhook.config import PROJECT_ROOT
 from webhook.ops import envsetup
 
 logger = logging.getLogger(__name__)
 
-CUES_FILE = Path(__file__).with_name("triage_cues.yml")
 NON_REPORT = "hors_sujet"
 MIN_LANG_LETTERS = 20
 MIN_LANG_PROBABILITY = 0.90
@@ -81,7 +81,6 @@ OUTPUT_KEYS = (
     "destinations",
     "referrals",
 )
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 class TriageError(Exception):
@@ -185,82 +184,7 @@ class NluWorker:
         self.close()
 
 
-# --------------------------------------------------------------------------- cues and flags
-
-
-def normalize(text: str) -> str:
-    """Lowercase, no accents, any run of non-alphanumeric characters → one space."""
-    return " ".join(_NON_ALNUM.sub(" ", fold(text)).split())
-
-
-def _compile(patterns: Iterable[str], where: str) -> tuple[re.Pattern[str], ...]:
-    compiled = []
-    for pattern in patterns:
-        if not isinstance(pattern, str):
-            raise ValueError(f"{CUES_FILE.name}: {where}: pattern must be a string")
-        try:
-            compiled.append(re.compile(rf"\b(?:{pattern})\b"))
-        except re.error as exc:
-            raise ValueError(
-                f"{CUES_FILE.name}: {where}: invalid pattern {pattern!r}: {exc}"
-            ) from exc
-    return tuple(compiled)
-
-
-@dataclass(frozen=True)
-class Cues:
-    age: re.Pattern[str]
-    age_not_after: re.Pattern[str]
-    minor_below: int
-    senior_from: int
-    flags: Mapping[str, tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]]
-
-    def flag(self, name: str, normalized: str) -> bool:
-        positive, negative = self.flags[name]
-        if any(p.search(normalized) for p in negative):
-            return False
-        return any(p.search(normalized) for p in positive)
-
-    def ages(self, normalized: str) -> list[int]:
-        found = []
-        for match in self.age.finditer(normalized):
-            before = " ".join(normalized[: match.start()].split()[-3:])
-            if self.age_not_after.search(before):
-                continue
-            found.append(int(match.group(1)))
-        return found
-
-
-@lru_cache(maxsize=1)
-def cues() -> Cues:
-    """The cues of ``triage_cues.yml`` (validated: a broken file fails with a clear error)."""
-    data = yaml.safe_load(CUES_FILE.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or data.get("version") != 1:
-        raise ValueError(f"{CUES_FILE.name}: expected a mapping with version: 1")
-    age = data.get("age") or {}
-    flags: dict[str, tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]] = {}
-    for name in ("minor", "senior", "offence", "online", "neighbour_conflict", "money_lost"):
-        if name not in (data.get("flags") or {}):
-            raise ValueError(f"{CUES_FILE.name}: flags.{name} is missing")
-    for name, spec in (data.get("flags") or {}).items():
-        if name not in routing.FLAGS:
-            raise ValueError(f"{CUES_FILE.name}: flags.{name} is not a routing flag")
-        if not isinstance(spec, dict) or not spec.get("any"):
-            raise ValueError(f"{CUES_FILE.name}: flags.{name} needs a non-empty `any` list")
-        flags[name] = (
-            _compile(spec["any"], f"flags.{name}.any"),
-            _compile(spec.get("unless") or [], f"flags.{name}.unless"),
-        )
-    try:
-        return Cues(
-            age=re.compile(rf"\b(?:{age['pattern']})\b"),
-            age_not_after=re.compile(rf"\b(?:{age['not_after']})$"),
-            minor_below=int(age["minor_below"]),
-            senior_from=int(age["senior_from"]),
-            flags=flags,
-        )
-    except (KeyError, TypeError, ValueError, re.error) as exc:
-        raise ValueError(f"{CUES_FILE.name}: invalid `age` section: {exc}") from exc
+# --------------------------------------------------------------------------- flags
 
 
 def _entity_values(entities: Iterable[Mapping[str, Any]], name: str) -> list[str]:
@@ -279,38 +203,46 @@ class Flags:
 
 
 def derive_flags(
-    text: str, report_type: str, entities: list[Mapping[str, Any]], safety: DangerAssessment
+    text: str,
+    report_type: str,
+    entities: list[Mapping[str, Any]],
+    safety: DangerAssessment,
+    danger: bool = False,
 ) -> Flags:
-    c = cues()
-    norm = normalize(text)
-    ages = c.ages(norm)
+    """The routing flags of a message, as the chat would file it: the message is the report's
+    description, the answers it already gives are read from it (reports.extract) and the flags
+    come from the report model (reports.flags); the model's entities and the safety categories
+    add who is involved (a child, an elderly person) and web addresses."""
+    if report_type in routing.REPORT_TYPES:
+        answers: dict[str, Any] = {"description": text}
+        answers.update(reports.extract(report_type, text, reports.today()))
+        if danger:
+            answers[reports.DANGER_SIGNAL] = "oui"
+        computed = reports.flags(report_type, answers)
+    else:
+        computed = {name: False for name in routing.FLAGS}
+        computed.update(reports.text_flags(text))
+    ages = []
     for value in _entity_values(entities, "age"):
         digits = re.search(r"\d{1,3}", value)
         if digits:
             ages.append(int(digits.group()))
+    cues = reports.flags_cues()
     victims = {fold(v) for v in _entity_values(entities, "victime")}
-    minor = (
-        report_type == "enfant_en_danger"
+    return Flags(
+        minor=computed["minor"]
         or "child_danger_now" in safety.categories
         or "enfant" in victims
-        or any(age < c.minor_below for age in ages)
-        or c.flag("minor", norm)
-    )
-    senior = (
-        "elder_danger_now" in safety.categories
+        or any(age < cues.minor_below for age in ages),
+        senior=computed["senior"]
+        or "elder_danger_now" in safety.categories
         or "senior" in victims
-        or any(age >= c.senior_from for age in ages)
-        or c.flag("senior", norm)
-    )
-    traces = any(_entity_values(entities, name) for name in ("url",))
-    return Flags(
-        minor=minor,
-        senior=senior,
-        offence=c.flag("offence", norm),
-        online=traces or c.flag("online", norm),
-        neighbour_conflict=c.flag("neighbour_conflict", norm),
-        money_lost=c.flag("money_lost", norm),
-        repeated="repeated" in c.flags and c.flag("repeated", norm),
+        or any(age >= cues.senior_from for age in ages),
+        offence=computed["offence"],
+        online=computed["online"] or bool(_entity_values(entities, "url")),
+        neighbour_conflict=computed["neighbour_conflict"],
+        money_lost=computed["money_lost"],
+        repeated=computed["repeated"],
     )
 
 
@@ -335,38 +267,21 @@ def detect_language(text: str) -> str:
     return str(best.lang).split("-")[0]
 
 
-def _candidates(query: str) -> list[routing.Commune]:
-    query = query.strip()
-    if not query:
-        return []
-    try:
-        return list(routing.get_engine().resolve_commune(query[:200]).candidates)
-    except routing.RoutingError:
-        return []
-
-
 def resolve_commune(field: str | None, entities: list[Mapping[str, Any]]) -> str | None:
     """INSEE code from the ``commune`` field, else from a commune named in the text.
 
     A field shared by several communes (homonyms, a postal code of several communes) is narrowed
     by a commune named in the text; if it stays ambiguous the result is ``None`` (the national
-    fallback: no agency is guessed).
+    fallback: no agency is guessed) — the commune policy of every channel (reports.communes).
     """
-    named = [_candidates(v) for v in _entity_values(entities, "commune")]
+    named = [communes.resolve(v[:200]) for v in _entity_values(entities, "commune")]
     if field:
-        from_field = _candidates(field)
-        if len(from_field) == 1:
-            return from_field[0].insee
-        if from_field:
-            wanted = {c.insee for c in from_field}
-            for candidates in named:
-                narrowed = [c for c in candidates if c.insee in wanted]
-                if len(narrowed) == 1:
-                    return narrowed[0].insee
-            return None
+        answer = communes.narrow(communes.resolve(field[:200]), named)
+        if answer.communes:
+            return answer.found.insee if answer.found else None
     for candidates in named:
-        if len(candidates) == 1:
-            return candidates[0].insee
+        if candidates.found:
+            return candidates.found.insee
     return None
 
 
@@ -405,7 +320,7 @@ def triage_one(
     entities: list[Mapping[str, Any]] = list(parse.get("entities") or [])
     safety = assess(text, language)
     danger = safety.immediate_danger or classifier_danger(text, report_type, confidence, safety)
-    flags = derive_flags(text, report_type, entities, safety)
+    flags = derive_flags(text, report_type, entities, safety, danger=danger)
     insee = resolve_commune(commune, entities)
     destinations: list[dict[str, str]] = []
     referrals: list[str] = list(safety.helplines) if danger else []
@@ -536,7 +451,8 @@ def run(
 ) -> int:
     """Triage every line of ``stream_in``; returns the number of lines answered."""
     routing.get_engine()
-    cues()
+    reports.model()
+    reports.flags_cues()
     count = 0
     for batch in _batches(stream_in, batch_size):
         for answer in triage_batch(batch, worker):

@@ -15,12 +15,12 @@ agencies cannot set ``received`` or ``transmitted``.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from reports import reference
 from webhook import replies
 from webhook.store.db import OutboxMessage, Ticket, TicketDestination, TicketEvent, utcnow
 
@@ -71,7 +71,7 @@ STATUS_LABELS: dict[str, str] = {
 # Channels where a citizen can be told of a change (push, or kept for the web widget).
 CITIZEN_CHANNELS = frozenset({"web", "telegram"})
 MAX_NOTE_CHARS = 4000
-REFERENCE_RE = re.compile(r"^(?:\d{2,3}|2A|2B|FR)-\d{4}-\d{6}$")
+REFERENCE_RE = reference.FULL_RE
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import reports
 import routing
 from webhook.store.db import (
     AgencyChannel,
@@ -48,7 +49,18 @@ class NewReport:
     conversation_id: str | None = None
     anonymous: bool = True
     idempotency_key: str | None = None
+    # the safety check fired during the conversation (danger written in the middle of a form)
+    danger_signal: bool = False
+    # extra flags for tools that file without answers (benchmarks); channels give none: the
+    # flags of a report are computed here from its fields (reports.flags), whatever the channel
     flags: dict[str, bool] = field(default_factory=dict)
+
+    def routing_flags(self) -> dict[str, bool]:
+        answers: dict[str, Any] = dict(self.fields)
+        if self.danger_signal:
+            answers[reports.DANGER_SIGNAL] = "oui"
+        computed = reports.flags(self.report_type, answers)
+        return {name: computed[name] or bool(self.flags.get(name)) for name in computed}
 
     def validated(self) -> NewReport:
         if self.report_type not in routing.REPORT_TYPES:
@@ -104,7 +116,7 @@ async def file_report(
             return existing, False
 
     engine = routing.get_engine()
-    decision = engine.decide(report.report_type, report.commune_insee, **report.flags)
+    decision = engine.decide(report.report_type, report.commune_insee, **report.routing_flags())
     commune = engine.commune(report.commune_insee) if report.commune_insee else None
     departement = commune.departement if commune else NATIONAL_DEPARTEMENT
     year = dt.datetime.now(dt.UTC).year
