@@ -19,6 +19,7 @@ from chat_support import (
 from sqlalchemy import func, select
 
 import routing
+from reports.model import SKIP
 from webhook import replies
 from webhook.config import Settings
 from webhook.store import tickets
@@ -71,7 +72,9 @@ async def test_guided_report_is_filed_through_the_api(
         assert "/guide:type:incivilite" in payloads(menu)
         assert "/guide:human" in payloads(menu) and "/guide:quit" in payloads(menu)
 
-        q1 = await gw.tap("/guide:type:incivilite")
+        q0 = await gw.tap("/guide:type:incivilite")
+        assert "Décrivez le problème" in texts(q0)[0]
+        q1 = await gw.tap(button_for(q0, "Passer"))
         assert texts(q1) == ["Quel est le problème ?"]
         assert {"/guide:back", "/guide:human"} <= set(payloads(q1))
         q2 = await gw.tap(button_for(q1, "Bruit"))
@@ -81,9 +84,7 @@ async def test_guided_report_is_filed_through_the_api(
         assert "souvent" in texts(q3)[0]
         q4 = await gw.tap(button_for(q3, "Tous les jours"))
         assert "commune" in texts(q4)[0]
-        q5 = await gw.say("lons le saunier")
-        assert "Décrivez" in texts(q5)[0]
-        summary = await gw.tap(button_for(q5, "Passer"))
+        summary = await gw.say("lons le saunier")
         text = texts(summary)[0]
         assert "Bruit" in text and "Lons-le-Saunier (39)" in text and "Tous les jours" in text
         assert "/guide:send" in payloads(summary)
@@ -102,9 +103,11 @@ async def test_guided_report_is_filed_through_the_api(
         assert ticket.report_type == "incivilite"
         assert ticket.commune_insee == "39300"
         assert ticket.channel == "web" and ticket.language == "fr"
-        assert ticket.fields["type_incivilite"] == "Bruit"
-        assert ticket.fields["lieu"] == "Place du 8 mai 🎺 <b>devant</b> le bar"
-        assert ticket.fields["frequence"] == "Tous les jours"
+        assert ticket.fields == {
+            "type_incivilite": "bruit",
+            "lieu": "Place du 8 mai 🎺 <b>devant</b> le bar",
+            "frequence": "tous_les_jours",
+        }
         expected = routing.get_engine().decide("incivilite", "39300", repeated=True)
         assert [d.agency_id for d in ticket.destinations] == [
             d.agency_id for d in expected.destinations
@@ -161,8 +164,10 @@ async def test_rasa_down_serves_guided_mode_files_and_recovers(
             assert texts(down)[0] == replies.message("g_degraded")
             assert "/guide:type:incivilite" in payloads(down)
             assert "/guide:quit" not in payloads(down)  # no free writing while Rasa is down
-            q1 = await gw.tap("/guide:type:incivilite")
-            q2 = await gw.tap(button_for(q1, "Déchets, dépôts sauvages"))
+            # the message written while Rasa was down is the description: what it says (the
+            # kind of problem) is not asked again
+            q2 = await gw.tap("/guide:type:incivilite")
+            assert "Où exactement" in texts(q2)[0]
             q3 = await gw.say("rue des Écoles")
             q4 = await gw.tap(button_for(q3, "Plusieurs fois"))
             summary = await gw.say("Lons-le-Saunier")
@@ -173,6 +178,7 @@ async def test_rasa_down_serves_guided_mode_files_and_recovers(
             ticket = await tickets.get_by_reference(gw.app.state.sessions, reference)
             assert ticket is not None and ticket.report_type == "incivilite"
             assert ticket.fields["description"] == "Mon voisin jette ses déchets dans mon jardin"
+            assert ticket.fields["type_incivilite"] == "dechets"
             assert ticket.commune_insee == "39300"
             assert q2.status_code == q4.status_code == 200
 
@@ -331,15 +337,20 @@ async def test_names_typed_in_the_guided_mode_do_not_switch_the_language(
     async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
         await gw.tap("/mode_guide")
         await gw.tap("/guide:type:drogue_trafic")
+        await gw.tap(f"/guide:a:description:{SKIP}")
         place = await gw.say("Kirchstrasse 12, Ferienwohnung am See")  # looks German
         assert place.json()["language"] == "fr"
         assert texts(place) == ["À quel moment ?"]
         await gw.tap("/guide:a:moment:nuit")
-        description_q = await gw.say("Forcalquier")
-        assert "Décrivez" in texts(description_q)[0]
+        summary = await gw.say("Forcalquier")
+        assert summary.json()["language"] == "fr"
+        assert texts(summary)[0].startswith("Voici votre signalement")
         # A description is real prose: it tells the language.
+        await gw.tap("/guide:type:autre")
         summary = await gw.say("Jeden Abend verkaufen junge Leute Drogen vor dem Haus")
         assert summary.json()["language"] == "de"
+        assert texts(summary)[0].startswith("In welcher Gemeinde")
+        summary = await gw.say("Forcalquier")
         assert texts(summary)[0].startswith("Ihre Meldung:")
 
 
