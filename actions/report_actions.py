@@ -224,6 +224,12 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                     updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
                 else:
                     updates["reask_count"] = 0.0
+                    if requested == "description" and updates[requested] != reports.SKIP:
+                        # what the description says is not asked again (as in the guided mode)
+                        found = reports.extract(self.report_type, message, reports.today())
+                        for qid, value in found.items():
+                            if qid not in updates and not values.get(qid):
+                                updates[qid] = value
 
         # Safety on every turn (SPEC §3): a danger written in the middle of a form is recorded
         # (routing uses it) and, when the gateway has not shown them already, the emergency

@@ -139,7 +139,9 @@ def test_talk_to_a_human_gives_the_unit_and_files_a_callback(stack: Stack) -> No
     with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
         chat = Chat(client)
         chat.say(payload="/vol_cambriolage")
-        chat.say("On a volé mon vélo dans le garage")
+        reply = chat.text("On a volé mon vélo dans le garage")
+        assert "en train de se passer" in reply, reply  # the kind of theft was read from it
+        chat.say("non")
         chat.say("hier soir")
         chat.say("dans mon garage")
         chat.say("Arinthod")  # summary
@@ -171,6 +173,7 @@ def test_scam_with_money_lost_gives_bank_steps(stack: Stack) -> None:
         reply = chat.text(payload='/inform{"reponse":"oui"}')
         assert "banque" in reply and "Perceval" in reply, reply
         chat.say(payload='/inform{"reponse":"oui"}')  # senior
+        chat.say(payload='/inform{"reponse":"non"}')  # not targeted several times
         summary = chat.text("Manosque")
         assert "06 98 76 54 32" in summary and "Faux conseiller bancaire" in summary, summary
         filed = chat.text("oui")
@@ -184,7 +187,9 @@ def test_english_is_understood_and_answered(stack: Stack) -> None:
         reply = chat.text(
             "Hello, someone broke into my car last night and stole my bag and my passport"
         )
-        # English question of the theft form (the description was the first message)
+        # English questions of the theft form (the description was the first message)
+        assert "happening right now" in reply, reply
+        reply = chat.text("no")
         assert "When did it happen" in reply, reply
         assert "Quand" not in reply
 
