@@ -624,6 +624,8 @@ def test_guided_report_with_the_keyboard_only(chat_page: RecordedPage) -> None:
     assert len(heights) >= 12 and min(heights) >= 52  # big buttons
 
     choose_with_keyboard(page, "Bruit, déchets, dégradations")
+    assert "Décrivez le problème" in last_bot_text(page)
+    choose_with_keyboard(page, "Passer")
     assert "Quel est le problème" in last_bot_text(page)
     choose_with_keyboard(page, "Tags, dégradations")
     choose_with_keyboard(page, "Retour")  # back one question, then answer again
@@ -632,7 +634,6 @@ def test_guided_report_with_the_keyboard_only(chat_page: RecordedPage) -> None:
     type_with_keyboard(page, "Parking de la gare " + XSS)
     choose_with_keyboard(page, "Tous les jours")
     type_with_keyboard(page, "Lons-le-Saunier")
-    choose_with_keyboard(page, "Passer")
     summary = last_bot_text(page)
     assert "Lons-le-Saunier (39)" in summary and "Tous les jours" in summary
     assert XSS in summary  # the markup typed by the citizen is shown as text

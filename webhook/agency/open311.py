@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import reports
 import routing
-from reports import otv, reference
+from reports import communes, otv, reference
 from reports.model import SKIP
 from webhook.agency import auth, queries
 from webhook.agency.auth import Principal
@@ -378,8 +378,8 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def resolve_commune(commune: str | None, address: str | None) -> str | None:
-    """INSEE code from ``attribute[commune]`` or from an address; raises on ambiguity."""
-    engine = routing.get_engine()
+    """INSEE code from ``attribute[commune]`` or from an address; raises on ambiguity (the
+    commune policy of every channel: reports.communes)."""
     queries: list[str] = []
     if commune:
         queries.append(commune)
@@ -394,14 +394,11 @@ def resolve_commune(commune: str | None, address: str | None) -> str | None:
         queries.append(address)
     ambiguous: list[str] = []
     for query in queries:
-        query = query[:200]
-        if engine.commune(query) is not None:
-            return query
-        resolution = engine.resolve_commune(query)
-        if resolution.status == "found" and resolution.candidates:
-            return resolution.candidates[0].insee
-        if resolution.status == "ambiguous" and not ambiguous:
-            ambiguous = [f"{c.name} ({c.insee})" for c in resolution.candidates[:5]]
+        answer = communes.resolve(query[:200])
+        if answer.found is not None:
+            return answer.found.insee
+        if answer.ambiguous and not ambiguous:
+            ambiguous = [f"{c.name} ({c.insee})" for c in answer.communes[:5]]
         if commune and query == commune:
             break
     if ambiguous:

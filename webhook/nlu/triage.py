@@ -51,7 +51,7 @@ import reports
 import routing
 from reports import communes
 from routing.normalize import fold
-from safety import DangerAssessment, assess, default_lexicon
+from safety import DangerAssessment, assess, default_lexicon, helplines_for
 from safety.normalize import normalize_clauses
 from webhook.config import PROJECT_ROOT
 from webhook.ops import envsetup
@@ -325,7 +325,7 @@ def triage_one(
     destinations: list[dict[str, str]] = []
     referrals: list[str] = list(safety.helplines) if danger else []
     if danger and not referrals:
-        referrals = ["17", "112"]
+        referrals = list(helplines_for("help_call"))
     if report_type != NON_REPORT:
         decision = routing.get_engine().decide(
             report_type,
