@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Connection,
     DateTime,
@@ -63,6 +64,10 @@ class Ticket(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # set by the retention purge: personal data removed, aggregate data kept
     purged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the citizen's secret to follow the ticket from another conversation (reports.tracking)
+    tracking_code: Mapped[str | None] = mapped_column(
+        String(16), unique=True, index=True, default=None
+    )
 
     destinations: Mapped[list[TicketDestination]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
@@ -227,6 +232,34 @@ class CitizenMessage(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     fetched_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class AgentSession(Base):
+    """A dashboard login session, kept on the server: logout, deactivation and a password change
+    end it. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class TelegramUpdate(Base):
+    """A Telegram update received by the webhook, stored before Telegram is answered 200 and
+    processed once (the payload is removed once processed)."""
+
+    __tablename__ = "telegram_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

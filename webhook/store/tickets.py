@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import reports
 import routing
+from reports import tracking
 from webhook.store.db import (
     AgencyChannel,
     OutboxMessage,
@@ -78,6 +81,27 @@ class NewReport:
         return NewReport(**{**self.__dict__, "fields": fields})
 
 
+def conversation_key(report: NewReport, today: dt.date | None = None) -> str:
+    """The idempotency key of a report filed from a conversation (chat, guided mode, Telegram):
+    the conversation, the report's content and the day in France. It is computed from what the
+    report says, not kept in memory, so a retry after a lost answer or a restart of any process
+    finds the ticket filed the first time instead of filing it again."""
+    content = json.dumps(
+        {
+            "type": report.report_type,
+            "commune": report.commune_insee,
+            "fields": {str(k): str(v) for k, v in sorted(report.fields.items())},
+            "danger": report.danger_signal,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
+    day = (today or reports.today()).isoformat()
+    conversation = hashlib.sha256((report.conversation_id or "").encode()).hexdigest()[:16]
+    return f"conversation:{conversation}:{day}:{digest}"
+
+
 def format_reference(departement: str, year: int, number: int) -> str:
     return f"{departement}-{year}-{number:06d}"
 
@@ -137,6 +161,7 @@ async def file_report(
                 anonymous=report.anonymous,
                 status="received",
                 idempotency_key=report.idempotency_key,
+                tracking_code=tracking.new_code(),
             )
             ticket.destinations = [
                 TicketDestination(
@@ -245,9 +270,38 @@ async def get_by_reference(
     return await _get_one(sessions, Ticket.reference, reference)
 
 
-def ticket_summary(ticket: Ticket) -> dict[str, Any]:
-    """What the citizen's side may see of a ticket (no personal data)."""
+async def get_for_citizen(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    conversation_id: str | None,
+    reference: str | None = None,
+    tracking_code: str | None = None,
+) -> Ticket | None:
+    """The ticket a citizen may follow: the one whose tracking code they give (and, when they
+    also give a reference, that reference), or the one with that reference filed by their own
+    conversation. Anything else is None, exactly like an unknown reference."""
+    code = tracking.normalise(tracking_code) if tracking_code else None
+    if code is not None:
+        ticket = await _get_one(sessions, Ticket.tracking_code, code)
+        if ticket is not None and (reference is None or ticket.reference == reference):
+            return ticket
+        return None
+    if reference is None or not conversation_id:
+        return None
+    ticket = await get_by_reference(sessions, reference)
+    if ticket is None or ticket.conversation_id != conversation_id:
+        return None
+    return ticket
+
+
+def ticket_summary(ticket: Ticket, *, with_tracking_code: bool = False) -> dict[str, Any]:
+    """What the citizen's side may see of a ticket (no personal data). The tracking code only
+    goes to the conversation that filed the ticket (``with_tracking_code``)."""
+    extra: dict[str, Any] = {}
+    if with_tracking_code and ticket.tracking_code:
+        extra["tracking_code"] = tracking.display(ticket.tracking_code)
     return {
+        **extra,
         "reference": ticket.reference,
         "report_type": ticket.report_type,
         "status": ticket.status,
