@@ -25,7 +25,7 @@ from rasa_sdk.types import DomainDict
 import reports
 import routing
 import safety
-from reports import communes, otv, reference
+from reports import communes, otv, reference, tracking
 from reports.model import CHAT_LANGUAGES
 
 logger = logging.getLogger(__name__)
@@ -527,6 +527,7 @@ class ActionFileReport(Action):
         }
         ticket = await _post_report(body)
         if ticket is None:
+            # the gateway says why when it refused the filing (too many reports, proof of work)
             dispatcher.utter_message(response="utter_report_filing_failed")
             return [SlotSet("filing_pending", True)]
         destinations = ", ".join(d["agency_name"] for d in ticket.get("destinations", []))
@@ -535,6 +536,7 @@ class ActionFileReport(Action):
             reference=ticket["reference"],
             destinations=destinations or "le service compétent",
         )
+        _tell_tracking_code(dispatcher, ticket, language)
         return [
             *[SlotSet(slot, None) for slot in REPORT_SLOTS],
             SlotSet("filing_pending", False),
@@ -685,7 +687,17 @@ class ActionFileCallback(Action):
             reference=ticket["reference"],
             destinations=destinations or "Le service compétent",
         )
+        _tell_tracking_code(dispatcher, ticket, language)
         return [SlotSet("telephone_rappel", None), SlotSet("ticket_reference", ticket["reference"])]
+
+
+def _tell_tracking_code(
+    dispatcher: CollectingDispatcher, ticket: dict[str, Any], language: str
+) -> None:
+    """The citizen's secret tracking code, given once, to the conversation that filed."""
+    code = ticket.get("tracking_code")
+    if code:
+        dispatcher.utter_message(text=text("texts", "tracking_code", language, code=code))
 
 
 def _last_user_timestamp(tracker: Tracker) -> str:
@@ -714,7 +726,10 @@ async def _post_report(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class ActionStatutTicket(Action):
-    """The status of a ticket by its reference, from the gateway."""
+    """The status of a ticket, from the gateway: a report this conversation filed (by its
+    reference), or any report whose tracking code the citizen gives. References are
+    sequential: a reference alone never opens another conversation's report, and the answer is
+    then the same as for a reference that does not exist."""
 
     def name(self) -> str:
         return "action_statut_ticket"
@@ -723,21 +738,29 @@ class ActionStatutTicket(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         language = language_of(tracker)
-        found = reference.find(str(tracker.latest_message.get("text") or ""))
-        ticket_ref = found or tracker.get_slot("ticket_reference")
-        if not ticket_ref:
+        message = str(tracker.latest_message.get("text") or "")
+        found = reference.find(message)
+        code = tracking.find(message)
+        ticket_ref = found or (None if code else tracker.get_slot("ticket_reference"))
+        if not ticket_ref and not code:
             dispatcher.utter_message(text=text("texts", "status_ask", language))
             return []
+        query = {"conversation_id": tracker.sender_id, "reference": ticket_ref}
+        if code:
+            query["tracking_code"] = code
         try:
             timeout = aiohttp.ClientTimeout(total=10)
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(
-                    f"{gateway_url()}/internal/v1/reports/{ticket_ref}",
+                async with session.post(
+                    f"{gateway_url()}/internal/v1/reports/status",
+                    json=query,
                     headers={"Authorization": f"Bearer {internal_token()}"},
                 ) as response:
                     if response.status == 404:
                         dispatcher.utter_message(
-                            text=text("texts", "status_unknown", language, reference=ticket_ref)
+                            text=text("texts", "status_code_unknown", language)
+                            if code
+                            else text("texts", "status_unknown", language, reference=ticket_ref)
                         )
                         return []
                     if response.status != 200:
@@ -752,7 +775,7 @@ class ActionStatutTicket(Action):
                 "texts",
                 "status_found",
                 language,
-                reference=ticket_ref,
+                reference=ticket.get("reference", ticket_ref),
                 report_type=text("report_types", str(ticket.get("report_type")), language),
                 status=text("statuses", str(ticket.get("status")), language),
             )

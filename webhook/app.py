@@ -12,10 +12,11 @@ from fastapi.staticfiles import StaticFiles
 
 from webhook.agency import api as agency_api
 from webhook.agency import dashboard, open311
-from webhook.channels import internal_api, notifications_api, telegram_channel, web
+from webhook.channels import hardening, internal_api, notifications_api, telegram_channel, web
 from webhook.channels.cors import ChatCORS
 from webhook.config import Settings
 from webhook.conversation import turn
+from webhook.conversation.admission import Admission
 from webhook.conversation.rasa_client import RasaClient
 from webhook.conversation.ratelimit import TokenBucketLimiter
 from webhook.delivery import notify, outbox
@@ -48,8 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.notifiers = notify.Notifiers()
         # Conversation states (guided mode, language), Rasa's health, rate limit, ticket store
         app.state.conversations = turn.Services(
+            store=turn.ConversationStore(
+                max_per_owner=settings.limits.max_conversations_per_address
+            ),
             limiter=TokenBucketLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute),
             sessions=app.state.sessions,
+            admission=Admission(settings.limits, settings.secret_key.encode() or None),
         )
         turn.attach(app.state.rasa, app.state.conversations)  # also used by Telegram
         app.state.telegram = await telegram_channel.start(
@@ -91,4 +96,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.include_router(web.router)
     app.include_router(internal_api.router)
+    hardening.install(app, settings)
     return app

@@ -27,6 +27,83 @@ def env_number(name: str, default: T, cast: Callable[[str], T]) -> T:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``burst`` at once, then ``per_second`` on average."""
+
+    burst: int
+    per_second: float
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> Rate:
+        """``"10 30/h"``: burst 10, then 30 per hour (units s, min, h, d)."""
+        units = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+        try:
+            burst_text, rate_text = raw.split()
+            count_text, unit = rate_text.split("/")
+            rate = cls(int(burst_text), float(count_text) / units[unit])
+        except (ValueError, KeyError) as exc:
+            raise SystemExit(
+                f"{name} must look like '10 30/h' (burst, count/unit), got {raw!r}"
+            ) from exc
+        if rate.burst < 1 or rate.per_second <= 0:
+            raise SystemExit(f"{name}: burst and count must be positive, got {raw!r}")
+        return rate
+
+
+@dataclass(frozen=True)
+class AbuseLimits:
+    """Limits on messages and filings beyond the per-sender bucket (sized for shared addresses:
+    a town-hall kiosk, a mobile network's NAT). Every value is set by TRANQUILLITE_LIMIT_*."""
+
+    # chat messages from one address (IPv4, or IPv6 /64), and from everyone together
+    messages_per_address: Rate = Rate(300, 20.0)
+    messages_global: Rate = Rate(3000, 200.0)
+    # new conversations (sender ids) one address may open, and how many it may keep in memory
+    conversations_per_address: Rate = Rate(100, 600 / 3600)
+    max_conversations_per_address: int = 500
+    # reports filed: per conversation, per address, by everyone together, per agency API token
+    filings_per_conversation: Rate = Rate(5, 20 / 3600)
+    filings_per_address: Rate = Rate(10, 30 / 3600)
+    filings_global: Rate = Rate(300, 3.0)
+    filings_per_token: Rate = Rate(30, 300 / 3600)
+    # proof of work before filing from the web chat: leading zero bits (0: off)
+    filing_pow_bits: int = 0
+    # reverse proxies whose X-Forwarded-For is believed (addresses or networks; none by default)
+    trusted_proxies: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> AbuseLimits:
+        defaults = cls()
+        values: dict[str, object] = {}
+        for name in (
+            "messages_per_address",
+            "messages_global",
+            "conversations_per_address",
+            "filings_per_conversation",
+            "filings_per_address",
+            "filings_global",
+            "filings_per_token",
+        ):
+            variable = f"TRANQUILLITE_LIMIT_{name.upper()}"
+            raw = os.environ.get(variable, "").strip()
+            values[name] = Rate.parse(variable, raw) if raw else getattr(defaults, name)
+        return cls(
+            **values,  # type: ignore[arg-type]
+            max_conversations_per_address=env_number(
+                "TRANQUILLITE_LIMIT_MAX_CONVERSATIONS_PER_ADDRESS",
+                defaults.max_conversations_per_address,
+                int,
+            ),
+            filing_pow_bits=env_number("TRANQUILLITE_FILING_POW_BITS", 0, int),
+            trusted_proxies=tuple(
+                p.strip()
+                for p in os.environ.get("TRANQUILLITE_TRUSTED_PROXIES", "").split(",")
+                if p.strip()
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     gateway_port: int = 8080
@@ -40,10 +117,11 @@ class Settings:
     max_message_chars: int = 2000
     auto_migrate: bool = True
     # Chat API: per-sender rate limit (token bucket) and the origins allowed to call it from a
-    # page that embeds the widget ("*": any site; the API uses no cookie)
+    # page that embeds the widget (none by default: only the gateway's own chat page; "*": any
+    # site, which lets any page make its visitors' browsers post to the chat)
     rate_limit_burst: int = 20
     rate_limit_per_minute: float = 60.0
-    cors_origins: tuple[str, ...] = ("*",)
+    cors_origins: tuple[str, ...] = ()
     # Telegram channel (off when no token): Bot API root, webhook secret, webhook | polling
     telegram_token: str = ""
     telegram_secret: str = ""
@@ -53,6 +131,8 @@ class Settings:
     # Agency dashboard: key signing session cookies (empty: a random key kept in <var>/secret_key)
     secret_key: str = ""
     cookie_secure: bool = False
+    # abuse protection: per-address and global limits, proof of work, trusted proxies
+    limits: AbuseLimits = field(default_factory=AbuseLimits)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,7 +158,7 @@ class Settings:
             rate_limit_per_minute=env_number("TRANQUILLITE_RATE_LIMIT_PER_MINUTE", 60.0, float),
             cors_origins=tuple(
                 o.strip()
-                for o in os.environ.get("TRANQUILLITE_CORS_ORIGINS", "*").split(",")
+                for o in os.environ.get("TRANQUILLITE_CORS_ORIGINS", "").split(",")
                 if o.strip()
             ),
             telegram_token=os.environ.get("TRANQUILLITE_TELEGRAM_TOKEN", ""),
@@ -89,8 +169,17 @@ class Settings:
             telegram_webhook_url=os.environ.get("TRANQUILLITE_TELEGRAM_WEBHOOK_URL", ""),
             secret_key=os.environ.get("TRANQUILLITE_SECRET_KEY", ""),
             cookie_secure=os.environ.get("TRANQUILLITE_COOKIE_SECURE", "0") in ("1", "true"),
+            limits=AbuseLimits.from_env(),
         )
 
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def rasa_tracker_url(self) -> str:
+        """Where Rasa keeps conversations (its SQL tracker store), for ``purge`` to reach them:
+        a SQLite file next to the ticket store, or the ticket store's PostgreSQL database."""
+        if self.database_url.startswith("postgresql"):
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.var_dir / 'rasa_tracker.db'}"

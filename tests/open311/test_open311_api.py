@@ -59,7 +59,8 @@ async def test_requests_are_scoped_to_the_caller_agency(gateway: Gateway) -> Non
     mine = await client.get(f"{BASE}/requests/{other}.json", params={"api_key": key_y})
     assert mine.status_code == 200 and mine.json()[0]["service_request_id"] == other
 
-    assert_errors(await client.get(f"{BASE}/requests.json"), 400)
+    # no key at all (neither parameter nor header): refused like a wrong key
+    assert_errors(await client.get(f"{BASE}/requests.json"), 403)
     assert_errors(await client.get(f"{BASE}/requests.json", params={"api_key": "tq_faux"}), 403)
     observer = data.tokens["observer"]
     denied = await client.get(f"{BASE}/requests.json", params={"api_key": observer})
@@ -131,7 +132,7 @@ async def test_create_request_routes_and_files_an_open311_ticket(gateway: Gatewa
     assert fetched.json()[0]["description"] == "Dépôt sauvage devant l'école"
 
     for form, status in (
-        ({"service_code": "incivilite", "attribute[commune]": "39198"}, 400),  # no api_key
+        ({"service_code": "incivilite", "attribute[commune]": "39198"}, 403),  # no api_key
         ({"api_key": key, "service_code": "nope", "attribute[commune]": "39198"}, 400),
         ({"api_key": key, "service_code": "incivilite"}, 400),  # no commune
         ({"api_key": key, "service_code": "incivilite", "attribute[commune]": "Saint-Claude"}, 400),

@@ -1,6 +1,7 @@
 """The real gateway (uvicorn, real HTTP) with its embedded outbox worker: a report filed through
 the internal API reaches the agency's webhook, and the web citizen fetches the status changes
-once through GET /api/v1/notifications. On SQLite and PostgreSQL."""
+once through POST /api/v1/notifications with the report's tracking code. On SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ async def gateway(
     monkeypatch.setenv("TRANQUILLITE_OUTBOX_WORKER", "embedded")
     monkeypatch.setenv("TRANQUILLITE_OUTBOX_POLL_SECONDS", "0.1")
     monkeypatch.delenv("TRANQUILLITE_TELEGRAM_TOKEN", raising=False)
+    # the test receiver is a plain-http server on this machine: the operator allows it
+    monkeypatch.setenv("TRANQUILLITE_WEBHOOK_ALLOW_HTTP", "1")
+    monkeypatch.setenv("TRANQUILLITE_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     port = free_port()
     settings = replace(
         Settings.from_env(),
@@ -57,12 +61,16 @@ async def gateway(
         await asyncio.wait_for(task, 20)
 
 
-async def fetch_until(client: httpx.AsyncClient, sender: str, count: int) -> list[str]:
+async def fetch(client: httpx.AsyncClient, code: str) -> httpx.Response:
+    return await client.post("/api/v1/notifications", json={"tracking_codes": [code]})
+
+
+async def fetch_until(client: httpx.AsyncClient, code: str, count: int) -> list[str]:
     texts: list[str] = []
     deadline = time.monotonic() + 20
     while len(texts) < count:
         assert time.monotonic() < deadline, f"only {texts} arrived"
-        response = await client.get("/api/v1/notifications", params={"sender": sender})
+        response = await fetch(client, code)
         assert response.status_code == 200
         texts += [m["text"] for m in response.json()["messages"]]
         await asyncio.sleep(0.1)
@@ -92,23 +100,24 @@ async def test_filed_report_is_delivered_and_citizen_notified(
     )
     assert response.status_code == 201, response.text
     reference = response.json()["reference"]
+    code = response.json()["tracking_code"]  # given to the conversation that filed
 
-    texts = await fetch_until(gateway, "widget42", 1)
+    texts = await fetch_until(gateway, code, 1)
     assert texts == [f"Votre signalement {reference} a été transmis au service compétent."]
     assert receiver.keys == [f"webhook:{reference}:{agency}:1"]
-    # each message is handed out once; another conversation sees nothing
-    again = await gateway.get("/api/v1/notifications", params={"sender": "widget42"})
+    # each message is handed out once; another code sees nothing
+    again = await fetch(gateway, code)
     assert again.json() == {"messages": []}
-    other = await gateway.get("/api/v1/notifications", params={"sender": "widget43"})
+    other = await fetch(gateway, "K7QM-4XPA-9HW2")
     assert other.json() == {"messages": []}
 
     ticket = await tickets.get_by_reference(sessions, reference)
     assert ticket is not None and ticket.status == "transmitted"
     await lifecycle.acknowledge(sessions, ticket.id, "agent:alice")
     await lifecycle.answer(sessions, ticket.id, "agent:alice", "Une patrouille passera demain.")
-    texts = await fetch_until(gateway, "widget42", 2)
+    texts = await fetch_until(gateway, code, 2)
     assert "pris en compte" in texts[0]
     assert texts[1].endswith("Une patrouille passera demain.")
 
-    bad = await gateway.get("/api/v1/notifications", params={"sender": "../etc"})
+    bad = await gateway.post("/api/v1/notifications", json={"tracking_codes": []})
     assert bad.status_code == 422

@@ -32,6 +32,9 @@ def start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
         "TRANQUILLITE_OUTBOX_POLL_SECONDS": "0.1",
         "TRANQUILLITE_OUTBOX_BACKOFF_SECONDS": "0.2",
         "TRANQUILLITE_OUTBOX_TIMEOUT_SECONDS": "10",
+        # the test receiver is a plain-http server on this machine: the operator allows it
+        "TRANQUILLITE_WEBHOOK_ALLOW_HTTP": "1",
+        "TRANQUILLITE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
     with log.open("ab") as out:
         return subprocess.Popen(

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from store_support import RECEIVER_SECRET, MailBox, Receiver, add_channel
 
 from webhook.delivery.outbox import OutboxConfig, OutboxWorker, claim
+from webhook.security.clients import parse_networks
+from webhook.security.netguard import TargetPolicy
 from webhook.store import tickets
 from webhook.store.db import OutboxMessage, session_factory
 
@@ -25,6 +27,8 @@ CONFIG = OutboxConfig(
     delivery_timeout=10,
     smtp_from="tranquillite@example.org",
     dashboard_url="https://tranquillite.example.org/dashboard",
+    # the test receiver is a plain-http server on this machine: the operator allows it
+    webhook_policy=TargetPolicy(allow_http=True, allowed_networks=parse_networks(["127.0.0.0/8"])),
 )
 SECRET_TEXT = "Jean Dupont au 06 12 34 56 78, 12 rue des Arènes"
 

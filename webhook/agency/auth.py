@@ -4,12 +4,15 @@
   16-byte random salt); the parameters are stored in the hash string so they can be raised later.
 - API tokens (``tq_`` + 256 random bits) are shown once; the database keeps their SHA-256 (a
   random token of that length needs no slow KDF) and a short prefix to recognise them.
-- A login session is a cookie signed with HMAC-SHA256 by the gateway's secret key
-  (``TRANQUILLITE_SECRET_KEY`` or a random key kept in ``<var>/secret_key``). It names the agent,
-  a random nonce and the issue time, and a fingerprint of the password hash: changing the password
-  or deactivating the agent ends every session.
-- CSRF: every POST form carries a synchronizer token derived from the session nonce (HMAC); the
+- A login session is kept on the server (:mod:`webhook.agency.sessions`): the cookie holds a
+  random token, logout ends that session, deactivating the agent or changing the password ends
+  all of theirs; idle sessions end after an hour, every session after 8 hours.
+- Failed logins slow the next attempts down progressively, per account and per address, never
+  locking the real agent out (:mod:`webhook.agency.throttle`).
+- CSRF: every POST form carries a synchronizer token derived from the session (HMAC); the
   login form uses a double-submit cookie. Cookies are HttpOnly, SameSite=Strict, Secure on https.
+- Webhook delivery channels: https only, never to a private, loopback or link-local address
+  (:mod:`webhook.security.netguard`).
 - Roles: ``agent`` (work the agency's tickets), ``agency_admin`` (also agents, tokens and delivery
   channels of the agency), ``observer`` (aggregated statistics only).
 """
@@ -21,15 +24,11 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import os
 import re
 import secrets
-import threading
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
+from webhook.agency.sessions import ServerSessions, revoke_agent_sessions
+from webhook.agency.throttle import LoginThrottle
 from webhook.config import Settings
+from webhook.security import netguard
 from webhook.store.db import AgencyChannel, Agent, ApiToken, utcnow
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,6 @@ MAX_PASSWORD_LENGTH = 1024
 SESSION_COOKIE = "tq_agence"
 LOGIN_CSRF_COOKIE = "tq_login_csrf"
 COOKIE_PATH = "/agence"
-SESSION_MAX_AGE = 8 * 3600
 
 
 class AuthError(Exception):
@@ -164,123 +165,6 @@ def load_secret_key(settings: Settings) -> bytes:
     return key.encode("ascii")
 
 
-# ---------------------------------------------------------------------------------- sessions
-
-
-@dataclass(frozen=True)
-class SessionData:
-    agent_id: int
-    nonce: str
-    issued_at: int
-    password_fingerprint: str
-
-
-def password_fingerprint(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
-
-
-class SessionCodec:
-    """Signed session cookies and the CSRF tokens bound to them."""
-
-    def __init__(self, key: bytes, max_age: int = SESSION_MAX_AGE) -> None:
-        self._key = hashlib.sha256(b"tranquillite-session|" + key).digest()
-        self._csrf_key = hashlib.sha256(b"tranquillite-csrf|" + key).digest()
-        self.max_age = max_age
-
-    def _sign(self, payload: bytes) -> str:
-        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest())
-
-    def issue(self, agent: Agent) -> tuple[str, SessionData]:
-        data = SessionData(
-            agent_id=agent.id,
-            nonce=secrets.token_urlsafe(16),
-            issued_at=int(time.time()),
-            password_fingerprint=password_fingerprint(agent.password_hash),
-        )
-        payload = json.dumps(
-            {
-                "a": data.agent_id,
-                "n": data.nonce,
-                "t": data.issued_at,
-                "p": data.password_fingerprint,
-            },
-            separators=(",", ":"),
-        ).encode("utf-8")
-        return f"{_b64(payload)}.{self._sign(payload)}", data
-
-    def read(self, cookie: str | None) -> SessionData | None:
-        if not cookie or len(cookie) > 512 or "." not in cookie:
-            return None
-        encoded, signature = cookie.rsplit(".", 1)
-        try:
-            payload = _unb64(encoded)
-        except ValueError:
-            return None
-        if not hmac.compare_digest(signature, self._sign(payload)):
-            return None
-        try:
-            raw = json.loads(payload)
-            data = SessionData(
-                agent_id=int(raw["a"]),
-                nonce=str(raw["n"]),
-                issued_at=int(raw["t"]),
-                password_fingerprint=str(raw["p"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-        if not 0 <= time.time() - data.issued_at <= self.max_age:
-            return None
-        return data
-
-    def csrf_token(self, session: SessionData) -> str:
-        return _b64(hmac.new(self._csrf_key, session.nonce.encode(), hashlib.sha256).digest())
-
-    def check_csrf(self, session: SessionData, submitted: str | None) -> bool:
-        return bool(submitted) and hmac.compare_digest(
-            str(submitted).encode(), self.csrf_token(session).encode()
-        )
-
-
-# ---------------------------------------------------------------------------------- throttling
-
-
-@dataclass
-class LoginThrottle:
-    """Lock a username (and a client address) for ``lock_seconds`` after ``max_failures`` failed
-    logins within ``window_seconds``. In memory: per gateway process."""
-
-    max_failures: int = 5
-    window_seconds: float = 15 * 60
-    lock_seconds: float = 15 * 60
-    _failures: dict[str, list[float]] = field(default_factory=dict)
-    _locked_until: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def retry_after(self, keys: Sequence[str]) -> int:
-        now = time.monotonic()
-        with self._lock:
-            waits = [self._locked_until.get(k, 0.0) - now for k in keys]
-        return max(0, int(max(waits, default=0.0) + 0.999))
-
-    def failure(self, keys: Sequence[str]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) > 10_000:
-                self._failures.clear()
-            for key in keys:
-                recent = [t for t in self._failures.get(key, []) if now - t < self.window_seconds]
-                recent.append(now)
-                self._failures[key] = recent
-                if len(recent) >= self.max_failures:
-                    self._locked_until[key] = now + self.lock_seconds
-                    self._failures.pop(key, None)
-
-    def success(self, keys: Sequence[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
-
-
 # ---------------------------------------------------------------------------------- principals
 
 
@@ -329,6 +213,25 @@ Sessions = async_sessionmaker[AsyncSession]
 # ---------------------------------------------------------------------------------- agents
 
 
+def agency_username(name: str, agency_id: str) -> str:
+    """The login of an account an agency admin creates: ``<name>.<agency id>``. Each agency has
+    its own namespace, so creating an account never tells an admin which names other agencies
+    use (the operator's ``agency-user`` command may create any name)."""
+    name = name.strip().lower()
+    suffix = f".{agency_id.lower()}"
+    return name if name.endswith(suffix) else f"{name}{suffix}"
+
+
+def _other_agency_namespace(username: str, agency_id: str) -> bool:
+    """True when ``username`` ends with another agency's suffix (``.<agency id>``)."""
+    if "." not in username:
+        return False
+    suffix = username.rsplit(".", 1)[1]
+    if suffix == agency_id.lower():
+        return False
+    return any(a.id.lower() == suffix for a in routing.get_engine().agencies())
+
+
 async def create_agent(
     sessions: Sessions,
     agency_id: str,
@@ -340,7 +243,7 @@ async def create_agent(
     check_agency(agency_id)
     check_role(role)
     username = username.strip().lower()
-    if not USERNAME_RE.fullmatch(username):
+    if not USERNAME_RE.fullmatch(username) or _other_agency_namespace(username, agency_id):
         raise AuthError(
             "Identifiant invalide : 3 à 64 caractères parmi a-z, 0-9, point, tiret, souligné."
         )
@@ -384,15 +287,10 @@ async def get_agent(sessions: Sessions, agent_id: int) -> Agent | None:
         return await session.get(Agent, agent_id)
 
 
-async def principal_from_session(sessions: Sessions, data: SessionData) -> Principal | None:
-    agent = await get_agent(sessions, data.agent_id)
-    if (
-        agent is None
-        or not agent.active
-        or not hmac.compare_digest(
-            password_fingerprint(agent.password_hash), data.password_fingerprint
-        )
-    ):
+async def principal_for_agent(sessions: Sessions, agent_id: int) -> Principal | None:
+    """The principal of a logged-in agent (None once deactivated)."""
+    agent = await get_agent(sessions, agent_id)
+    if agent is None or not agent.active:
         return None
     return Principal(
         agency_id=agent.agency_id,
@@ -412,21 +310,27 @@ async def list_agents(sessions: Sessions, agency_id: str) -> list[Agent]:
 
 
 async def set_agent_active(sessions: Sessions, agency_id: str, agent_id: int, active: bool) -> bool:
+    """Deactivating an agent also ends every session they have open."""
     async with sessions() as session, session.begin():
         result = await session.execute(
             update(Agent)
             .where(Agent.id == agent_id, Agent.agency_id == agency_id)
             .values(active=active)
         )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        if changed and not active:
+            await revoke_agent_sessions(session, agent_id)
+    return changed
 
 
 async def set_password(sessions: Sessions, agent_id: int, password: str) -> None:
+    """A new password ends every session of the agent (a stolen cookie stops working)."""
     password_hash = await asyncio.to_thread(hash_password, password)
     async with sessions() as session, session.begin():
         await session.execute(
             update(Agent).where(Agent.id == agent_id).values(password_hash=password_hash)
         )
+        await revoke_agent_sessions(session, agent_id)
 
 
 # ---------------------------------------------------------------------------------- tokens
@@ -512,9 +416,15 @@ URL_RE = re.compile(r"^https?://[^\s<>\"']{3,480}$")
 
 
 async def add_channel(
-    sessions: Sessions, agency_id: str, kind: str, target: str
+    sessions: Sessions,
+    agency_id: str,
+    kind: str,
+    target: str,
+    policy: netguard.TargetPolicy | None = None,
 ) -> tuple[AgencyChannel, str | None]:
-    """Add a delivery channel. A webhook gets a new random HMAC secret, returned once."""
+    """Add a delivery channel. A webhook gets a new random HMAC secret, returned once; its
+    address must be https and must not resolve to a private, loopback or link-local address
+    (checked again at every delivery)."""
     target = target.strip()
     if kind == "email":
         if not EMAIL_RE.fullmatch(target):
@@ -522,7 +432,11 @@ async def add_channel(
         secret = None
     elif kind == "webhook":
         if not URL_RE.fullmatch(target):
-            raise AuthError("Adresse du webhook invalide (http:// ou https://).")
+            raise AuthError("Adresse du webhook invalide (https://…).")
+        try:
+            await netguard.check_target(policy or netguard.TargetPolicy.from_env(), target)
+        except netguard.TargetRefused as exc:
+            raise AuthError(f"Adresse du webhook refusée : {exc.reason}.") from None
         secret = secrets.token_urlsafe(32)
     else:
         raise AuthError(f"Type de canal inconnu : {kind!r}.")
@@ -565,7 +479,7 @@ async def set_channel_active(
 
 @dataclass
 class AuthContext:
-    codec: SessionCodec
+    sessions: ServerSessions
     throttle: LoginThrottle
     cookie_secure: bool
 
@@ -575,9 +489,10 @@ def context(state: Any) -> AuthContext:
     ctx: AuthContext | None = getattr(state, "agency_auth", None)
     if ctx is None:
         settings: Settings = state.settings
+        key = load_secret_key(settings)
         ctx = AuthContext(
-            codec=SessionCodec(load_secret_key(settings)),
-            throttle=LoginThrottle(),
+            sessions=ServerSessions(key),
+            throttle=LoginThrottle(key=key),
             cookie_secure=settings.cookie_secure,
         )
         state.agency_auth = ctx

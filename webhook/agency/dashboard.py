@@ -3,7 +3,10 @@ filters, detail, acknowledge, status, answer), statistics for observers, and a s
 (agents, API tokens, delivery channels) for agency admins.
 
 No script at all (CSP ``script-src 'none'``); every POST form carries a CSRF token. A ticket that
-is not routed to the agent's agency answers 404, like a ticket that does not exist.
+is not routed to the agent's agency answers 404, like a ticket that does not exist. Sessions are
+kept on the server (logout ends them); failed logins slow down the next attempts per account and
+per address (:mod:`webhook.agency.throttle`); no input — a date at the end of time, an id of
+5,000 digits — makes a page fail.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import reports
 import routing
-from webhook.agency import auth, queries
+from webhook.agency import auth, queries, throttle
 from webhook.agency.auth import AuthError, Principal
+from webhook.security import clients
 from webhook.store import lifecycle
 from webhook.store.db import Ticket
 
@@ -91,7 +95,7 @@ def _render(
     csrf = ""
     session = getattr(request.state, "agency_session", None)
     if session is not None:
-        csrf = ctx.codec.csrf_token(session)
+        csrf = ctx.sessions.csrf_token(session)
     html = _env.get_template(template).render(
         principal=principal, csrf_token=csrf, request_path=request.url.path, **context
     )
@@ -119,12 +123,12 @@ def _sessions(request: Request) -> auth.Sessions:
 
 async def _principal(request: Request) -> Principal | None:
     ctx = auth.context(request.app.state)
-    data = ctx.codec.read(request.cookies.get(auth.SESSION_COOKIE))
-    if data is None:
+    record = await ctx.sessions.read(_sessions(request), request.cookies.get(auth.SESSION_COOKIE))
+    if record is None:
         return None
-    principal = await auth.principal_from_session(_sessions(request), data)
+    principal = await auth.principal_for_agent(_sessions(request), record.agent_id)
     if principal is not None:
-        request.state.agency_session = data
+        request.state.agency_session = record
     return principal
 
 
@@ -136,7 +140,7 @@ async def _form(request: Request) -> dict[str, str]:
 def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
     ctx = auth.context(request.app.state)
     session = getattr(request.state, "agency_session", None)
-    return session is not None and ctx.codec.check_csrf(session, form.get("csrf_token"))
+    return session is not None and ctx.sessions.check_csrf(session, form.get("csrf_token"))
 
 
 def _error(
@@ -227,25 +231,26 @@ async def login(request: Request) -> Response:
         )
     ctx = auth.context(request.app.state)
     username = form.get("username", "").strip().lower()[:64]
-    client = request.client.host if request.client else "unknown"
-    keys = [f"user:{username}", f"ip:{client}"]
-    wait = ctx.throttle.retry_after(keys)
+    resolver: clients.ClientResolver = request.app.state.client_resolver
+    address = clients.address_key(resolver.client(request))
+    device = ctx.throttle.device_of(request.cookies.get(throttle.DEVICE_COOKIE), username)
+    wait = ctx.throttle.retry_after(username, address, device)
     if wait:
         response = _login_page(
             request,
             429,
-            "Trop d'essais infructueux. Réessayez dans quelques minutes "
-            f"(environ {max(1, wait // 60)} min).",
+            "Trop d'essais infructueux pour ce compte ou depuis cette connexion. Réessayez dans "
+            + (f"{wait} s." if wait < 120 else f"environ {wait // 60} min."),
         )
         response.headers["Retry-After"] = str(wait)
         return response
     agent = await auth.authenticate(_sessions(request), username, form.get("password", ""))
     if agent is None:
-        ctx.throttle.failure(keys)
+        ctx.throttle.failure(username, address, device)
         logger.info("dashboard login refused")
         return _login_page(request, 401, "Identifiant ou mot de passe incorrect.")
-    ctx.throttle.success(keys)
-    cookie_value, _ = ctx.codec.issue(agent)
+    ctx.throttle.success(username, address, device)
+    cookie_value, _ = await ctx.sessions.issue(_sessions(request), agent.id)
     logger.info("dashboard login: agent %s (agency %s)", agent.id, agent.agency_id)
     redirect = _redirect("/agence/")
     _set_cookie(
@@ -253,9 +258,20 @@ async def login(request: Request) -> Response:
         redirect,
         auth.SESSION_COOKIE,
         cookie_value,
-        ctx.codec.max_age,
+        ctx.sessions.max_age,
         auth.COOKIE_PATH,
     )
+    if device is None:
+        # this browser is now known for this account: its logins skip the account's and the
+        # address's delays (an attacker elsewhere cannot lock the agent out)
+        _set_cookie(
+            request,
+            redirect,
+            throttle.DEVICE_COOKIE,
+            ctx.throttle.device_cookie(username),
+            throttle.DEVICE_MAX_AGE,
+            "/agence/login",
+        )
     redirect.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/agence/login")
     return redirect
 
@@ -266,6 +282,10 @@ async def logout(request: Request) -> Response:
     form = await _form(request)
     if principal is not None and not _csrf_ok(request, form):
         return _csrf_failed(request, principal)
+    # the session ends on the server: a copy of the cookie is worth nothing from now on
+    await auth.context(request.app.state).sessions.revoke(
+        _sessions(request), request.cookies.get(auth.SESSION_COOKIE)
+    )
     response = _redirect("/agence/login")
     response.delete_cookie(auth.SESSION_COOKIE, path=auth.COOKIE_PATH)
     return response
@@ -274,12 +294,28 @@ async def logout(request: Request) -> Response:
 # ---------------------------------------------------------------------------------- tickets
 
 
-def _parse_date(value: str) -> dt.datetime | None:
+def _parse_date(value: str, *, end_of_day: bool = False) -> dt.datetime | None:
+    """A filter date (AAAA-MM-JJ) as a UTC instant; ``end_of_day``: the next midnight (the last
+    day of the calendar has none: the filter then has no upper bound)."""
     try:
-        day = dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value[:10])
     except ValueError:
         return None
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    if not end_of_day:
+        return start
+    try:
+        return start + dt.timedelta(days=1)
+    except OverflowError:
+        return dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _item_id(value: str) -> int | None:
+    """A row id from a URL: digits, within the database's integer range, else None (404)."""
+    if not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if 0 < number < 2**31 else None
 
 
 def _resolve_commune(value: str) -> str | None:
@@ -322,11 +358,9 @@ async def ticket_list(request: Request) -> Response:
         if commune_insee is None:
             problems.append("Commune introuvable ou ambiguë (indiquez le code INSEE).")
     since = _parse_date(since_raw) if since_raw else None
-    until = _parse_date(until_raw) if until_raw else None
+    until = _parse_date(until_raw, end_of_day=True) if until_raw else None
     if (since_raw and since is None) or (until_raw and until is None):
         problems.append("Date invalide (format AAAA-MM-JJ) : filtre ignoré.")
-    if until is not None:
-        until += dt.timedelta(days=1)
     try:
         page = max(1, min(int(q.get("page", "1")), 10_000))
     except ValueError:
@@ -545,10 +579,11 @@ async def admin_create(request: Request, what: str) -> Response:
     sessions = _sessions(request)
     try:
         if what == "agents":
+            # the agency's own namespace: a name taken elsewhere is never revealed
             await auth.create_agent(
                 sessions,
                 principal.agency_id,
-                form.get("username", ""),
+                auth.agency_username(form.get("username", ""), principal.agency_id),
                 form.get("password", ""),
                 form.get("role", ""),
                 form.get("display_name", ""),
@@ -581,8 +616,8 @@ async def admin_create(request: Request, what: str) -> Response:
     return _error(request, 404, "Page introuvable.", principal)
 
 
-@router.post("/admin/{what}/{item_id}/{action}")
-async def admin_update(request: Request, what: str, item_id: int, action: str) -> Response:
+@router.post("/admin/{what}/{item}/{action}")
+async def admin_update(request: Request, what: str, item: str, action: str) -> Response:
     principal, early = await _admin(request)
     if early is not None:
         return early
@@ -590,6 +625,9 @@ async def admin_update(request: Request, what: str, item_id: int, action: str) -
     form = await _form(request)
     if not _csrf_ok(request, form):
         return _csrf_failed(request, principal)
+    item_id = _item_id(item)
+    if item_id is None:
+        return _error(request, 404, "Élément introuvable.", principal)
     sessions = _sessions(request)
     done = False
     notice = ""

@@ -11,9 +11,17 @@
   reference as ``service_request_id``. An ``Idempotency-Key`` header makes retries safe.
 - ``requests/{service_request_id}.json``: one ticket, 404 unless routed to the caller's agency.
 
+The API key may come in the ``X-Api-Key`` header (or ``Authorization: Bearer``), which is what
+new clients should use: a key in a query string ends up in proxies' and servers' logs. The
+``api_key`` parameter of the standard stays for existing GeoReport clients; the gateway masks it
+in any access log (:mod:`webhook.security.logredact`). Text is cleaned as the chat cleans it
+(control and bidi characters dropped). Filings are limited per token and globally
+(:mod:`webhook.conversation.admission`) and the history names the token that filed.
+
 Errors are a JSON list of ``{"code", "description"}`` (400 invalid request, 403 bad api_key or
-role, 404 unknown). Extended statuses map to ``open``/``closed`` (closed, redirected and
-rejected_duplicate are closed); ``status_notes`` gives the detailed status in French.
+role, 404 unknown, 429 too many filings). Extended statuses map to ``open``/``closed`` (closed,
+redirected and rejected_duplicate are closed); ``status_notes`` gives the detailed status in
+French.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ from reports.model import SKIP
 from webhook.agency import auth, queries
 from webhook.agency.auth import Principal
 from webhook.agency.queries import ReportType
+from webhook.conversation import turn
+from webhook.conversation.ratelimit import retry_after_header
 from webhook.store import lifecycle, tickets
 from webhook.store.db import Ticket
 
@@ -133,6 +143,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": list[Open311Error], "description": "api_key invalide ou rôle insuffisant"},
     404: {"model": list[Open311Error], "description": "Introuvable"},
 }
+FILING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    429: {"model": list[Open311Error], "description": "Trop de signalements déposés"},
+}
+API_KEY_HEADER_DOC = "Jeton d'API de l'agence (à préférer au paramètre api_key)"
 
 
 class Service(BaseModel):
@@ -199,7 +214,11 @@ Short = Annotated[str | None, Field(default=None, max_length=200)]
 class _NewRequestBase(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    api_key: str = Field(max_length=200, description="Jeton d'API de l'agence")
+    api_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Jeton d'API de l'agence (ou en-tête X-Api-Key, préférable)",
+    )
     service_code: ReportType = Field(description="Type de signalement (services.json)")
     jurisdiction_id: Short = None
     lat: float | None = Field(default=None, ge=-90, le=90)
@@ -235,7 +254,11 @@ NewServiceRequest: type[_NewRequestBase] = create_model(  # type: ignore[call-ov
 class RequestQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    api_key: str = Field(max_length=200, description="Jeton d'API de l'agence")
+    api_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Jeton d'API de l'agence (ou en-tête X-Api-Key, préférable)",
+    )
     jurisdiction_id: str | None = Field(default=None, max_length=200)
     service_request_id: str | None = Field(
         default=None,
@@ -256,17 +279,23 @@ class RequestQuery(BaseModel):
 
 
 class Open311Failure(Exception):
-    def __init__(self, status_code: int, description: str) -> None:
+    def __init__(
+        self, status_code: int, description: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(description)
         self.status_code = status_code
         self.description = description
+        self.headers = headers
 
 
-def _errors(status_code: int, *descriptions: str) -> JSONResponse:
+def _errors(
+    status_code: int, *descriptions: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         [{"code": status_code, "description": d} for d in descriptions]
         or [{"code": status_code, "description": "erreur"}],
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -287,7 +316,7 @@ class Open311Route(APIRoute):
             except RequestValidationError as exc:
                 return _errors(400, *[_validation_text(e) for e in exc.errors()][:20])
             except Open311Failure as exc:
-                return _errors(exc.status_code, exc.description)
+                return _errors(exc.status_code, exc.description, headers=exc.headers)
             except HTTPException as exc:
                 return _errors(exc.status_code, str(exc.detail))
 
@@ -301,9 +330,11 @@ router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Ro
 
 
 def _clean(value: str | None) -> str | None:
+    """Text as the chat keeps it: control characters, lone surrogates and bidi overrides
+    dropped (an RLO would show a phone number or an address reversed to the agent), NFC."""
     if value is None:
         return None
-    value = CONTROL_RE.sub("", value).strip()
+    value = turn.clean_text(CONTROL_RE.sub("", value))
     return value or None
 
 
@@ -318,8 +349,20 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
         raise Open311Failure(400, "date hors limites") from None
 
 
-async def _principal(request: Request, api_key: str) -> Principal:
-    principal = await auth.authenticate_token(request.app.state.sessions, _clean(api_key))
+def _api_key(request: Request, parameter: str | None) -> str | None:
+    """The key from the X-Api-Key header, else Authorization: Bearer, else the parameter."""
+    header = request.headers.get("x-api-key")
+    if header:
+        return header
+    authorization = request.headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return parameter
+
+
+async def _principal(request: Request, api_key: str | None) -> Principal:
+    clear = _clean(_api_key(request, api_key))
+    principal = await auth.authenticate_token(request.app.state.sessions, clear)
     if principal is None:
         raise Open311Failure(403, "api_key invalide ou révoquée")
     if not principal.can_work_tickets:
@@ -464,7 +507,9 @@ def _split(value: str | None) -> list[str]:
 
 @router.get("/requests.json", response_model=list[ServiceRequest], responses=ERROR_RESPONSES)
 async def list_requests(
-    request: Request, query: Annotated[RequestQuery, Query()]
+    request: Request,
+    query: Annotated[RequestQuery, Query()],
+    x_api_key: Annotated[str | None, Header(max_length=200, description=API_KEY_HEADER_DOC)] = None,
 ) -> list[ServiceRequest]:
     """Les signalements adressés à l'agence du jeton (les plus récents d'abord, 1000 au plus)."""
     principal = await _principal(request, query.api_key)
@@ -520,8 +565,9 @@ async def list_requests(
 async def get_request(
     request: Request,
     service_request_id: Annotated[str, Path(max_length=64, examples=["39-2026-000001"])],
-    api_key: Annotated[str, Query(max_length=200)],
+    api_key: Annotated[str | None, Query(max_length=200)] = None,
     jurisdiction_id: Annotated[str | None, Query(max_length=200)] = None,
+    x_api_key: Annotated[str | None, Header(max_length=200, description=API_KEY_HEADER_DOC)] = None,
 ) -> list[ServiceRequest]:
     """Un signalement adressé à l'agence du jeton."""
     principal = await _principal(request, api_key)
@@ -569,12 +615,13 @@ def _answers(
     "/requests.json",
     response_model=list[ServiceRequestCreated],
     status_code=201,
-    responses=ERROR_RESPONSES,
+    responses=FILING_RESPONSES,
 )
 async def create_request(
     request: Request,
     body: Annotated[NewServiceRequest, Form()],  # type: ignore[valid-type]
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    x_api_key: Annotated[str | None, Header(max_length=200, description=API_KEY_HEADER_DOC)] = None,
 ) -> list[ServiceRequestCreated]:
     """Déposer un signalement (formulaire ``application/x-www-form-urlencoded``)."""
     form = cast(_NewRequestBase, body)
@@ -625,9 +672,30 @@ async def create_request(
     if contact:
         fields["contact"] = " ".join(contact)
     idempotency = _clean(idempotency_key)
+    filing_key = (
+        f"open311:{principal.agency_id}:{hashlib.sha256(idempotency.encode()).hexdigest()}"
+        if idempotency
+        else None
+    )
+    sessions = request.app.state.sessions
+    existing = await tickets.get_by_idempotency_key(sessions, filing_key) if filing_key else None
+    admission = getattr(getattr(request.app.state, "conversations", None), "admission", None)
+    if existing is None and admission is not None:
+        refusal = admission.token_filing(f"token:{principal.token_id}")
+        if refusal is not None:
+            logger.info(
+                "open311: filing by agency %s refused (%s limit)",
+                principal.agency_id,
+                refusal.scope,
+            )
+            raise Open311Failure(
+                429,
+                "trop de signalements déposés avec ce jeton : réessayez plus tard",
+                headers={"Retry-After": retry_after_header(refusal.retry_after)},
+            )
     try:
         ticket, _ = await tickets.file_report(
-            request.app.state.sessions,
+            sessions,
             tickets.NewReport(
                 report_type=service_code,
                 commune_insee=commune_insee,
@@ -635,11 +703,8 @@ async def create_request(
                 channel="open311",
                 language="fr",
                 anonymous=not contact,
-                idempotency_key=(
-                    f"open311:{principal.agency_id}:{hashlib.sha256(idempotency.encode()).hexdigest()}"
-                    if idempotency
-                    else None
-                ),
+                idempotency_key=filing_key,
+                filed_by=f"{principal.agency_id}/{principal.actor}",
             ),
         )
     except tickets.InvalidReport:

@@ -1,20 +1,31 @@
 """Service routes: the health probe (``/health``) and the internal API through which the action
-server files reports and reads them back (``/internal/v1/reports``, Bearer internal token)."""
+server files reports and reads them back (``/internal/v1/reports``, Bearer internal token).
+
+The internal routes check the token before they read a byte of the body, and are not in the
+public OpenAPI document. A citizen's status question reaches a ticket only through
+:func:`webhook.store.tickets.get_for_citizen`: the conversation that filed it, or its tracking
+code — never the sequential reference alone."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import text
 
+from reports import reference as references
+from webhook.conversation import turn
+from webhook.conversation.ratelimit import retry_after_header
 from webhook.store import tickets
 
 logger = logging.getLogger(__name__)
+
+BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 router = APIRouter()
 
@@ -33,7 +44,15 @@ class ReportIn(BaseModel):
     danger_signal: bool = False
 
 
-@router.get("/health")
+class StatusQuery(BaseModel):
+    """A citizen's status question, as the action server read it from the conversation."""
+
+    conversation_id: str = Field(min_length=1, max_length=128)
+    reference: str | None = Field(default=None, pattern=rf"^{references.PATTERN}$")
+    tracking_code: str | None = Field(default=None, max_length=32)
+
+
+@router.get("/health", include_in_schema=False)
 async def health(request: Request) -> JSONResponse:
     database_ok = True
     try:
@@ -64,34 +83,103 @@ async def require_internal(
         raise HTTPException(status_code=401, detail="invalid internal token")
 
 
-@router.post("/internal/v1/reports", status_code=201, dependencies=[Depends(require_internal)])
-async def file_report(body: ReportIn, request: Request) -> JSONResponse:
-    channel = body.channel
+async def _body(request: Request, model: type[BaseModelT]) -> BaseModelT:
+    """The JSON body, read only now (after the token was checked), as ``model``."""
     try:
-        ticket, created = await tickets.file_report(
-            request.app.state.sessions,
-            tickets.NewReport(
-                report_type=body.report_type,
-                commune_insee=body.commune_insee,
-                fields=body.fields,
-                channel=channel,
-                language=body.language,
-                conversation_id=body.conversation_id,
-                anonymous=body.anonymous,
-                idempotency_key=body.idempotency_key,
-                danger_signal=body.danger_signal,
-            ),
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        raise HTTPException(status_code=422, detail=errors[:20]) from None
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/internal/v1/reports",
+    status_code=201,
+    dependencies=[Depends(require_internal)],
+    include_in_schema=False,
+)
+async def file_report(request: Request) -> JSONResponse:
+    body = await _body(request, ReportIn)
+    state = request.app.state
+    report = tickets.NewReport(
+        report_type=body.report_type,
+        commune_insee=body.commune_insee,
+        fields=body.fields,
+        channel=body.channel,
+        language=body.language,
+        conversation_id=body.conversation_id,
+        anonymous=body.anonymous,
+        idempotency_key=body.idempotency_key,
+        danger_signal=body.danger_signal,
+    )
+    conversation = None
+    if body.conversation_id:
+        # the key comes from the report itself: the same report from the same conversation on
+        # the same day is one ticket, whatever restarted in between
+        report = replace(report, idempotency_key=tickets.conversation_key(report))
+        services: turn.Services | None = getattr(state, "conversations", None)
+        if services is not None:
+            conversation = services.store.peek(body.conversation_id)
+    existing = (
+        await tickets.get_by_idempotency_key(state.sessions, report.idempotency_key)
+        if report.idempotency_key
+        else None
+    )
+    admission = getattr(getattr(state, "conversations", None), "admission", None)
+    if existing is None and admission is not None:
+        refusal = admission.filing(
+            body.conversation_id,
+            conversation.client if conversation is not None else None,
+            conversation,
         )
+        if refusal is not None:
+            logger.info("internal api: filing refused (%s limit)", refusal.scope)
+            if conversation is not None:
+                conversation.filing_refusal = refusal  # the turn says why to the citizen
+            headers = dict(NO_STORE)
+            if refusal.retry_after:
+                headers["Retry-After"] = retry_after_header(refusal.retry_after)
+            return JSONResponse(
+                {"detail": "filing refused", "limit": refusal.scope},
+                status_code=429,
+                headers=headers,
+            )
+    try:
+        ticket, created = await tickets.file_report(state.sessions, report)
     except tickets.InvalidReport as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    if created and getattr(request.app.state, "outbox", None) is not None:
-        request.app.state.outbox.wake()  # deliver now rather than at the next poll
-    return JSONResponse(tickets.ticket_summary(ticket), status_code=201 if created else 200)
+    if created and getattr(state, "outbox", None) is not None:
+        state.outbox.wake()  # deliver now rather than at the next poll
+    # the tracking code goes back to the conversation that filed the ticket, and only to it
+    own = bool(body.conversation_id) and ticket.conversation_id == body.conversation_id
+    summary = tickets.ticket_summary(ticket, with_tracking_code=own)
+    if own and conversation is not None and summary.get("tracking_code"):
+        conversation.filed.append(
+            {"reference": summary["reference"], "tracking_code": summary["tracking_code"]}
+        )
+    return JSONResponse(summary, status_code=201 if created else 200, headers=NO_STORE)
 
 
-@router.get("/internal/v1/reports/{reference}", dependencies=[Depends(require_internal)])
-async def get_report(reference: str, request: Request) -> JSONResponse:
-    ticket = await tickets.get_by_reference(request.app.state.sessions, reference)
+@router.post(
+    "/internal/v1/reports/status",
+    dependencies=[Depends(require_internal)],
+    include_in_schema=False,
+)
+async def report_status(request: Request) -> JSONResponse:
+    """A citizen's status question: 404 for an unknown reference, a wrong code, or a reference
+    that another conversation filed (the same answer, so that nothing can be learnt)."""
+    query = await _body(request, StatusQuery)
+    ticket = await tickets.get_for_citizen(
+        request.app.state.sessions,
+        conversation_id=query.conversation_id,
+        reference=query.reference,
+        tracking_code=query.tracking_code,
+    )
     if ticket is None:
-        raise HTTPException(status_code=404, detail="unknown reference")
-    return JSONResponse(tickets.ticket_summary(ticket))
+        raise HTTPException(status_code=404, detail="unknown report", headers=NO_STORE)
+    return JSONResponse(tickets.ticket_summary(ticket), headers=NO_STORE)

@@ -7,10 +7,13 @@ Telegram allows in ``callback_data``, so each button carries a short random key 
 maps back to the payload (per chat, bounded, with a time to live).
 
 Webhook mode (production): Telegram calls ``POST /telegram/webhook`` with the secret token in
-``X-Telegram-Bot-Api-Secret-Token``; the route checks it, answers at once and leaves the update to
-the PTB ``Application`` (update queue). A given ``update_id`` is processed once. Polling mode
-(local use): PTB's ``Updater`` fetches updates with ``getUpdates``. Updates of one chat are
-processed in order, different chats concurrently (:class:`ChatOrderedProcessor`).
+``X-Telegram-Bot-Api-Secret-Token``; the route checks it, stores the update
+(:mod:`webhook.channels.telegram_updates`), answers 200 and leaves the update to the PTB
+``Application`` (update queue); the update is marked processed when the bot is done with it, and
+the gateway processes again at start what a crash left unprocessed. A given ``update_id`` is
+processed once. Polling mode (local use): PTB's ``Updater`` fetches updates with
+``getUpdates``. Updates of one chat are processed in order, different chats concurrently
+(:class:`ChatOrderedProcessor`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -42,10 +46,12 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from webhook import replies
+from webhook.channels import telegram_updates
 from webhook.config import Settings
 from webhook.conversation import turn
 from webhook.conversation.rasa_client import RasaClient
@@ -64,6 +70,7 @@ MODES = ("webhook", "polling")
 COMMANDS = {"start": "/greet", "aide": "/aide_menu", "menu": "/aide_menu", "help": "/aide_menu"}
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+DONE_GROUP = 99
 
 
 class TelegramConfigError(ValueError):
@@ -158,6 +165,9 @@ class RecentIds:
         self._order: deque[int] = deque()
         self._seen: set[int] = set()
         self._size = size
+
+    def __contains__(self, update_id: object) -> bool:
+        return update_id in self._seen
 
     def add(self, update_id: int) -> bool:
         """Remember ``update_id``; False when it was already seen."""
@@ -254,6 +264,8 @@ class TelegramChannel:
         app.add_handler(MessageHandler(private & filters.TEXT, self._on_text))
         app.add_handler(MessageHandler(private & ~filters.TEXT, self._on_other))
         app.add_handler(CallbackQueryHandler(self._on_callback))
+        # a later group: runs after the handler above, even when it failed
+        app.add_handler(TypeHandler(Update, self._on_processed), group=DONE_GROUP)
         app.add_error_handler(self._on_error)
 
     # --- life cycle -------------------------------------------------------------------------
@@ -301,6 +313,40 @@ class TelegramChannel:
         self._notifiers.register(CHANNEL, self.push)
         self.ready = True
         logger.info("Telegram channel started (%s mode)", self.mode)
+        if self.mode == "webhook":
+            await self._replay()
+
+    def _sessions(self) -> Any:
+        return getattr(self._state, "sessions", None)
+
+    async def _replay(self) -> None:
+        """Process the updates a crash or a restart left stored but unprocessed."""
+        sessions = self._sessions()
+        if sessions is None:
+            return
+        try:
+            pending = await telegram_updates.unprocessed(sessions)
+        except SQLAlchemyError as exc:
+            logger.error("Telegram updates not replayed: %s", type(exc).__name__)
+            return
+        for update_id, payload in pending:
+            self.recent_updates.add(update_id)
+            await self.application.update_queue.put(Update.de_json(payload, self.application.bot))
+        if pending:
+            logger.info(
+                "Telegram: %d stored update(s) processed again after a restart", len(pending)
+            )
+
+    async def _on_processed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        sessions = self._sessions()
+        if sessions is None or self.mode != "webhook":
+            return
+        try:
+            await telegram_updates.done(sessions, update.update_id)
+        except SQLAlchemyError as exc:
+            logger.error(
+                "Telegram update %s not marked processed: %s", update.update_id, type(exc).__name__
+            )
 
     async def stop(self) -> None:
         if self._retry_task is not None:
@@ -326,11 +372,21 @@ class TelegramChannel:
         return header is not None and hmac.compare_digest(header.encode(), expected)
 
     async def accept(self, data: dict[str, Any]) -> bool:
-        """Queue an update received by the webhook; False when it is a duplicate."""
+        """Store then queue an update received by the webhook; False when it is a duplicate.
+        Raises SQLAlchemyError when it cannot be stored (the webhook then answers 503 and
+        Telegram delivers it again)."""
         update = Update.de_json(data, self.application.bot)
-        if not self.recent_updates.add(update.update_id):
+        if update.update_id in self.recent_updates:
             logger.info("duplicate Telegram update ignored")
             return False
+        sessions = self._sessions()
+        if sessions is not None and not await telegram_updates.record(
+            sessions, update.update_id, data
+        ):
+            self.recent_updates.add(update.update_id)
+            logger.info("duplicate Telegram update ignored")
+            return False
+        self.recent_updates.add(update.update_id)
         await self.application.update_queue.put(update)
         return True
 
@@ -504,4 +560,8 @@ async def telegram_webhook(
         await channel.accept(data)
     except (ValueError, TypeError, KeyError, AttributeError):
         return Response(status_code=400)
+    except SQLAlchemyError as exc:
+        # not stored: not ours yet, Telegram delivers it again later
+        logger.error("Telegram update not stored: %s", type(exc).__name__)
+        return Response(status_code=503)
     return Response(status_code=200)

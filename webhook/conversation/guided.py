@@ -29,9 +29,8 @@ Payloads (all under 64 bytes, as Telegram's callback data must be)::
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import reports
@@ -42,7 +41,7 @@ from reports.model import SKIP, Question
 from routing.normalize import fold
 from webhook import replies
 from webhook.replies import Button, Reply
-from webhook.store.tickets import NewReport
+from webhook.store.tickets import NewReport, conversation_key
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +87,6 @@ class GuidedState:
     # free text written before a report type was chosen (e.g. while Rasa was down): it becomes
     # the description of the next report, so nothing the citizen wrote is lost
     pending_description: str | None = None
-    report_key: str = ""
     last_commune: str | None = None
     # where "Parler à quelqu'un" returns to
     human_return: Step = "menu"
@@ -108,6 +106,9 @@ class Outcome:
     replies: list[Reply] = field(default_factory=list)
     file: bool = False  # the caller files build_report(state) and answers filed()/filing_failed()
     leave: bool = False  # back to the free-text assistant
+    # "Envoyer" with no report open: the caller shows the confirmation of the report this
+    # conversation filed last, when there is one (the first answer was lost)
+    confirm_again: bool = False
 
 
 def is_guided_payload(payload: str) -> bool:
@@ -245,7 +246,6 @@ def _to_menu(state: GuidedState) -> None:
 def _start_type(state: GuidedState, report_type: str, lang: str) -> list[Reply]:
     _to_menu(state)
     state.report_type = report_type
-    state.report_key = secrets.token_hex(8)
     if state.pending_description and "description" in reports.model().forms[report_type].questions:
         description = state.pending_description
         state.pending_description = None
@@ -509,7 +509,7 @@ def _handle_payload(state: GuidedState, payload: str, lang: str) -> Outcome:
     if payload == P_SEND:
         if state.step == "summary":
             return Outcome(file=True)
-        return Outcome(current(state, lang))
+        return Outcome(current(state, lang), confirm_again=not state.in_report)
     if payload.startswith(P_TYPE):
         report_type = payload[len(P_TYPE) :]
         if report_type in REPORT_TYPES:
@@ -555,18 +555,20 @@ def _handle_text(state: GuidedState, text: str, lang: str) -> Outcome:
 def build_report(
     state: GuidedState, *, conversation_id: str, channel: str, language: str
 ) -> NewReport:
-    """The report to file: the ticket fields and flags of the report model."""
+    """The report to file: the ticket fields and flags of the report model. Its idempotency
+    key comes from the report itself (:func:`webhook.store.tickets.conversation_key`), not from
+    memory: sent again after a lost answer or a restart, it is the same ticket."""
     assert state.step == "summary" and state.report_type is not None
     commune = state.answers.get("commune")
-    return NewReport(
+    report = NewReport(
         report_type=state.report_type,
         commune_insee=None if commune in (None, UNKNOWN_COMMUNE) else commune,
         fields=reports.ticket_fields(state.report_type, state.answers),
         channel=channel,
         language=language,
         conversation_id=conversation_id,
-        idempotency_key=f"guided:{conversation_id}:{state.report_key}"[:200],
     )
+    return replace(report, idempotency_key=conversation_key(report))
 
 
 def _referral_lines(referrals: list[str], lang: str) -> list[str]:
@@ -588,6 +590,8 @@ def filed(state: GuidedState, summary: Mapping[str, Any], lang: str) -> list[Rep
     """Replies once the report is filed (``summary``: tickets.ticket_summary)."""
     destinations = ", ".join(d["agency_name"] for d in summary.get("destinations", []))
     lines = [_t("g_filed", lang, reference=summary["reference"])]
+    if summary.get("tracking_code"):
+        lines.append(_t("g_tracking", lang, code=summary["tracking_code"]))
     if destinations:
         lines.append(_t("g_filed_to", lang, destinations=destinations))
     else:

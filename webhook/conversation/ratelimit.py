@@ -46,6 +46,13 @@ class TokenBucketLimiter:
 
     def hit(self, key: str) -> Decision:
         """Take one token for ``key`` if there is one."""
+        return self._use(key, take=True)
+
+    def check(self, key: str) -> Decision:
+        """Whether ``hit`` would be allowed now, without taking the token."""
+        return self._use(key, take=False)
+
+    def _use(self, key: str, *, take: bool) -> Decision:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -59,7 +66,8 @@ class TokenBucketLimiter:
             bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
             bucket.updated = now
         if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+            if take:
+                bucket.tokens -= 1.0
             return Decision(True)
         return Decision(False, retry_after=(1.0 - bucket.tokens) / self.rate)
 

@@ -5,7 +5,8 @@ returns in its own way. Nothing here knows about HTTP or Telegram.
 
 One turn:
 
-1. per-sender rate limit (token bucket), size limit, control characters removed;
+1. admission: per-sender, per-address and global message limits, new conversations per address
+   (:mod:`webhook.conversation.admission`); size limit, control characters removed;
 2. the conversation's language (langdetect, switching only when sure);
 3. safety first (SPEC §3): the emergency numbers, in that language, before anything else;
 4. then either the guided mode (:mod:`webhook.conversation.guided`: buttons, no Rasa) — when
@@ -22,6 +23,7 @@ database.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import time
@@ -39,8 +41,10 @@ import safety
 from webhook import replies
 from webhook.conversation import guided
 from webhook.conversation import language as languages
+from webhook.conversation.admission import Admission, Refusal
 from webhook.conversation.rasa_client import RasaClient, RasaUnavailable
 from webhook.conversation.ratelimit import TokenBucketLimiter
+from webhook.security.pow import Challenge
 from webhook.store import tickets
 
 logger = logging.getLogger(__name__)
@@ -60,6 +64,11 @@ class Turn:
     # the channel's hint for a new conversation (e.g. Telegram's language_code); the language
     # of an ongoing conversation is the one detected on its messages
     language: str = "fr"
+    # the client's address key (webhook.security.clients.address_key) for per-address limits;
+    # None for channels without one (Telegram)
+    client: str | None = None
+    # a solved proof-of-work challenge (webhook.security.pow), when the deployment asks for one
+    proof: str | None = None
 
     @property
     def conversation_id(self) -> str:
@@ -69,7 +78,8 @@ class Turn:
 @dataclass
 class TurnResult:
     messages: list[replies.Reply] = field(default_factory=list)
-    # what went wrong, if anything: None, "too_long", "rate_limited", "rasa_unavailable"
+    # what went wrong, if anything: None, "too_long", "rate_limited", "rasa_unavailable",
+    # "filing_limited" (a report refused by the admission), "proof_required" (proof of work)
     problem: str | None = None
     # language of the replies (ISO 639-1)
     language: str = "fr"
@@ -77,6 +87,10 @@ class TurnResult:
     degraded: bool = False
     # rate limited: seconds before the next message is accepted
     retry_after: float | None = None
+    # reports filed in this turn: reference and tracking code, for the channel to keep
+    tickets: list[dict[str, str]] = field(default_factory=list)
+    # a proof-of-work challenge to solve before this conversation files (when switched on)
+    challenge: Challenge | None = None
 
 
 # ----------------------------------------------------------------------------- state
@@ -90,24 +104,56 @@ class ConversationState:
     guided: guided.GuidedState = field(default_factory=guided.GuidedState)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     touched: float = 0.0
+    channel: str = "web"
+    # the address key this conversation came from last (None: no address, e.g. Telegram)
+    client: str | None = None
+    # filings left to the conversation's last proof of work (when proof of work is on)
+    filing_credits: int = 0
+    # a filing of this turn refused by the admission (set by the internal API for Rasa's)
+    filing_refusal: Refusal | None = None
+    # reports filed by Rasa's action server during this turn (internal API)
+    filed: list[dict[str, str]] = field(default_factory=list)
 
 
 class ConversationStore:
     """Conversation states in memory: the ``max_conversations`` most recent, idle at most
-    ``idle_seconds`` (an expired conversation starts again from the menu)."""
+    ``idle_seconds`` (an expired conversation starts again from the menu).
+
+    One address keeps at most ``max_per_owner`` conversations: beyond, its own oldest goes, so
+    a script rotating sender ids from one address cannot push out everyone else's. When the
+    store is full, conversations in the middle of a guided report are the last to go."""
+
+    # how far from the old end eviction looks for a conversation that is not in a report
+    EVICTION_SCAN = 64
 
     def __init__(
         self,
         max_conversations: int = 20_000,
         idle_seconds: float = 6 * 3600,
         clock: Callable[[], float] = time.monotonic,
+        max_per_owner: int = 500,
     ) -> None:
         self.max_conversations = max_conversations
         self.idle_seconds = idle_seconds
+        self.max_per_owner = max_per_owner
         self._clock = clock
         self._states: OrderedDict[str, ConversationState] = OrderedDict()
+        self._owners: dict[str, OrderedDict[str, None]] = {}
+        self._owner_of: dict[str, str] = {}
 
-    def get(self, conversation_id: str, default_language: str = "fr") -> ConversationState:
+    def __contains__(self, conversation_id: object) -> bool:
+        if not isinstance(conversation_id, str):
+            return False
+        state = self._states.get(conversation_id)
+        return state is not None and self._clock() - state.touched <= self.idle_seconds
+
+    def peek(self, conversation_id: str) -> ConversationState | None:
+        """The state of a live conversation, without creating or touching it."""
+        return self._states.get(conversation_id) if conversation_id in self else None
+
+    def get(
+        self, conversation_id: str, default_language: str = "fr", owner: str | None = None
+    ) -> ConversationState:
         now = self._clock()
         state = self._states.get(conversation_id)
         if (
@@ -115,29 +161,66 @@ class ConversationStore:
             and now - state.touched > self.idle_seconds
             and not state.lock.locked()
         ):
-            del self._states[conversation_id]
+            self._remove(conversation_id)
             state = None
         if state is None:
             state = ConversationState(language=languages.normalise(default_language))
+            state.channel = conversation_id.split("-", 1)[0]
             self._states[conversation_id] = state
         self._states.move_to_end(conversation_id)
         state.touched = now
+        if owner is not None:
+            self._own(conversation_id, owner)
         self._evict(now)
         return state
 
+    def _own(self, conversation_id: str, owner: str) -> None:
+        previous = self._owner_of.get(conversation_id)
+        if previous is not None and previous != owner:
+            self._owners.get(previous, OrderedDict()).pop(conversation_id, None)
+        self._owner_of[conversation_id] = owner
+        owned = self._owners.setdefault(owner, OrderedDict())
+        owned[conversation_id] = None
+        owned.move_to_end(conversation_id)
+        while len(owned) > self.max_per_owner:
+            oldest_id = next(iter(owned))
+            oldest = self._states.get(oldest_id)
+            if oldest is not None and oldest.lock.locked():
+                break
+            self._remove(oldest_id)
+
+    def _remove(self, conversation_id: str) -> None:
+        self._states.pop(conversation_id, None)
+        owner = self._owner_of.pop(conversation_id, None)
+        if owner is not None:
+            owned = self._owners.get(owner)
+            if owned is not None:
+                owned.pop(conversation_id, None)
+                if not owned:
+                    del self._owners[owner]
+
     def _evict(self, now: float) -> None:
         while len(self._states) > self.max_conversations:
-            oldest_id, oldest = next(iter(self._states.items()))
-            if oldest.lock.locked():  # a turn is running: keep it, it is not that old
-                self._states.move_to_end(oldest_id)
-                break
-            del self._states[oldest_id]
+            victim = None
+            for index, (candidate_id, candidate) in enumerate(self._states.items()):
+                if index >= self.EVICTION_SCAN:
+                    break
+                if not candidate.lock.locked() and not candidate.guided.in_report:
+                    victim = candidate_id
+                    break
+            if victim is None:
+                oldest_id, oldest = next(iter(self._states.items()))
+                if oldest.lock.locked():  # a turn is running: keep it, it is not that old
+                    self._states.move_to_end(oldest_id)
+                    break
+                victim = oldest_id
+            self._remove(victim)
         # idle ones at the old end
         while self._states:
             oldest_id, oldest = next(iter(self._states.items()))
             if now - oldest.touched <= self.idle_seconds or oldest.lock.locked():
                 break
-            del self._states[oldest_id]
+            self._remove(oldest_id)
 
     def __len__(self) -> int:
         return len(self._states)
@@ -198,6 +281,8 @@ class Services:
     limiter: TokenBucketLimiter | None = None
     # the ticket store, to file guided-mode reports (the gateway is the single writer)
     sessions: async_sessionmaker[AsyncSession] | None = None
+    # per-address and global limits of messages and filings, proof of work
+    admission: Admission | None = None
 
 
 # The services of each Rasa client (one per gateway app): a channel that calls handle_turn
@@ -274,19 +359,39 @@ async def handle_turn(
     """
     services = services or services_for(rasa)
     conversation_id = turn.conversation_id
+    admission = services.admission
+
+    def limited(retry_after: float) -> TurnResult:
+        known = services.store.peek(conversation_id)
+        lang = known.language if known is not None else languages.normalise(turn.language)
+        return TurnResult(
+            [replies.Reply(text=replies.message("rate_limited", lang))],
+            problem="rate_limited",
+            language=lang,
+            retry_after=retry_after,
+        )
+
     if services.limiter is not None:
         decision = services.limiter.hit(conversation_id)
         if not decision.allowed:
-            state = services.store.get(conversation_id, turn.language)
-            return TurnResult(
-                [replies.Reply(text=replies.message("rate_limited", state.language))],
-                problem="rate_limited",
-                language=state.language,
-                retry_after=decision.retry_after,
-            )
-    state = services.store.get(conversation_id, turn.language)
+            return limited(decision.retry_after)
+    if admission is not None:
+        refusal = admission.message(turn.client)
+        if refusal is None and conversation_id not in services.store:
+            refusal = admission.new_conversation(turn.client)
+        if refusal is not None:
+            logger.info("%s message refused: %s limit", turn.channel, refusal.scope)
+            return limited(refusal.retry_after)
+    state = services.store.get(conversation_id, turn.language, owner=turn.client)
     async with state.lock:
-        return await _turn(turn, rasa, state, services, max_message_chars)
+        if turn.client is not None:
+            state.client = turn.client
+        if admission is not None and turn.proof:
+            admission.accept_proof(conversation_id, state, turn.proof)
+        result = await _turn(turn, rasa, state, services, max_message_chars)
+        if admission is not None and turn.channel == "web" and admission.needs_proof(state):
+            result.challenge = admission.pow.challenge(conversation_id)
+        return result
 
 
 async def _turn(
@@ -412,7 +517,19 @@ async def _route(
         result = await _enter_guided(turn, state, services, "degraded", payload, text, False)
         result.problem = "rasa_unavailable"
         return result
+    refusal = state.filing_refusal
+    state.filing_refusal = None
+    filed, state.filed = state.filed, []
     messages = replies.from_rasa(items)
+    if refusal is not None:
+        # the action server's filing was refused (internal API): its text says it failed, this
+        # says why and when to try again
+        messages.append(replies.Reply(text=_refusal_text(refusal, lang)))
+        return TurnResult(
+            [*notice, *messages],
+            problem=_refusal_problem(refusal),
+            retry_after=refusal.retry_after or None,
+        )
     if not messages:
         # Rasa answered nothing (e.g. a failing custom action): never leave the citizen
         # without an answer.
@@ -423,7 +540,17 @@ async def _route(
                 buttons=[_menu_button(lang), _guided_button(lang)],
             )
         ]
-    return TurnResult([*notice, *messages])
+    return TurnResult([*notice, *messages], tickets=filed)
+
+
+def _refusal_problem(refusal: Refusal) -> str:
+    return "proof_required" if refusal.scope == "proof" else "filing_limited"
+
+
+def _refusal_text(refusal: Refusal, lang: str) -> str:
+    if refusal.scope == "proof":
+        return replies.message("filing_proof", lang)
+    return replies.message("filing_limited", lang, minutes=refusal.minutes)
 
 
 async def _enter_guided(
@@ -482,15 +609,44 @@ async def _apply(
         state.mode = "rasa"
         state.guided_reason = None
     if outcome.file:
-        messages.extend(await _file(turn, state, services))
+        return await _file(turn, state, services, messages)
+    if outcome.confirm_again and services.sessions is not None:
+        # "Envoyer" again while no report is open: the answer to the first one was lost (a
+        # timeout, a restart of the gateway). Show the confirmation of what this conversation
+        # filed, if it filed something in the last hour.
+        since = dt.datetime.now(dt.UTC) - CONFIRM_AGAIN_WINDOW
+        try:
+            ticket = await tickets.latest_for_conversation(
+                services.sessions, turn.conversation_id, since
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            logger.error("guided mode: confirmation lookup failed: %s", type(exc).__name__)
+            ticket = None
+        if ticket is not None:
+            summary = tickets.ticket_summary(ticket, with_tracking_code=True)
+            return TurnResult(
+                guided.filed(state.guided, summary, state.language), tickets=[_ticket(summary)]
+            )
     return TurnResult(messages)
 
 
-async def _file(turn: Turn, state: ConversationState, services: Services) -> list[replies.Reply]:
+CONFIRM_AGAIN_WINDOW = dt.timedelta(hours=1)
+
+
+def _ticket(summary: dict[str, Any]) -> dict[str, str]:
+    ticket = {"reference": str(summary["reference"])}
+    if summary.get("tracking_code"):
+        ticket["tracking_code"] = str(summary["tracking_code"])
+    return ticket
+
+
+async def _file(
+    turn: Turn, state: ConversationState, services: Services, before: list[replies.Reply]
+) -> TurnResult:
     lang = state.language
     if services.sessions is None:
         logger.error("guided mode: no ticket store configured, report not filed")
-        return guided.filing_failed(state.guided, lang)
+        return TurnResult([*before, *guided.filing_failed(state.guided, lang)])
     report = guided.build_report(
         state.guided,
         conversation_id=turn.conversation_id,
@@ -498,8 +654,29 @@ async def _file(turn: Turn, state: ConversationState, services: Services) -> lis
         language=lang,
     )
     try:
-        ticket, _created = await tickets.file_report(services.sessions, report)
+        # an idempotent retry (same report, same conversation, same day) is not a new filing
+        ticket = await tickets.get_by_idempotency_key(
+            services.sessions, report.idempotency_key or ""
+        )
+        if ticket is None and services.admission is not None:
+            refusal = services.admission.filing(turn.conversation_id, state.client, state)
+            if refusal is not None:
+                logger.info("guided mode: filing refused (%s limit)", refusal.scope)
+                return TurnResult(
+                    [
+                        *before,
+                        replies.Reply(text=_refusal_text(refusal, lang)),
+                        guided.summary_reply(state.guided, lang),
+                    ],
+                    problem=_refusal_problem(refusal),
+                    retry_after=refusal.retry_after or None,
+                )
+        if ticket is None:
+            ticket, _created = await tickets.file_report(services.sessions, report)
     except (SQLAlchemyError, OSError, tickets.TicketError) as exc:
         logger.error("guided mode: filing failed: %s", type(exc).__name__)
-        return guided.filing_failed(state.guided, lang)
-    return guided.filed(state.guided, tickets.ticket_summary(ticket), lang)
+        return TurnResult([*before, *guided.filing_failed(state.guided, lang)])
+    summary = tickets.ticket_summary(ticket, with_tracking_code=True)
+    return TurnResult(
+        [*before, *guided.filed(state.guided, summary, lang)], tickets=[_ticket(summary)]
+    )

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import routing
 from webhook.config import env_number
+from webhook.security.netguard import TargetPolicy
 from webhook.store.db import Ticket
 
 
@@ -36,6 +37,8 @@ class OutboxConfig:
     smtp_password: str = ""
     # base URL of the agency dashboard, for links in e-mails and webhooks
     dashboard_url: str = "http://127.0.0.1:8080/agence"
+    # where webhooks may go: https, public addresses (operators may allow networks, or http)
+    webhook_policy: TargetPolicy = field(default_factory=TargetPolicy)
 
     @classmethod
     def from_env(cls, gateway_url: str = "http://127.0.0.1:8080") -> OutboxConfig:
@@ -61,6 +64,7 @@ class OutboxConfig:
             dashboard_url=(
                 env("TRANQUILLITE_DASHBOARD_URL", "") or f"{gateway_url.rstrip('/')}/agence"
             ),
+            webhook_policy=TargetPolicy.from_env(),
         )
 
     def backoff(self, attempts: int) -> float:

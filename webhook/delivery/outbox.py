@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from webhook.delivery import email_sender, notify, webhook_sender
 from webhook.delivery.base import DeliveryError, OutboxConfig
 from webhook.replies import Reply
+from webhook.security import netguard
 from webhook.store import lifecycle
 from webhook.store.db import (
     AgencyChannel,
@@ -276,7 +277,10 @@ class OutboxWorker:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.config.delivery_timeout)
+            # targets are chosen by agency admins: guarded (public https addresses only)
+            self._http = netguard.guarded_client(
+                self.config.webhook_policy, self.config.delivery_timeout
+            )
         return self._http
 
     def _mine(self, row: OutboxMessage) -> Any:

@@ -2,8 +2,13 @@
 
 Headers: ``X-Tranquillite-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` and
 ``Idempotency-Key`` (the same on every retry: the receiver dedupes). The body carries the ticket
-with its form fields (the agency's own system needs the content; the endpoint is configured by
-the agency and should be HTTPS); a purged ticket is never sent.
+with its form fields (the agency's own system needs the content); a purged ticket is never sent.
+
+The endpoint is chosen by an agency admin, so it is checked at every delivery
+(:mod:`webhook.security.netguard`): https only, and the connection goes only to a public address
+of the name — never to the gateway's own machine, its private network or a cloud metadata
+service. Failures are recorded coarsely (refused, unreachable, HTTP status): the history is no
+oracle to map what answers where.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import httpx
 
 from webhook.delivery.base import DeliveryError, OutboxConfig, commune_label, dashboard_link
+from webhook.security import netguard
 from webhook.store.db import AgencyChannel, OutboxMessage, Ticket, utcnow
 from webhook.store.lifecycle import REPORT_TYPE_LABELS
 
@@ -74,18 +80,27 @@ async def send(
 ) -> None:
     if not channel.secret:
         raise DeliveryError("webhook channel has no HMAC secret")
+    try:
+        config.webhook_policy.check_url(channel.target)
+    except netguard.TargetRefused:
+        raise DeliveryError("destination refused") from None
     body = json.dumps(
         build_payload(config, ticket, row), ensure_ascii=False, separators=(",", ":")
     ).encode()
-    response = await client.post(
-        channel.target,
-        content=body,
-        headers={
-            "Content-Type": "application/json; charset=utf-8",
-            SIGNATURE_HEADER: sign(channel.secret, body),
-            "Idempotency-Key": row.idempotency_key,
-            "User-Agent": "Tranquillite-Outbox/1",
-        },
-    )
+    try:
+        response = await client.post(
+            channel.target,
+            content=body,
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                SIGNATURE_HEADER: sign(channel.secret, body),
+                "Idempotency-Key": row.idempotency_key,
+                "User-Agent": "Tranquillite-Outbox/1",
+            },
+        )
+    except httpx.TransportError as exc:
+        if isinstance(exc.__cause__, netguard.AddressRefused):
+            raise DeliveryError("destination refused") from None
+        raise DeliveryError("destination unreachable") from None
     if not 200 <= response.status_code < 300:
         raise DeliveryError(f"HTTP {response.status_code}")

@@ -16,6 +16,7 @@ import httpx
 
 from webhook.config import PROJECT_ROOT, Settings
 from webhook.ops.envsetup import BOT_DIR, rasa_bin, rasa_env
+from webhook.store.db import private_file
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,38 @@ STOP_GRACE_SECONDS = 15.0
 
 class StartupError(Exception):
     """A process did not come up."""
+
+
+def gateway_command(s: Settings) -> list[str]:
+    """uvicorn as the gateway runs: no access log (request lines may hold secrets), and no
+    X-Forwarded-For handling by uvicorn — by default it believes that header from 127.0.0.1,
+    which lets any local client choose its address; the gateway reads the header itself, from
+    the proxies listed in TRANQUILLITE_TRUSTED_PROXIES only (webhook.security.clients)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "webhook.app:create_app",
+        "--factory",
+        "--host",
+        s.host,
+        "--port",
+        str(s.gateway_port),
+        "--no-access-log",
+        "--no-proxy-headers",
+    ]
+
+
+def tracker_store_config(s: Settings) -> str:
+    """Rasa's SQL tracker store (YAML for the endpoints file): conversations are kept in a
+    database that ``tranquillite purge`` reaches, not in the Rasa process's memory."""
+    url = s.rasa_tracker_url
+    if url.startswith("postgresql"):
+        plain = "postgresql://" + url.split("://", 1)[1]  # Rasa's own driver (psycopg2)
+        return f'tracker_store:\n  type: SQL\n  dialect: postgresql\n  url: "{plain}"\n'
+    path = Path(url.split("///", 1)[1])
+    private_file(path)
+    return f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{path}"\n'
 
 
 @dataclass
@@ -88,8 +121,11 @@ class Stack:
         log_dir = s.var_dir / "log"
         run_dir.mkdir(parents=True, exist_ok=True)
         endpoints = run_dir / f"endpoints-{s.rasa_port}.yml"
+        # may hold the database password: owner only
+        private_file(endpoints)
         endpoints.write_text(
             f'action_endpoint:\n  url: "http://{s.host}:{s.actions_port}/webhook"\n'
+            + tracker_store_config(s)
         )
         shared = {
             "TRANQUILLITE_GATEWAY_URL": s.gateway_url,
@@ -148,18 +184,7 @@ class Stack:
             ),
             Process(
                 name="gateway",
-                command=[
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "webhook.app:create_app",
-                    "--factory",
-                    "--host",
-                    s.host,
-                    "--port",
-                    str(s.gateway_port),
-                    "--no-access-log",
-                ],
+                command=gateway_command(s),
                 env=gateway_env,
                 ready_url=f"{s.gateway_url}/health",
                 log_path=log_dir / "gateway.log",

@@ -7,6 +7,7 @@ The gateway is the single writer of this store.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -270,11 +271,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600), or make it so: a SQLite file holds
+    every ticket. SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            candidate.chmod(0o600)
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        path = database_url.split("///", 1)[-1]
+        path = database_url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
         # hide_parameters: an error message never carries the values (personal data) to a log
         engine = create_async_engine(
             database_url, connect_args={"timeout": 30}, hide_parameters=True

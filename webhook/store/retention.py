@@ -4,6 +4,9 @@ The periods are data (``webhook/store/retention.yml``, or ``TRANQUILLITE_RETENTI
 data are removed, aggregate data are kept (see the YAML file). The purge is the only writer that
 touches the history after the fact: it blanks the free-text notes of events (Core UPDATE, which
 the ORM's append-only guard does not cover on purpose) and never removes an event.
+
+It also deletes the conversations Rasa keeps (its SQL tracker store, every message typed) once
+they have been idle for ``conversation_days``: what a report needs is in its ticket.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 import routing
 from webhook.store.db import CitizenMessage, OutboxMessage, Ticket, TicketEvent, utcnow
@@ -40,6 +43,8 @@ class PolicyError(ValueError):
 class RetentionPolicy:
     default_days: int
     days: dict[str, int]
+    # Rasa's conversations (every message typed), after their last event
+    conversation_days: int = 7
 
     def days_for(self, report_type: str) -> int:
         return self.days.get(report_type, self.default_days)
@@ -62,7 +67,14 @@ class RetentionPolicy:
                 raise PolicyError(f"{path}: unknown report type {name!r}")
             if not isinstance(days, int) or days < 1:
                 raise PolicyError(f"{path}: {name}: days must be a positive integer")
-        return cls(default_days=default, days={str(k): int(v) for k, v in types.items()})
+        conversation_days = data.get("conversation_days", 7)
+        if not isinstance(conversation_days, int) or conversation_days < 1:
+            raise PolicyError(f"{path}: conversation_days must be a positive integer")
+        return cls(
+            default_days=default,
+            days={str(k): int(v) for k, v in types.items()},
+            conversation_days=conversation_days,
+        )
 
 
 @dataclass
@@ -160,6 +172,51 @@ async def purge(
     return result
 
 
+# Rasa's SQL tracker store: one row per event, ``timestamp`` in seconds since the epoch
+COUNT_IDLE_CONVERSATIONS = (
+    "SELECT COUNT(*) FROM (SELECT sender_id FROM events GROUP BY sender_id "
+    "HAVING MAX(timestamp) < :cutoff) AS idle"
+)
+DELETE_IDLE_CONVERSATIONS = (
+    "DELETE FROM events WHERE sender_id IN (SELECT sender_id FROM events GROUP BY sender_id "
+    "HAVING MAX(timestamp) < :cutoff)"
+)
+
+
+def _has_events(connection: Any) -> bool:
+    return bool(inspect(connection).has_table("events"))
+
+
+async def purge_conversations(
+    tracker_url: str,
+    days: int,
+    *,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> int:
+    """Delete the Rasa conversations (SQL tracker store, table ``events``) whose last event is
+    older than ``days``; returns how many conversations."""
+    cutoff = ((now or utcnow()) - dt.timedelta(days=days)).timestamp()
+    if tracker_url.startswith("sqlite") and not Path(tracker_url.split("///", 1)[-1]).is_file():
+        return 0  # Rasa never ran with this store: nothing to purge (and no file to create)
+    engine = create_async_engine(tracker_url, hide_parameters=True)
+    try:
+        async with engine.begin() as connection:
+            if not await connection.run_sync(_has_events):
+                return 0
+            count = (
+                await connection.execute(text(COUNT_IDLE_CONVERSATIONS), {"cutoff": cutoff})
+            ).scalar_one()
+            if count and not dry_run:
+                await connection.execute(text(DELETE_IDLE_CONVERSATIONS), {"cutoff": cutoff})
+    finally:
+        await engine.dispose()
+    logger.info(
+        "retention purge%s: %d conversation(s)", " (dry run)" if dry_run else "", int(count)
+    )
+    return int(count)
+
+
 def purge_main(argv: list[str]) -> int:
     """``tranquillite purge [--dry-run]``"""
     from webhook.config import Settings
@@ -180,16 +237,27 @@ def purge_main(argv: list[str]) -> int:
         print(f"error: {exc}")
         return 2
 
-    async def run() -> PurgeResult:
-        engine = create_engine(Settings.from_env().database_url)
+    settings = Settings.from_env()
+
+    async def run() -> tuple[PurgeResult, int]:
+        engine = create_engine(settings.database_url)
         try:
-            return await purge(session_factory(engine), policy, dry_run=args.dry_run)
+            result = await purge(session_factory(engine), policy, dry_run=args.dry_run)
         finally:
             await engine.dispose()
+        conversations = await purge_conversations(
+            settings.rasa_tracker_url, policy.conversation_days, dry_run=args.dry_run
+        )
+        return result, conversations
 
-    result = asyncio.run(run())
+    result, conversations = asyncio.run(run())
     verb = "would be anonymised" if args.dry_run else "anonymised"
     print(f"{result.total} ticket(s) {verb}")
     for report_type, count in sorted(result.per_type.items()):
         print(f"  {report_type:22} {count:6d}  (after {policy.days_for(report_type)} days)")
+    deleted = "would be deleted" if args.dry_run else "deleted"
+    print(
+        f"{conversations} Rasa conversation(s) {deleted} "
+        f"(idle for more than {policy.conversation_days} days)"
+    )
     return 0

@@ -54,6 +54,8 @@ class NewReport:
     idempotency_key: str | None = None
     # the safety check fired during the conversation (danger written in the middle of a form)
     danger_signal: bool = False
+    # who filed it when not the citizen (an agency's API token): named in the history
+    filed_by: str | None = None
     # extra flags for tools that file without answers (benchmarks); channels give none: the
     # flags of a report are computed here from its fields (reports.flags), whatever the channel
     flags: dict[str, bool] = field(default_factory=dict)
@@ -90,7 +92,12 @@ def conversation_key(report: NewReport, today: dt.date | None = None) -> str:
         {
             "type": report.report_type,
             "commune": report.commune_insee,
-            "fields": {str(k): str(v) for k, v in sorted(report.fields.items())},
+            # as validated() keeps them
+            "fields": {
+                str(k)[:64]: str(v)[:MAX_FIELD_CHARS]
+                for k, v in sorted(report.fields.items())
+                if v is not None
+            },
             "danger": report.danger_signal,
         },
         sort_keys=True,
@@ -174,7 +181,9 @@ async def file_report(
             ]
             ticket.events = [
                 TicketEvent(
-                    actor=f"citizen:{report.channel}", status_from=None, status_to="received"
+                    actor=(report.filed_by or f"citizen:{report.channel}")[:100],
+                    status_from=None,
+                    status_to="received",
                 )
             ]
             session.add(ticket)
@@ -268,6 +277,20 @@ async def get_by_reference(
     sessions: async_sessionmaker[AsyncSession], reference: str
 ) -> Ticket | None:
     return await _get_one(sessions, Ticket.reference, reference)
+
+
+async def latest_for_conversation(
+    sessions: async_sessionmaker[AsyncSession], conversation_id: str, since: dt.datetime
+) -> Ticket | None:
+    """The last ticket a conversation filed since ``since`` (a confirmation asked for again)."""
+    async with sessions() as session:
+        result = await session.execute(
+            select(Ticket)
+            .where(Ticket.conversation_id == conversation_id, Ticket.created_at >= since)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
 
 
 async def get_for_citizen(

@@ -7,8 +7,15 @@
  *           data-tranquillite-container="#zone"             (facultatif : affiché dans la page)
  *           defer></script>
  *
- * API : POST {api}/api/v1/chat {"sender", "text"} | {"sender", "payload"}
- *       -> {"messages": [{"text": "...", "buttons": [{"title", "payload"}]}]}
+ * API : POST {api}/api/v1/chat {"sender", "text"} | {"sender", "payload"} [+ "proof"]
+ *       -> {"messages": [{"text": "...", "buttons": [{"title", "payload"}]}],
+ *           "tickets": [{"reference", "tracking_code"}], "challenge": {...} | null}
+ *
+ * Preuve de travail (si la passerelle en demande une avant les signalements) : le widget
+ * cherche en arrière-plan une solution au défi reçu (SHA-256 avec « difficulty » bits nuls en
+ * tête, WebCrypto) et la joint à la requête suivante (« proof »). Les codes de suivi des
+ * signalements envoyés sont gardés dans ce navigateur (localStorage) : ils seuls permettent de
+ * suivre ces signalements.
  *
  * Sécurité : tout texte reçu est inséré avec textContent / createTextNode, jamais comme HTML ;
  * seules les URL http(s) deviennent des liens (<a rel="noopener noreferrer">). Aucun style en
@@ -37,6 +44,12 @@
   var KEY_OPEN = "tq-open";
   var KEY_LARGE = "tq-pref-large-text";
   var KEY_CONTRAST = "tq-pref-high-contrast";
+  var KEY_TICKETS = "tq-tickets";
+  var MAX_TICKETS = 20;
+  var MAX_POW_BITS = 28;
+  var POW_BATCH = 256;
+  var CODE_RE = /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/;
+  var REFERENCE_RE = /^[0-9A-Z]{2,3}-[0-9]{4}-[0-9]{6}$/;
   var SVG_NS = "http://www.w3.org/2000/svg";
 
   // ---------------------------------------------------------------- configuration
@@ -648,6 +661,112 @@
     return fromServer && status < 500 ? fromServer : base;
   }
 
+  // ---------------------------------------------------------------- suivi et preuve de travail
+  // Codes de suivi des signalements envoyés depuis ce navigateur (secrets du citoyen).
+  function rememberTickets(tickets) {
+    if (!Array.isArray(tickets) || !tickets.length) {
+      return;
+    }
+    var known = [];
+    try {
+      known = JSON.parse(get(local, KEY_TICKETS) || "[]");
+    } catch (e) {
+      known = [];
+    }
+    if (!Array.isArray(known)) {
+      known = [];
+    }
+    tickets.forEach(function (t) {
+      if (
+        t &&
+        typeof t.reference === "string" &&
+        REFERENCE_RE.test(t.reference) &&
+        typeof t.tracking_code === "string" &&
+        CODE_RE.test(t.tracking_code) &&
+        !known.some(function (k) {
+          return k && k.tracking_code === t.tracking_code;
+        })
+      ) {
+        known.push({ reference: t.reference, tracking_code: t.tracking_code });
+      }
+    });
+    set(local, KEY_TICKETS, JSON.stringify(known.slice(-MAX_TICKETS)));
+  }
+
+  function leadingZeroBits(bytes) {
+    var bits = 0;
+    for (var i = 0; i < bytes.length; i++) {
+      if (bytes[i] === 0) {
+        bits += 8;
+        continue;
+      }
+      var b = bytes[i];
+      while ((b & 0x80) === 0) {
+        bits += 1;
+        b <<= 1;
+      }
+      return bits;
+    }
+    return bits;
+  }
+
+  var proof = null; // "<défi>:<solution>", jointe à la prochaine requête
+  var solving = null; // défi en cours de résolution
+
+  function solveChallenge(challenge) {
+    if (
+      !challenge ||
+      typeof challenge.challenge !== "string" ||
+      typeof challenge.difficulty !== "number" ||
+      challenge.difficulty < 1 ||
+      challenge.difficulty > MAX_POW_BITS ||
+      solving === challenge.challenge ||
+      (proof && proof.indexOf(challenge.challenge + ":") === 0)
+    ) {
+      return;
+    }
+    var subtle = window.crypto && window.crypto.subtle;
+    if (!subtle || typeof TextEncoder !== "function") {
+      return; // navigateur trop ancien ou page non sécurisée : la passerelle le dira poliment
+    }
+    var encoder = new TextEncoder();
+    var target = challenge.challenge;
+    var counter = 0;
+    solving = target;
+    function batch() {
+      if (solving !== target) {
+        return;
+      }
+      var tries = [];
+      for (var i = 0; i < POW_BATCH; i++) {
+        tries.push((counter++).toString(16));
+      }
+      Promise.all(
+        tries.map(function (t) {
+          return subtle.digest("SHA-256", encoder.encode(target + ":" + t));
+        })
+      ).then(
+        function (digests) {
+          if (solving !== target) {
+            return;
+          }
+          for (var j = 0; j < digests.length; j++) {
+            if (leadingZeroBits(new Uint8Array(digests[j])) >= challenge.difficulty) {
+              proof = target + ":" + tries[j];
+              solving = null;
+              return;
+            }
+          }
+          window.setTimeout(batch, 0);
+        },
+        function () {
+          solving = null;
+        }
+      );
+    }
+    batch();
+  }
+
   // ---------------------------------------------------------------- réseau
   function postChat(body) {
     var controller = typeof AbortController === "function" ? new AbortController() : null;
@@ -712,6 +831,9 @@
     } else {
       body.payload = req.payload;
     }
+    if (proof) {
+      body.proof = proof;
+    }
     return postChat(body).then(function (result) {
       busy = false;
       setTyping(false);
@@ -735,6 +857,11 @@
         return false;
       }
       lastFailed = null;
+      if (body.proof && proof === body.proof) {
+        proof = null; // reçue par la passerelle
+      }
+      rememberTickets(result.data.tickets);
+      solveChallenge(result.data.challenge);
       var focusWasOnChoice = retireOldChoices();
       var first = null;
       var replyLang =
