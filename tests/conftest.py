@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from webhook.config import Settings
 from webhook.ops import envsetup
 from webhook.ops.supervisor import Stack
-from webhook.store.db import create_engine, migrate
+from webhook.store.db import Base, create_engine, migrate
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "TRANQUILLITE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
@@ -90,13 +90,8 @@ async def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         async with engine.begin() as conn:
             from sqlalchemy import text
 
-            await conn.execute(
-                text(
-                    "TRUNCATE tickets, ticket_destinations, ticket_events, reference_counters, "
-                    "outbox, citizen_messages, agents, api_tokens, agency_channels "
-                    "RESTART IDENTITY CASCADE"
-                )
-            )
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     try:
         yield engine
     finally:

@@ -1,5 +1,6 @@
 """FastAPI gateway: assembles the rooms' routers, the middleware and the lifespan (database,
-Rasa client, conversation services, Telegram, outbox worker). No route is defined here."""
+Rasa client, conversation services, Telegram, outbox worker, veille worker). No route is defined
+here."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from webhook.conversation.ratelimit import TokenBucketLimiter
 from webhook.delivery import notify, outbox
 from webhook.delivery.base import OutboxConfig
 from webhook.store.db import create_engine, migrate, session_factory
+from webhook.veille import api as veille_api
+from webhook.veille import pages as veille_pages
+from webhook.veille import worker as veille_worker
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.sessions, outbox_config, app.state.notifiers
             )
             app.state.outbox.start()
+        # Cellule de veille: alerts evaluated within seconds of each filing, delivered by the outbox
+        app.state.veille = None
+        if veille_worker.mode_from_env() == "embedded":
+            app.state.veille = veille_worker.VeilleWorker(
+                app.state.sessions,
+                on_alert=app.state.outbox.wake if app.state.outbox is not None else None,
+            )
+            app.state.veille.start()
         try:
             yield
         finally:
+            if app.state.veille is not None:
+                await app.state.veille.stop()
             if app.state.outbox is not None:
                 await app.state.outbox.stop()
             if app.state.telegram is not None:
@@ -90,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_api.router)
     app.include_router(dashboard.router)
     app.include_router(agency_api.router)
+    app.include_router(veille_pages.router)
+    app.include_router(veille_api.router)
     app.include_router(open311.router)
     app.middleware("http")(web.security_headers)
     if web.STATIC_DIR.is_dir():

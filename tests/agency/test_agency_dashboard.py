@@ -216,11 +216,12 @@ async def test_observer_sees_aggregates_only(gateway: Gateway) -> None:
     data = await seed(app, agents=(("observateur", OBSERVER_AGENCY, "observer"),))
     home = await login(client, "observateur")
     assert home.status_code == 303
-    stats = await client.get("/agence/statistiques")
+    # the former statistics page leads to the cellule de veille of the observer's territory
+    former = await client.get("/agence/statistiques")
+    assert former.status_code == 303 and former.headers["location"] == "/agence/veille"
+    stats = await client.get("/agence/veille")
     assert stats.status_code == 200
-    assert "département 39" in stats.text
-    assert "2 signalements sur la période" in stats.text  # the two Jura tickets, not Digne's
-    assert "Dole (39198)" in stats.text and "Incivilité" in stats.text
+    assert "Cellule de veille — Jura (39)" in stats.text
     for secret in (PERSONAL_TEXT, "place du marché", *data.x_tickets):
         assert secret not in stats.text
     for path in ("/agence/tickets", f"/agence/tickets/{data.x_tickets[0]}", "/agence/admin"):

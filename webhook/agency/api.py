@@ -1,7 +1,8 @@
 """JSON API for agencies (``/api/v1/agency/``), authenticated by a per-agency API token
 (``Authorization: Bearer tq_...``): list, read, acknowledge, change the status of and answer the
-tickets routed to the token's agency; aggregated statistics for observer tokens. A ticket routed
-to another agency answers 404 like an unknown one."""
+tickets routed to the token's agency. A ticket routed to another agency answers 404 like an
+unknown one. Observer tokens read the cellule de veille's figures (:mod:`webhook.veille.api`,
+which also serves ``/api/v1/agency/statistics``)."""
 
 from __future__ import annotations
 
@@ -83,20 +84,6 @@ class StatusChange(BaseModel):
 
 class AnswerIn(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
-
-
-class Count(BaseModel):
-    key: list[str]
-    count: int
-
-
-class StatisticsOut(BaseModel):
-    departement: str | None
-    since: dt.datetime
-    total: int
-    by_week_type: list[Count]
-    by_commune_type: list[Count]
-    by_status: list[Count]
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -266,28 +253,4 @@ async def answer(
         principal,
         reference,
         lambda ticket_id: lifecycle.answer(sessions, ticket_id, principal.actor, body.text),
-    )
-
-
-@router.get("/statistics", response_model=StatisticsOut)
-async def statistics(
-    request: Request,
-    principal: Annotated[Principal, Depends(token_principal)],
-    weeks: Annotated[int, Query(ge=1, le=104)] = 12,
-) -> StatisticsOut:
-    """Chiffres agrégés du département de l'agence (observateurs)."""
-    if principal.role != "observer":
-        raise HTTPException(status_code=403, detail="réservé aux jetons d'observateur")
-    stats = await queries.statistics(
-        request.app.state.sessions, queries.observer_departement(principal.agency_id), weeks
-    )
-    return StatisticsOut(
-        departement=stats.departement,
-        since=stats.since,
-        total=stats.total,
-        by_week_type=[Count(key=list(k), count=v) for k, v in sorted(stats.by_week_type.items())],
-        by_commune_type=[
-            Count(key=list(k), count=v) for k, v in sorted(stats.by_commune_type.items())
-        ],
-        by_status=[Count(key=[k], count=v) for k, v in sorted(stats.by_status.items())],
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 import reports
 import routing
@@ -180,6 +180,57 @@ def _set_cookie(
     )
 
 
+# ---------------------------------------------------------------------------------- other rooms
+# Pages of other rooms under /agence (the cellule de veille, webhook.veille) share the layout,
+# the session and the CSRF protection of the dashboard through these functions.
+
+
+def register_templates(directory: Path) -> None:
+    """Let the dashboard's templates environment find another room's templates too."""
+    loaders = [_env.loader] if _env.loader is not None else []
+    if not any(isinstance(x, FileSystemLoader) and str(directory) in x.searchpath for x in loaders):
+        _env.loader = ChoiceLoader([*loaders, FileSystemLoader(directory)])
+
+
+async def current_principal(request: Request) -> Principal | None:
+    """Who is logged in on this request (None: nobody)."""
+    return await _principal(request)
+
+
+def render(
+    request: Request,
+    template: str,
+    status_code: int = 200,
+    principal: Principal | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A page in the dashboard's layout, headers and CSRF token included."""
+    return _render(request, template, status_code, principal, **context)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    return await _form(request)
+
+
+def csrf_ok(request: Request, form: dict[str, str]) -> bool:
+    return _csrf_ok(request, form)
+
+
+def error_page(
+    request: Request, status_code: int, message: str, principal: Principal | None = None
+) -> HTMLResponse:
+    return _error(request, status_code, message, principal)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return _redirect(url)
+
+
+def harden(response: Response) -> None:
+    """The dashboard's security headers on a response that is not a page (SVG, CSV)."""
+    _harden(response)
+
+
 # ---------------------------------------------------------------------------------- static
 
 
@@ -198,7 +249,7 @@ async def home(request: Request) -> Response:
     if principal is None:
         return _redirect("/agence/login")
     if principal.role == "observer":
-        return _redirect("/agence/statistiques")
+        return _redirect("/agence/veille")
     return _redirect("/agence/tickets")
 
 
@@ -507,18 +558,9 @@ async def ticket_answer(request: Request, reference: str) -> Response:
 
 @router.get("/statistiques")
 async def statistics(request: Request) -> Response:
-    principal = await _principal(request)
-    if principal is None:
-        return _redirect("/agence/login")
-    if principal.role != "observer":
-        return _error(request, 403, "Les statistiques sont réservées aux observateurs.", principal)
-    try:
-        weeks = max(1, min(int(request.query_params.get("semaines", "12")), 104))
-    except ValueError:
-        weeks = 12
-    departement = queries.observer_departement(principal.agency_id)
-    stats = await queries.statistics(_sessions(request), departement, weeks)
-    return _render(request, "stats.html", principal=principal, stats=stats, weeks=weeks)
+    """The observers' figures are the cellule de veille's (webhook.veille): territory, small
+    counts protected."""
+    return _redirect("/agence/veille")
 
 
 # ---------------------------------------------------------------------------------- admin

@@ -1,13 +1,13 @@
-"""Read side for agencies: the tickets routed to one agency (with filters) and aggregated
-statistics for observers. Every query is scoped by ``ticket_destinations.agency_id``; a ticket
+"""Read side for agencies: the tickets routed to one agency (with filters); observers' figures
+are the cellule de veille's (:mod:`webhook.veille`). Every query is scoped by
+``ticket_destinations.agency_id``; a ticket
 routed elsewhere is simply not found (callers answer 404)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from sqlalchemy import func, select
@@ -99,64 +99,6 @@ async def list_for_agency(
 
 async def get_for_agency(sessions: Sessions, agency_id: str, reference: str) -> Ticket | None:
     return await lifecycle.ticket_for_agency(sessions, agency_id, reference)
-
-
-# ---------------------------------------------------------------------------------- statistics
-
-
-def observer_departement(agency_id: str) -> str | None:
-    try:
-        return routing.get_engine().agency(agency_id).departement or None
-    except KeyError:
-        return None
-
-
-def week_of(value: dt.datetime) -> str:
-    year, week, _ = value.isocalendar()
-    return f"{year}-S{week:02d}"
-
-
-@dataclass
-class Statistics:
-    departement: str | None
-    since: dt.datetime
-    total: int = 0
-    by_week_type: Counter[tuple[str, str]] = field(default_factory=Counter)
-    by_commune_type: Counter[tuple[str, str]] = field(default_factory=Counter)
-    by_status: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def weeks(self) -> list[str]:
-        return sorted({w for w, _ in self.by_week_type}, reverse=True)
-
-    @property
-    def communes(self) -> list[str]:
-        return sorted({c for c, _ in self.by_commune_type})
-
-    @property
-    def types(self) -> list[str]:
-        present = {t for _, t in self.by_week_type}
-        return [t for t in routing.REPORT_TYPES if t in present]
-
-
-async def statistics(sessions: Sessions, departement: str | None, weeks: int = 12) -> Statistics:
-    """Counts per ISO week, commune and type over the last ``weeks`` weeks for a département.
-    Reads only type, commune, status and date: never a ticket's content."""
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(weeks=weeks)
-    stats = Statistics(departement=departement, since=since)
-    if departement is None:
-        return stats
-    query = select(
-        Ticket.report_type, Ticket.commune_insee, Ticket.status, Ticket.created_at
-    ).where(Ticket.departement == departement, Ticket.created_at >= since)
-    async with sessions() as session:
-        rows = (await session.execute(query)).all()
-    for report_type, commune, status, created_at in rows:
-        stats.total += 1
-        stats.by_week_type[(week_of(created_at), report_type)] += 1
-        stats.by_commune_type[(commune or "-", report_type)] += 1
-        stats.by_status[status] += 1
-    return stats
 
 
 def commune_label(insee: str | None) -> str:

@@ -56,6 +56,11 @@ def build_message(
     return message
 
 
+def send_message(config: OutboxConfig, message: EmailMessage) -> None:
+    """Send a built message over SMTP (blocking: call it in a thread)."""
+    _send_sync(config, message)
+
+
 def _send_sync(config: OutboxConfig, message: EmailMessage) -> None:
     with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.delivery_timeout) as smtp:
         if config.smtp_starttls:

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from webhook.delivery import email_sender, notify, webhook_sender
+from webhook.delivery import alert_sender, email_sender, notify, webhook_sender
 from webhook.delivery.base import DeliveryError, OutboxConfig
 from webhook.replies import Reply
 from webhook.security import netguard
@@ -40,6 +40,7 @@ from webhook.store.db import (
     Ticket,
     TicketDestination,
     TicketEvent,
+    VeilleChannel,
     utcnow,
 )
 
@@ -230,6 +231,12 @@ class OutboxWorker:
             row = await session.get(OutboxMessage, outbox_id)
             if row is None or row.status != "pending" or row.locked_by != self.worker_id:
                 return
+            if row.alert_id is not None:
+                veille_channel = await session.get(
+                    VeilleChannel, int(row.payload.get("veille_channel_id", 0))
+                )
+                await self._process_alert(row, veille_channel)
+                return
             ticket = await session.get(Ticket, row.ticket_id)
             channel = (
                 await session.get(AgencyChannel, int(row.payload["channel_id"]))
@@ -274,6 +281,42 @@ class OutboxWorker:
             await webhook_sender.send(self._client(), self.config, channel, ticket, row)
         else:
             raise DeliveryError(f"unknown kind {row.kind}")
+
+    async def _process_alert(self, row: OutboxMessage, channel: VeilleChannel | None) -> None:
+        """A cellule de veille alert to a territory's e-mail or webhook (no ticket history)."""
+        error = None
+        try:
+            await asyncio.wait_for(
+                alert_sender.send(self._client(), self.config, channel, row),
+                timeout=self.config.delivery_timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 - any delivery failure is retried
+            error = _safe_error(exc)
+        give_up = error is not None and row.attempts >= self.config.max_attempts
+        values: dict[str, Any] = {"locked_until": None, "last_error": error}
+        if error is None:
+            values.update(status="delivered", delivered_at=utcnow())
+        elif give_up:
+            values["status"] = "failed"
+        else:
+            values["next_attempt_at"] = utcnow() + dt.timedelta(
+                seconds=self.config.backoff(row.attempts)
+            )
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage)
+                .where(self._mine(row))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        logger.info(
+            "outbox: veille alert %s %s delivery to %s: %s (attempt %d)",
+            row.alert_id,
+            row.kind,
+            row.agency_id,
+            "done" if error is None else f"failed{', given up' if give_up else ''}: {error}",
+            row.attempts,
+        )
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:

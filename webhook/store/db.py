@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     Connection,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -154,6 +156,9 @@ class Agent(Base):
     display_name: Mapped[str] = mapped_column(String(120))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # observers: departement:DD | epci:SIREN@DD | commune:INSEE (webhook.agency.territory);
+    # null: the agency's département
+    territory: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class ApiToken(Base):
@@ -170,6 +175,8 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # observer tokens: as Agent.territory
+    territory: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class AgencyChannel(Base):
@@ -199,7 +206,14 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # null for the alerts of the cellule de veille (alert_id)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    # a veille alert delivered to the e-mail or webhook of a territory (VeilleChannel)
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("veille_alerts.id", ondelete="CASCADE"), index=True, default=None
+    )
     # null for citizen notifications
     agency_id: Mapped[str | None] = mapped_column(String(64), default=None)
     # "dashboard" | "email" | "webhook" | "citizen"
@@ -261,6 +275,123 @@ class TelegramUpdate(Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+# The cellule de veille reads tickets by département and date (figures) and by commune, type
+# and date (alerts); these indexes serve those reads (webhook.veille.counts).
+Index("ix_tickets_departement_created", Ticket.departement, Ticket.created_at)
+Index(
+    "ix_tickets_commune_type_created", Ticket.commune_insee, Ticket.report_type, Ticket.created_at
+)
+
+
+class VeilleQueue(Base):
+    """A filed ticket the cellule de veille has not evaluated yet (written in the filing
+    transaction, removed by webhook.veille.worker once its alerts are evaluated)."""
+
+    __tablename__ = "veille_queue"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class VeilleAlert(Base):
+    """A convergence alert: more reports of one kind in one area over 7 days than its baseline
+    explains (webhook.veille.alerts). One row per wave; numbers as of the last evaluation that
+    found the wave going on. Holds no personal data."""
+
+    __tablename__ = "veille_alerts"
+    __table_args__ = (
+        Index("ix_veille_alerts_dep_status", "departement", "status"),
+        # one wave at a time per area and kind of report
+        Index(
+            "ux_veille_alerts_ongoing",
+            "departement",
+            "area_kind",
+            "area_code",
+            "report_type",
+            "subtype",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    departement: Mapped[str] = mapped_column(String(3))
+    # "commune" | "epci" | "departement"
+    area_kind: Mapped[str] = mapped_column(String(16))
+    area_code: Mapped[str] = mapped_column(String(16))
+    report_type: Mapped[str] = mapped_column(String(32))
+    # a choice of the report type's sub-kind question, "" for the whole type
+    subtype: Mapped[str] = mapped_column(String(48), default="")
+    # "open" | "acknowledged" | "closed"
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    window_start: Mapped[dt.datetime] = mapped_column()
+    window_end: Mapped[dt.datetime] = mapped_column()
+    count: Mapped[int] = mapped_column(Integer)
+    residents: Mapped[int] = mapped_column(Integer)
+    baseline_count: Mapped[int] = mapped_column(Integer)
+    baseline_weeks: Mapped[float] = mapped_column(Float)
+    expected: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float] = mapped_column(Float)
+    # the floor was used: no or too little history for this area
+    floor_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    peak_count: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # the wave ended (the 7-day count fell back to what the baseline explains)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    closed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    # the observer's note when closing (never shown outside the territory's observers)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class VeilleAlertTicket(Base):
+    """The tickets that make up an alert (their references are shown only to the agencies the
+    tickets were routed to)."""
+
+    __tablename__ = "veille_alert_tickets"
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("veille_alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class VeilleChannel(Base):
+    """Where the observers of a territory receive its alerts: e-mail or signed webhook. Managed
+    by the agency that owns the observers (``tranquillite veille-channel``)."""
+
+    __tablename__ = "veille_channels"
+    __table_args__ = (UniqueConstraint("territory", "kind", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(64), index=True)
+    territory: Mapped[str] = mapped_column(String(40), index=True)
+    # "email" | "webhook"
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str | None] = mapped_column(String(200), default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StoreMeta(Base):
+    """Facts about the database itself, e.g. ``demo`` for a database filled by
+    ``tranquillite veille-demo`` (every page and export says so)."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -24,6 +24,7 @@ from webhook.store.db import (
     Ticket,
     TicketDestination,
     TicketEvent,
+    VeilleQueue,
     utcnow,
 )
 
@@ -190,6 +191,9 @@ async def file_report(
             await session.flush()
             # Deliveries are queued in the same transaction: an accepted report is never lost.
             await enqueue_agency_deliveries(session, ticket)
+            if ticket.commune_insee is not None:
+                # the cellule de veille evaluates its alerts (webhook.veille.worker)
+                session.add(VeilleQueue(ticket_id=ticket.id))
     except IntegrityError:
         # Two deliveries of the same report raced: the other one won, return it.
         if report.idempotency_key:
