@@ -50,7 +50,19 @@ def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         rasa_url=f"http://127.0.0.1:{rasa_port}",
         internal_token="",
     )
-    running = Stack.build(settings, trained_model)
+    # The whole end-to-end session is one address (127.0.0.1) playing hundreds of residents, and
+    # the widget tests embed the chat in a "town hall" page on another origin: the limits of one
+    # address and the allowed origins are those of that test bench, not of production.
+    running = Stack.build(
+        settings,
+        trained_model,
+        gateway_env={
+            "TRANQUILLITE_CORS_ORIGINS": "*",
+            "TRANQUILLITE_LIMIT_CONVERSATIONS_PER_ADDRESS": "100000,100000/h",
+            "TRANQUILLITE_LIMIT_FILINGS_PER_ADDRESS": "100000,100000/h",
+            "TRANQUILLITE_LIMIT_FILINGS_PER_CONVERSATION": "1000,1000/h",
+        },
+    )
     running.start()
     try:
         yield running

@@ -123,6 +123,11 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
         "purge_main",
         "anonymise tickets past their retention period [--dry-run]",
     ),
+    "bench-abuse": (
+        "webhook.ops.bench_abuse",
+        "main",
+        "flood of reports under rotating sender ids from one address vs a resident's latency",
+    ),
     "bench-tickets": (
         "webhook.ops.bench_tickets",
         "bench_main",

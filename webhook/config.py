@@ -35,15 +35,15 @@ class Rate:
 
     @classmethod
     def parse(cls, name: str, raw: str) -> Rate:
-        """``"10 30/h"``: burst 10, then 30 per hour (units s, min, h, d)."""
+        """``"10,30/h"`` (or ``"10 30/h"``): burst 10, then 30 per hour (units s, min, h, d)."""
         units = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
         try:
-            burst_text, rate_text = raw.split()
+            burst_text, rate_text = raw.strip().strip("\"'").replace(",", " ").split()
             count_text, unit = rate_text.split("/")
             rate = cls(int(burst_text), float(count_text) / units[unit])
         except (ValueError, KeyError) as exc:
             raise SystemExit(
-                f"{name} must look like '10 30/h' (burst, count/unit), got {raw!r}"
+                f"{name} must look like '10,30/h' (burst, count/unit), got {raw!r}"
             ) from exc
         if rate.burst < 1 or rate.per_second <= 0:
             raise SystemExit(f"{name}: burst and count must be positive, got {raw!r}")

@@ -119,7 +119,12 @@ def test_rasa_stopped_mid_conversation_report_still_filed(own_stack: Stack) -> N
         reference = match.group(0)
         assert reference.startswith("04-")
 
-        ticket = client.get(f"/internal/v1/reports/{reference}", headers=headers)
+        # the action server's status lookup: the conversation that filed it may follow it
+        ticket = client.post(
+            "/internal/v1/reports/status",
+            json={"conversation_id": f"web-{sender}", "reference": reference},
+            headers=headers,
+        )
         assert ticket.status_code == 200
         body = ticket.json()
         assert body["report_type"] == "incivilite"

@@ -61,6 +61,8 @@ class FakeBotAPI:
         self._message_ids = itertools.count(1000)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        # seconds sendMessage takes to answer (a slow or stuck Bot API)
+        self.send_delay = 0.0
 
     # --- test side ----------------------------------------------------------------------
 
@@ -87,6 +89,7 @@ class FakeBotAPI:
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # a request held by send_delay does not hold us
             self._thread.join(timeout=10)
 
     def queue_update(self, update: dict[str, Any]) -> None:
@@ -211,6 +214,8 @@ class FakeBotAPI:
         return True
 
     async def _m_sendMessage(self, params: dict[str, Any]) -> Any:
+        if self.send_delay:
+            await asyncio.sleep(self.send_delay)
         return self._message(
             params["chat_id"], text=params["text"], reply_markup=params.get("reply_markup")
         )

@@ -22,7 +22,16 @@ from webhook.store.db import Ticket
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/v1/agency", tags=["agency"])
+router = APIRouter(
+    prefix="/api/v1/agency",
+    tags=["agency"],
+    responses={
+        401: {"description": "Jeton d'API manquant ou invalide"},
+        403: {"description": "Rôle du jeton insuffisant"},
+        404: {"description": "Signalement introuvable (ou adressé à une autre agence)"},
+        409: {"description": "Changement de statut impossible depuis le statut actuel"},
+    },
+)
 
 Status = Literal[
     "received",

@@ -19,7 +19,6 @@ from webhook.security.bodylimit import KIB, Rule
 BODY_LIMITS = (
     Rule(web.CHAT_PATH, 32 * KIB),
     Rule("/api/v1/notifications", 4 * KIB),
-    Rule("/api/v1/challenge", 1 * KIB),
     Rule("/api/v1/agency/", 32 * KIB),
     Rule("/open311/", 64 * KIB),
     Rule("/agence", 64 * KIB),
@@ -34,7 +33,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         clients.parse_networks(settings.limits.trusted_proxies)
     )
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
-    app.add_exception_handler(bodylimit.BodyTooLarge, bodylimit.too_large_handler)
+    app.add_exception_handler(413, bodylimit.too_large_handler)
     # last added, so outermost of our middleware: nothing reads a body before the limit
     app.add_middleware(bodylimit.BodyLimit, rules=BODY_LIMITS, default_bytes=DEFAULT_BODY_LIMIT)
     logredact.install()

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,7 +50,7 @@ async def done(sessions: Sessions, update_id: int) -> None:
         await session.execute(
             update(TelegramUpdate)
             .where(TelegramUpdate.update_id == update_id)
-            .values(processed_at=utcnow(), payload=None)
+            .values(processed_at=utcnow(), payload=null())
         )
 
 
@@ -78,7 +78,7 @@ async def unprocessed(sessions: Sessions) -> list[tuple[int, dict[str, Any]]]:
             await session.execute(
                 update(TelegramUpdate)
                 .where(TelegramUpdate.update_id.in_(dropped))
-                .values(processed_at=now, payload=None)
+                .values(processed_at=now, payload=null())
             )
             logger.error(
                 "Telegram updates dropped after %d attempts: %d", MAX_ATTEMPTS, len(dropped)

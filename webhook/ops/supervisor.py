@@ -106,12 +106,16 @@ class Stack:
     model_path: Path
     processes: list[Process] = field(default_factory=list)
     started_at: float = 0.0
+    # environment of the gateway beyond the settings (e.g. limits of a test or a benchmark)
+    gateway_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, model_path: Path) -> Stack:
+    def build(
+        cls, settings: Settings, model_path: Path, gateway_env: dict[str, str] | None = None
+    ) -> Stack:
         if not settings.internal_token:
             settings = replace(settings, internal_token=secrets.token_urlsafe(32))
-        stack = cls(settings=settings, model_path=model_path)
+        stack = cls(settings=settings, model_path=model_path, gateway_env=dict(gateway_env or {}))
         stack.processes = stack._processes()
         return stack
 
@@ -145,6 +149,7 @@ class Stack:
             "TRANQUILLITE_RASA_URL": s.rasa_url,
             "TRANQUILLITE_DATABASE_URL": s.database_url,
             "TRANQUILLITE_VAR_DIR": str(s.var_dir),
+            **self.gateway_env,
         }
         return [
             Process(

@@ -1,13 +1,15 @@
 """Request body limits per route, enforced before anything parses the body.
 
-An ASGI middleware, outermost in the gateway: a declared ``Content-Length`` above the route's
-limit is answered 413 without reading a byte; a body sent without a length (chunked) is counted
-as it arrives and the request is stopped with 413 as soon as it passes the limit. So no route —
+An ASGI middleware, outermost of the gateway's own: a declared ``Content-Length`` above the
+route's limit is answered 413 at once, without reading a byte nor running the route; a body sent
+without a length (chunked) goes through Starlette's ``RequestBodyLimitMiddleware`` with the
+route's limit, which stops the request with 413 as soon as it passes the limit. So no route —
 authenticated or not — ever holds more than its limit in memory, and a huge body cannot block
-the event loop while it is parsed.
+the event loop while it is parsed (authentication comes after the body is read in FastAPI).
 
-The 413 speaks the route's language: the chat's reply model (a polite French text the widget
-shows), Open311's error list, or ``{"detail": ...}``.
+The 413 speaks the route's language (:func:`too_large_handler`): the chat's reply model (a polite
+French text the widget shows), Open311's error list (its routes' own error format), or
+``{"detail": ...}``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,20 +36,28 @@ class Rule:
     max_bytes: int
 
 
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=f"corps de requête trop volumineux (> {limit} o)")
-        self.limit = limit
-
-
-def _body(path: str, limit: int) -> bytes:
+def _body(path: str) -> bytes:
     if path.startswith("/open311/"):
-        payload: object = [{"code": 413, "description": f"requête trop volumineuse (> {limit} o)"}]
+        payload: object = [{"code": 413, "description": "requête trop volumineuse"}]
     elif path.startswith("/api/v1/chat"):
         payload = {"messages": [{"text": TOO_LARGE_TEXT, "buttons": []}], "language": "fr"}
     else:
-        payload = {"detail": f"corps de requête trop volumineux (> {limit} o)"}
+        payload = {"detail": "corps de requête trop volumineux"}
     return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def too_large(path: str) -> Response:
+    return Response(
+        _body(path),
+        status_code=413,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", "Connection": "close"},
+    )
+
+
+async def too_large_handler(request: Request, exc: Exception) -> Response:
+    """Exception handler for status 413 (a body that passed its limit while a route read it)."""
+    return too_large(request.url.path)
 
 
 class BodyLimit:
@@ -57,28 +68,16 @@ class BodyLimit:
         self.app = app
         self.rules = sorted(rules, key=lambda r: len(r.prefix), reverse=True)
         self.default_bytes = default_bytes
+        self._limited = {
+            limit: RequestBodyLimitMiddleware(app, limit)
+            for limit in {default_bytes, *(r.max_bytes for r in rules)}
+        }
 
     def limit_for(self, path: str) -> int:
         for rule in self.rules:
             if path.startswith(rule.prefix):
                 return rule.max_bytes
         return self.default_bytes
-
-    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
-        body = _body(scope["path"], limit)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,19 +86,9 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await self._refuse(scope, send, limit)
+            await too_large(scope["path"])(scope, receive, send)
             return
-        received = 0
         started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -108,11 +97,20 @@ class BodyLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            # raised through a layer that does not turn HTTP exceptions into responses
-            if not started:
-                await self._refuse(scope, send, limit)
+            await self._limited[limit](scope, receive, tracking_send)
+        except Exception as exc:
+            # a route that reads its body itself (not through FastAPI's parameters) gets the
+            # limit's error, possibly wrapped by a middleware's task group
+            if started or not _is_too_large(exc):
+                raise
+            await too_large(scope["path"])(scope, receive, send)
+
+
+def _is_too_large(exc: BaseException) -> bool:
+    grouped = getattr(exc, "exceptions", None)  # an exception group (task groups)
+    if isinstance(grouped, tuple) and grouped:
+        return all(isinstance(e, BaseException) and _is_too_large(e) for e in grouped)
+    return isinstance(exc, HTTPException) and exc.status_code == 413
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -123,15 +121,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-async def too_large_handler(request: Request, exc: Exception) -> Response:
-    """Exception handler for :class:`BodyTooLarge` raised while a route reads its body (a body
-    without Content-Length): the same answer as when the length was declared."""
-    limit = exc.limit if isinstance(exc, BodyTooLarge) else 0
-    return Response(
-        _body(request.url.path, limit),
-        status_code=413,
-        media_type="application/json",
-        headers={"Cache-Control": "no-store", "Connection": "close"},
-    )

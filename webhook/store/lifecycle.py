@@ -281,15 +281,22 @@ async def tickets_for_agency(
         return list((await session.execute(query)).scalars().all())
 
 
+# ids are SQL INTEGER (32-bit on PostgreSQL)
+MAX_ROW_ID = 2**31
+
+
 async def ticket_for_agency(
     sessions: Sessions, agency_id: str, ticket_id_or_reference: int | str
 ) -> Ticket | None:
     """The ticket if it is routed to ``agency_id``, else None (the caller answers 404).
 
-    Accepts the numeric id (int or decimal string) or the human reference."""
+    Accepts the numeric id (int or decimal string) or the human reference. An id out of the
+    column's range (2^63, 5,000 digits) is simply not found."""
     key: Any = ticket_id_or_reference
     if isinstance(key, str):
         if key.isdecimal():
+            if len(key) > 10:
+                return None
             column: Any = Ticket.id
             key = int(key)
         elif REFERENCE_RE.match(key):
@@ -299,6 +306,8 @@ async def ticket_for_agency(
     elif isinstance(key, int) and not isinstance(key, bool):
         column = Ticket.id
     else:
+        return None
+    if column is Ticket.id and not 0 < key < MAX_ROW_ID:
         return None
     query = (
         select(Ticket)
