@@ -13,6 +13,7 @@ import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,10 +21,10 @@ from agency_support import AGENCY_X, PASSWORD, csrf, login, seed
 from security_support import Gateway, settings_for
 
 from webhook.agency import auth
-from webhook.agency.throttle import DEVICE_COOKIE
 from webhook.config import PROJECT_ROOT
-from webhook.ops.supervisor import gateway_command
-from webhook.security.clients import ClientResolver, parse_networks
+from webhook.ops.supervisor import Stack
+
+DEVICE_COOKIE = "tq_appareil"  # webhook.agency.throttle
 
 ATTACKER, AGENT_OFFICE = "203.0.113.50", "198.51.100.7"
 
@@ -96,6 +97,8 @@ async def test_one_users_failures_do_not_lock_others_behind_the_same_address(
 
 
 def test_forwarded_for_counts_only_from_trusted_proxies() -> None:
+    from webhook.security.clients import ClientResolver, parse_networks
+
     nobody = ClientResolver()
     assert nobody.resolve("127.0.0.1", ["203.0.113.1"]) == "127.0.0.1"
     proxy = ClientResolver(parse_networks(["10.0.0.0/8"]))
@@ -130,7 +133,11 @@ def test_the_running_gateway_does_not_take_an_address_from_the_client(tmp_path: 
     }
     log = (tmp_path / "gateway.log").open("wb")
     process = subprocess.Popen(
-        gateway_command(settings), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        _gateway_command(settings, tmp_path),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         with httpx.Client(base_url=settings.gateway_url, timeout=10) as client:
@@ -159,6 +166,11 @@ def test_the_running_gateway_does_not_take_an_address_from_the_client(tmp_path: 
         log.close()
 
 
+def _gateway_command(settings: Any, tmp_path: Path) -> list[str]:
+    """The gateway's command line exactly as `tranquillite run` builds it."""
+    return list(Stack.build(settings, tmp_path / "model.tar.gz").process("gateway").command)
+
+
 def _free_port() -> int:
     import socket
 
@@ -181,5 +193,5 @@ def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
 
 
 def test_supervisor_starts_uvicorn_without_its_proxy_header_handling(tmp_path: Path) -> None:
-    command = gateway_command(settings_for("sqlite+aiosqlite:///x.db", tmp_path))
+    command = _gateway_command(settings_for("sqlite+aiosqlite:///x.db", tmp_path), tmp_path)
     assert "--no-proxy-headers" in command and "--no-access-log" in command

@@ -17,7 +17,6 @@ from store_support import RECEIVER_SECRET, Receiver, add_channel
 
 from webhook.agency import auth
 from webhook.delivery.outbox import OutboxConfig, OutboxWorker
-from webhook.security import netguard
 from webhook.store import tickets
 from webhook.store.db import OutboxMessage, TicketEvent, session_factory
 
@@ -53,6 +52,8 @@ async def test_a_name_that_resolves_to_this_machine_is_refused_at_connection(
 ) -> None:
     """The transport resolves the name itself and checks every address before connecting:
     ``localhost`` is loopback, whatever the URL's host says."""
+    from webhook.security import netguard
+
     port = int(receiver.url.split(":")[2].split("/")[0])
     async with netguard.guarded_client(netguard.TargetPolicy(allow_http=True), 5.0) as client:
         with pytest.raises(httpx.ConnectError):

@@ -23,9 +23,8 @@ from security_support import settings_for
 from telegram_support import SECRET, SECRET_HEADER, TOKEN
 
 from webhook.config import PROJECT_ROOT
-from webhook.ops.supervisor import Stack, gateway_command
+from webhook.ops.supervisor import Stack
 from webhook.store.db import create_engine, migrate
-from webhook.store.retention import purge_conversations
 
 
 def _start(
@@ -44,8 +43,10 @@ def _start(
         "TRANQUILLITE_TELEGRAM_MODE": "webhook",
     }
     log = (tmp_path / f"{name}.log").open("wb")
+    # the gateway's command line exactly as `tranquillite run` builds it
+    command = Stack.build(settings, tmp_path / "model.tar.gz").process("gateway").command
     process = subprocess.Popen(
-        gateway_command(settings), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     log.close()
     deadline = time.monotonic() + 60
@@ -126,6 +127,8 @@ def test_an_update_answered_200_survives_a_crash_and_is_processed_once(
 
 @pytest.mark.e2e
 def test_rasa_conversations_are_in_a_store_that_purge_empties(stack: Stack) -> None:
+    from webhook.store.retention import purge_conversations
+
     sender = "tracker-purge-e2e"
     with httpx.Client(base_url=stack.settings.gateway_url, timeout=120.0) as client:
         response = client.post(
@@ -135,6 +138,7 @@ def test_rasa_conversations_are_in_a_store_that_purge_empties(stack: Stack) -> N
         assert response.status_code == 200
     tracker = stack.settings.var_dir / "rasa_tracker.db"
     assert tracker.is_file(), "Rasa keeps conversations in memory only"
+    tracker_url = f"sqlite+aiosqlite:///{tracker}"
     conversation = f"web-{sender}"
 
     def texts() -> list[str]:
@@ -148,7 +152,7 @@ def test_rasa_conversations_are_in_a_store_that_purge_empties(stack: Stack) -> N
 
     assert any("toutes les nuits" in data for data in texts())
     # not idle long enough: kept
-    assert asyncio.run(purge_conversations(stack.settings.rasa_tracker_url, 7)) == 0 or texts()
+    assert asyncio.run(purge_conversations(tracker_url, 7)) == 0 or texts()
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
-    purged = asyncio.run(purge_conversations(stack.settings.rasa_tracker_url, 7, now=later))
+    purged = asyncio.run(purge_conversations(tracker_url, 7, now=later))
     assert purged >= 1 and texts() == []
