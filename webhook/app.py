@@ -22,8 +22,11 @@ from webhook.conversation.rasa_client import RasaClient
 from webhook.conversation.ratelimit import TokenBucketLimiter
 from webhook.delivery import notify, outbox
 from webhook.delivery.base import OutboxConfig
+from webhook.store import tickets
 from webhook.store.db import create_engine, migrate, session_factory
 from webhook.veille import api as veille_api
+from webhook.veille import config as veille_config
+from webhook.veille import figures as veille_figures
 from webhook.veille import pages as veille_pages
 from webhook.veille import worker as veille_worker
 
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate(engine)
         app.state.db_engine = engine
         app.state.sessions = session_factory(engine)
+        app.state.demo = await veille_figures.is_demo(app.state.sessions)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout)
         app.state.notifiers = notify.Notifiers()
         # Conversation states (guided mode, language), Rasa's health, rate limit, ticket store
@@ -99,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # the sub-kind of every filed report, kept for the cellule de veille
+    tickets.subtype_of = veille_config.get_config().ticket_subtype
     app.add_middleware(ChatCORS, paths=(web.CHAT_PATH,), allow_origins=settings.cors_origins)
     app.include_router(telegram_channel.router)
     app.include_router(notifications_api.router)

@@ -133,6 +133,31 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
         "bench_main",
         "benchmark ticket writes per second (SQLite, PostgreSQL)",
     ),
+    "veille-worker": (
+        "webhook.veille.cli",
+        "worker_main",
+        "evaluate the cellule de veille's alerts as a separate process [--once]",
+    ),
+    "veille-recompute": (
+        "webhook.veille.cli",
+        "recompute_main",
+        "evaluate every alert key of a département now",
+    ),
+    "veille-channel": (
+        "webhook.veille.cli",
+        "channel_main",
+        "e-mail and webhook channels of observers' territories: add, list, disable, enable",
+    ),
+    "veille-demo": (
+        "webhook.veille.cli",
+        "demo_main",
+        "fill a separate database with a demo year of the cellule de veille (04, 39)",
+    ),
+    "bench-veille": (
+        "webhook.veille.cli",
+        "bench_main",
+        "time the veille's full recomputation and its evaluation per filing at peak volume",
+    ),
 }
 
 

@@ -16,7 +16,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 
 from store_support import MailBox, Receiver, smtp_controller, start_receiver
 
+from webhook.store import tickets
 from webhook.store.db import session_factory
+from webhook.veille.config import get_config
+
+
+@pytest.fixture(autouse=True)
+def filed_with_subtypes() -> Iterator[None]:
+    """As in the gateway (webhook.app): every filed report keeps its sub-kind."""
+    before = tickets.subtype_of
+    tickets.subtype_of = get_config().ticket_subtype
+    try:
+        yield
+    finally:
+        tickets.subtype_of = before
 
 
 @pytest.fixture

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from veille_support import DIGNE, FORCALQUIER, MANE, NIOZELLES, NOW, aware, file_at
 
+from webhook.store import tickets
 from webhook.store.db import (
     OutboxMessage,
     Ticket,
     VeilleAlert,
-    VeilleAlertTicket,
     VeilleChannel,
     VeilleQueue,
 )
@@ -110,9 +111,7 @@ async def test_a_wave_from_six_residents_raises_exactly_one_explained_alert(
         linked = set(
             (
                 await session.execute(
-                    select(VeilleAlertTicket.ticket_id).where(
-                        VeilleAlertTicket.alert_id == alert.id
-                    )
+                    select(Ticket.id).where(*alerts.alert_reports(alert, get_config()))
                 )
             ).scalars()
         )
@@ -389,7 +388,6 @@ async def test_full_recomputation_decides_like_the_evaluation_per_report(
     }
     assert len(outcome.created) == len(recomputed) == 2
     async with sessions() as session, session.begin():
-        await session.execute(VeilleAlertTicket.__table__.delete())
         await session.execute(VeilleAlert.__table__.delete())
     worker = VeilleWorker(sessions, clock=Clock(NOW))
     await worker.drain()
@@ -402,3 +400,17 @@ async def test_full_recomputation_decides_like_the_evaluation_per_report(
         ("commune", FORCALQUIER, "faux_conseiller"),
         ("commune", DIGNE, "sms_internet"),
     }
+
+
+async def test_a_report_filed_without_its_sub_kind_gets_it_from_the_worker(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a process that files without loading the veille (no sub-kind hook)
+    monkeypatch.setattr(tickets, "subtype_of", None)
+    filed = await file_at(sessions, NOW - DAY, fields={"type_arnaque": "faux_policier"})
+    async with sessions() as session:
+        assert (await session.get(Ticket, filed.id)).subtype is None  # type: ignore[union-attr]
+    await VeilleWorker(sessions, clock=Clock(NOW)).drain()
+    async with sessions() as session:
+        ticket = await session.get(Ticket, filed.id)
+    assert ticket is not None and ticket.subtype == "faux_policier"

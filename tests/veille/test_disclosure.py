@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.veille.disclosure import COMPLEMENT, PRIMARY, Key, Relation, audit, protect
+from webhook.veille.disclosure import COMPLEMENT, PRIMARY, ZERO, Key, Relation, audit, protect
 
 
 def k(*parts: str) -> Key:
@@ -44,6 +44,22 @@ def test_a_small_total_is_hidden_and_zeros_are_shown() -> None:
     protection = protect(values, relations)
     assert protection.hidden == {k("t"): PRIMARY, k("a"): PRIMARY}
     assert protection.shown(k("b")) == 0
+
+
+def test_ten_ones_under_a_small_total_hide_a_zero_beside_them() -> None:
+    # ten communes with one report each, their EPCI's total 10: all "< 11", yet the total is at
+    # least 10 (ten parts of at least 1) — so it is 10 and each part is 1. A zero commune of the
+    # EPCI is hidden among them: the parts are no longer known to be ten.
+    ones = tuple(k("commune", f"c{i}") for i in range(10))
+    zeros = tuple(k("commune", f"z{i}") for i in range(3))
+    values = {k("epci"): 10, **{c: 1 for c in ones}, **{z: 0 for z in zeros}}
+    relations = [Relation(k("epci"), ones + zeros, zeros=ones + zeros)]
+    assert audit(values, [Relation(k("epci"), ones)], {c: PRIMARY for c in (*ones, k("epci"))}, 10)
+    protection = protect(values, relations)
+    assert protection.hidden[k("commune", "z0")] == ZERO
+    assert protection.shown(k("commune", "z0")) == "< 11"
+    assert protection.shown(k("commune", "z1")) == 0
+    assert audit(values, relations, protection.hidden, 10) == []
 
 
 def test_a_cell_fixed_by_two_relations_together_is_protected() -> None:
@@ -102,7 +118,8 @@ def hierarchical_table(
         )
         for g in range(groups):
             members = tuple(k("commune", c, s) for c in group_of if group_of[c] == f"e{g}")
-            relations.append(Relation(k("epci", f"e{g}", s), members))
+            # commune cells are in no other relation: a zero may hide among them
+            relations.append(Relation(k("epci", f"e{g}", s), members, zeros=members))
     for area in areas:
         relations.append(Relation(k(*area, "T"), tuple(k(*area, f"s{s}") for s in range(subtypes))))
     return values, relations
@@ -126,7 +143,9 @@ def test_random_tables_leak_nothing(
         shown = protection.shown(key)
         if 1 <= value <= 10:
             assert shown == "< 11"
-        elif shown not in ("secret",):
+        elif protection.hidden.get(key) == ZERO:
+            assert value == 0 and shown == "< 11"
+        elif shown != "secret":
             assert shown == value
     # what is hidden is never zero, and a hidden complement is never a small count
     assert all(values[key] > 10 for key, why in protection.hidden.items() if why == COMPLEMENT)

@@ -152,13 +152,18 @@ async def test_published_figures_are_true_and_no_hidden_one_can_be_recomputed(
         for row in csv_counts(response.text):
             published[(row["week"], level, row["area_code"], row["report_type"])] = row["count"]
     truth = data.truth("04")
-    # every non-zero count is published, and a published number is the true count
-    assert set(published) == {k for k, v in truth.items() if v}
+    # every non-zero count is published, a published number is the true count, "< 11" is
+    # never more than 10 (a zero hidden among small counts is the rare exception), "secret"
+    # hides a count above 10
+    assert set(published) >= {k for k, v in truth.items() if v}
     for key, shown in published.items():
-        if shown in HIDDEN:
-            assert shown != "< 11" or 1 <= truth[key] <= 10
+        if shown == "< 11":
+            assert truth[key] <= 10
+        elif shown == "secret":
+            assert truth[key] > 10
         else:
             assert int(shown) == truth[key] and int(shown) > 10
+    assert all(truth[k] == 0 for k in set(published) - {k for k, v in truth.items() if v})
     assert any(v == "< 11" for v in published.values())
     assert any(v == "secret" for v in published.values())
     assert not _recomputable(published)
@@ -187,6 +192,8 @@ def _recomputable(published: dict[tuple[str, str, str, str], str]) -> list[tuple
             if category.split(":")[0] in DEPARTEMENT_ONLY:
                 continue  # counted for the département only: no commune or EPCI figure
             for epci in epcis:
+                if ":" in category:
+                    break  # sub-kinds are counted from the EPCI up, not per commune
                 members = {
                     (week, "commune", c.insee, category): 1
                     for c in communes
@@ -198,6 +205,8 @@ def _recomputable(published: dict[tuple[str, str, str, str], str]) -> list[tuple
             dep[(week, "departement", "04", category)] = -1
             equations.append((dep,))
         for level, code in {(k[1], k[2]) for k in published if k[0] == week}:
+            if level == "commune" and engine.commune(code).epci_siren:  # type: ignore[union-attr]
+                continue  # no sub-kind per commune
             for report_type in {c.split(":")[0] for c in categories if ":" in c}:
                 members = {
                     (week, level, code, c): 1 for c in categories if c.startswith(report_type + ":")

@@ -48,6 +48,8 @@ class DataSet:
                     areas.append(("epci", c.epci_siren))
             for kind, code in areas:
                 for category in categories:
+                    if ":" in category and kind == "commune" and c.epci_siren:
+                        continue  # sub-kinds are counted from the EPCI up
                     out[(week, kind, code, category)] += n
         return out
 
@@ -110,6 +112,7 @@ def _tickets(
                 "departement": departement,
                 "commune_insee": commune,
                 "fields": fields,
+                "subtype": subtype or None,
                 "created_at": moment,
                 "conversation_id": f"web-{rnd.randrange(10**9)}",
             }

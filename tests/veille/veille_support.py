@@ -8,11 +8,17 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from webhook.app import create_app
+from webhook.config import Settings
 from webhook.store import tickets
 from webhook.store.db import Ticket
 
@@ -126,3 +132,21 @@ async def insert_tickets(sessions: Sessions, rows: list[dict[str, object]]) -> N
             item.setdefault("fields", {})
             payload.append(item)
         await session.execute(insert(Ticket), payload)
+
+
+@asynccontextmanager
+async def running_gateway(
+    database_url: str, var_dir: Path
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The real gateway on an existing database (kept as it is)."""
+    settings = Settings(
+        var_dir=var_dir,
+        database_url=database_url,
+        rasa_url="http://127.0.0.1:9",
+        secret_key="clé de test suffisamment longue pour signer les sessions",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client

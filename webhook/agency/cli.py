@@ -1,10 +1,12 @@
 """Operator commands for agency accounts (delegated from ``tranquillite``):
 
-    tranquillite agency-user add --agency ID --username U --role R [--name N]   (password: prompt
-        or standard input)
+    tranquillite agency-user add --agency ID --username U --role R [--name N]
+        [--territory T]   (password: prompt or standard input; T for observers:
+        departement:DD, epci:SIREN[@DD] or commune:INSEE — default the agency's département)
     tranquillite agency-user list --agency ID
     tranquillite agency-user disable --agency ID --username U
     tranquillite agency-token create --agency ID --name N [--role agent|observer]
+        [--territory T]
     tranquillite agency-token list --agency ID
     tranquillite agency-token revoke --agency ID --id N
 
@@ -22,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from webhook.agency import auth
+from webhook.agency import auth, territory
 from webhook.config import Settings
 from webhook.store.db import Agent, create_engine, migrate, session_factory
 
@@ -43,6 +45,18 @@ def _run(work: Callable[[auth.Sessions], Awaitable[int]]) -> int:
         return 2
 
 
+def _territory(agency_id: str, role: str, text: str) -> str | None:
+    """The stored form of an observer's territory (None: the agency's département)."""
+    if not text:
+        return None
+    if role != "observer":
+        raise auth.AuthError("seul un observateur a un territoire")
+    try:
+        return territory.check_for_agency(agency_id, text)
+    except territory.TerritoryError as exc:
+        raise auth.AuthError(str(exc)) from None
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin or not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
@@ -60,6 +74,7 @@ def user_main(argv: Sequence[str]) -> int:
     p.add_argument("--username", required=True)
     p.add_argument("--role", required=True, choices=auth.ROLES)
     p.add_argument("--name", default="", help="display name")
+    p.add_argument("--territory", default="", help="observers: the territory they see")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p = sub.add_parser("list", help="list an agency's agents")
     p.add_argument("--agency", required=True)
@@ -76,9 +91,12 @@ def user_main(argv: Sequence[str]) -> int:
             return 2
 
         async def add(sessions: auth.Sessions) -> int:
+            stored = _territory(args.agency, args.role, args.territory)
             agent = await auth.create_agent(
                 sessions, args.agency, args.username, password, args.role, args.name
             )
+            if stored:
+                await territory.set_agent_territory(sessions, agent.id, stored)
             print(f"agent {agent.username} créé (id {agent.id}, agence {agent.agency_id})")
             return 0
 
@@ -120,6 +138,7 @@ def token_main(argv: Sequence[str]) -> int:
     p.add_argument("--agency", required=True)
     p.add_argument("--name", required=True, help="what uses the token")
     p.add_argument("--role", default="agent", choices=("agent", "observer"))
+    p.add_argument("--territory", default="", help="observer tokens: the territory they see")
     p = sub.add_parser("list", help="list an agency's tokens (prefixes only)")
     p.add_argument("--agency", required=True)
     p = sub.add_parser("revoke", help="revoke a token")
@@ -128,7 +147,10 @@ def token_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
 
     async def create(sessions: auth.Sessions) -> int:
+        stored = _territory(args.agency, args.role, args.territory)
         token, clear = await auth.create_api_token(sessions, args.agency, args.name, args.role)
+        if stored:
+            await territory.set_token_territory(sessions, token.id, stored)
         print(clear)
         print(
             f"jeton {token.id} ({token.token_prefix}…) créé pour {token.agency_id} : "

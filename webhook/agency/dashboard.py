@@ -97,7 +97,12 @@ def _render(
     if session is not None:
         csrf = ctx.sessions.csrf_token(session)
     html = _env.get_template(template).render(
-        principal=principal, csrf_token=csrf, request_path=request.url.path, **context
+        principal=principal,
+        csrf_token=csrf,
+        request_path=request.url.path,
+        # a database filled by `tranquillite veille-demo`: every page says so
+        demo=bool(getattr(request.app.state, "demo", False)),
+        **context,
     )
     response = HTMLResponse(html, status_code=status_code)
     _harden(response)

@@ -4,7 +4,8 @@ The alert's texts and document were written when it was raised (the outbox row's
 ``subject``, ``text``, ``document``; no personal data, small counts already hidden); this module
 only adds the link to the alert's page and sends them, like a ticket's delivery: SMTP, or a JSON
 POST signed with the channel's HMAC key (``X-Tranquillite-Signature``) with an
-``Idempotency-Key``.
+``Idempotency-Key``, to a destination checked like a ticket's webhook (https, public addresses:
+:mod:`webhook.security.netguard`).
 """
 
 from __future__ import annotations
@@ -78,16 +79,6 @@ async def send(
     if not channel.secret:
         raise DeliveryError("webhook channel has no HMAC secret")
     body = json.dumps(build_payload(config, row), ensure_ascii=False, separators=(",", ":"))
-    raw = body.encode()
-    response = await client.post(
-        channel.target,
-        content=raw,
-        headers={
-            "Content-Type": "application/json; charset=utf-8",
-            webhook_sender.SIGNATURE_HEADER: webhook_sender.sign(channel.secret, raw),
-            "Idempotency-Key": row.idempotency_key,
-            "User-Agent": "Tranquillite-Outbox/1",
-        },
+    await webhook_sender.post_signed(
+        client, config, channel.target, channel.secret, body.encode(), row.idempotency_key
     )
-    if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"HTTP {response.status_code}")

@@ -80,21 +80,34 @@ async def send(
 ) -> None:
     if not channel.secret:
         raise DeliveryError("webhook channel has no HMAC secret")
-    try:
-        config.webhook_policy.check_url(channel.target)
-    except netguard.TargetRefused:
-        raise DeliveryError("destination refused") from None
     body = json.dumps(
         build_payload(config, ticket, row), ensure_ascii=False, separators=(",", ":")
     ).encode()
+    await post_signed(client, config, channel.target, channel.secret, body, row.idempotency_key)
+
+
+async def post_signed(
+    client: httpx.AsyncClient,
+    config: OutboxConfig,
+    target: str,
+    secret: str,
+    body: bytes,
+    idempotency_key: str,
+) -> None:
+    """POST a JSON body signed with ``secret`` to a checked destination (tickets and the
+    cellule de veille's alerts)."""
+    try:
+        config.webhook_policy.check_url(target)
+    except netguard.TargetRefused:
+        raise DeliveryError("destination refused") from None
     try:
         response = await client.post(
-            channel.target,
+            target,
             content=body,
             headers={
                 "Content-Type": "application/json; charset=utf-8",
-                SIGNATURE_HEADER: sign(channel.secret, body),
-                "Idempotency-Key": row.idempotency_key,
+                SIGNATURE_HEADER: sign(secret, body),
+                "Idempotency-Key": idempotency_key,
                 "User-Agent": "Tranquillite-Outbox/1",
             },
         )

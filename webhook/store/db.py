@@ -72,6 +72,10 @@ class Ticket(Base):
         String(16), unique=True, index=True, default=None
     )
 
+    # the sub-kind of the report for the cellule de veille (the answer to its type's sub-kind
+    # question, e.g. type_arnaque): a category, not personal data, kept by the purge
+    subtype: Mapped[str | None] = mapped_column(String(48), default=None)
+
     destinations: Mapped[list[TicketDestination]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -278,10 +282,17 @@ class TelegramUpdate(Base):
 
 
 # The cellule de veille reads tickets by département and date (figures) and by commune, type
-# and date (alerts); these indexes serve those reads (webhook.veille.counts).
+# and date (alerts: the window's counts read this index alone, status, resident and sub-kind
+# included).
 Index("ix_tickets_departement_created", Ticket.departement, Ticket.created_at)
 Index(
-    "ix_tickets_commune_type_created", Ticket.commune_insee, Ticket.report_type, Ticket.created_at
+    "ix_tickets_veille_window",
+    Ticket.commune_insee,
+    Ticket.report_type,
+    Ticket.created_at,
+    Ticket.status,
+    Ticket.conversation_id,
+    Ticket.subtype,
 )
 
 
@@ -341,6 +352,9 @@ class VeilleAlert(Base):
     floor_used: Mapped[bool] = mapped_column(Boolean, default=False)
     peak_count: Mapped[int] = mapped_column(Integer)
     raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # start of the window that raised it: the alert's reports are those of its key from here to
+    # window_end (their references are shown only to the agencies they were routed to)
+    wave_start: Mapped[dt.datetime] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # the wave ended (the 7-day count fell back to what the baseline explains)
     ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
@@ -350,20 +364,6 @@ class VeilleAlert(Base):
     closed_by: Mapped[str | None] = mapped_column(String(100), default=None)
     # the observer's note when closing (never shown outside the territory's observers)
     note: Mapped[str | None] = mapped_column(Text, default=None)
-
-
-class VeilleAlertTicket(Base):
-    """The tickets that make up an alert (their references are shown only to the agencies the
-    tickets were routed to)."""
-
-    __tablename__ = "veille_alert_tickets"
-
-    alert_id: Mapped[int] = mapped_column(
-        ForeignKey("veille_alerts.id", ondelete="CASCADE"), primary_key=True
-    )
-    ticket_id: Mapped[int] = mapped_column(
-        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
 
 
 class VeilleChannel(Base):

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,12 @@ logger = logging.getLogger(__name__)
 NATIONAL_DEPARTEMENT = "FR"
 CHANNELS = frozenset({"web", "telegram", "api", "open311"})
 MAX_FIELD_CHARS = 4000
+
+# The sub-kind of a report (report type, fields → e.g. "faux_conseiller"), kept in its own column
+# for the cellule de veille; set by webhook.veille when the gateway starts (the veille worker
+# fills in what a filing without it left empty).
+SubtypeOf = Callable[[str, dict[str, str]], str | None]
+subtype_of: SubtypeOf | None = None
 
 
 class TicketError(Exception):
@@ -170,6 +177,7 @@ async def file_report(
                 status="received",
                 idempotency_key=report.idempotency_key,
                 tracking_code=tracking.new_code(),
+                subtype=subtype_of(report.report_type, report.fields) if subtype_of else None,
             )
             ticket.destinations = [
                 TicketDestination(

@@ -15,13 +15,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webhook.agency import territory as territories
 from webhook.agency.auth import Principal
 from webhook.agency.territory import Territory
-from webhook.store.db import Ticket, TicketDestination, VeilleAlert, VeilleAlertTicket
+from webhook.store.db import Ticket, TicketDestination, VeilleAlert
+from webhook.veille import alerts
+from webhook.veille.config import VeilleConfig
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -61,40 +63,61 @@ async def alerts_for_territory(
 
 
 async def alerts_for_agency(
-    sessions: Sessions, agency_id: str, *, limit: int = 100
+    sessions: Sessions,
+    agency_id: str,
+    config: VeilleConfig,
+    *,
+    now: dt.datetime,
+    days: int = 90,
+    limit: int = 100,
 ) -> list[tuple[VeilleAlert, list[str]]]:
-    """The alerts involving tickets routed to an agency, with those tickets' references."""
+    """The alerts of the last ``days`` days (or going on) that involve tickets routed to an
+    agency, with those tickets' references."""
+    departement = territories.agency_departement(agency_id)
+    if departement is None:
+        return []
     query = (
-        select(VeilleAlert, Ticket.reference)
-        .join(VeilleAlertTicket, VeilleAlertTicket.alert_id == VeilleAlert.id)
-        .join(Ticket, Ticket.id == VeilleAlertTicket.ticket_id)
-        .join(TicketDestination, TicketDestination.ticket_id == Ticket.id)
-        .where(TicketDestination.agency_id == agency_id)
-        .order_by(VeilleAlert.raised_at.desc(), VeilleAlert.id.desc(), Ticket.reference)
+        select(VeilleAlert)
+        .where(
+            VeilleAlert.departement == departement,
+            or_(
+                VeilleAlert.ended_at.is_(None),
+                VeilleAlert.ended_at >= now - dt.timedelta(days=days),
+            ),
+        )
+        .order_by(VeilleAlert.raised_at.desc(), VeilleAlert.id.desc())
+        .limit(500)
     )
-    out: dict[int, tuple[VeilleAlert, list[str]]] = {}
+    out: list[tuple[VeilleAlert, list[str]]] = []
     async with sessions() as session:
-        for alert, reference in (await session.execute(query)).all():
-            if alert.id not in out:
+        for alert in (await session.execute(query)).scalars().all():
+            references = await _references(session, alert, agency_id, config)
+            if references:
+                out.append((alert, references))
                 if len(out) >= limit:
                     break
-                out[alert.id] = (alert, [])
-            out[alert.id][1].append(reference)
-    return list(out.values())
+    return out
 
 
-async def agency_references(sessions: Sessions, alert_id: int, agency_id: str) -> list[str]:
-    """References of the alert's tickets routed to ``agency_id``."""
+async def _references(
+    session: AsyncSession, alert: VeilleAlert, agency_id: str, config: VeilleConfig
+) -> list[str]:
     query = (
         select(Ticket.reference)
-        .join(VeilleAlertTicket, VeilleAlertTicket.ticket_id == Ticket.id)
         .join(TicketDestination, TicketDestination.ticket_id == Ticket.id)
-        .where(VeilleAlertTicket.alert_id == alert_id, TicketDestination.agency_id == agency_id)
+        .where(*alerts.alert_reports(alert, config), TicketDestination.agency_id == agency_id)
         .order_by(Ticket.reference)
         .distinct()
     )
+    return [str(r) for r in (await session.execute(query)).scalars()]
+
+
+async def agency_references(
+    sessions: Sessions, alert: VeilleAlert, agency_id: str, config: VeilleConfig
+) -> list[str]:
+    """References of the alert's reports routed to ``agency_id``."""
     async with sessions() as session:
-        return [str(r) for r in (await session.execute(query)).scalars()]
+        return await _references(session, alert, agency_id, config)
 
 
 async def get_alert(sessions: Sessions, alert_id: int) -> VeilleAlert | None:

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, literal, not_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
@@ -41,7 +41,6 @@ from webhook.store.db import (
     OutboxMessage,
     Ticket,
     VeilleAlert,
-    VeilleAlertTicket,
     VeilleChannel,
     utcnow,
 )
@@ -126,15 +125,18 @@ def keys_for(
 
 @dataclass
 class Observation:
-    """What the tickets say about a key at ``now``."""
+    """What the tickets say about a key at ``now``: the window's reports and residents, the
+    baseline's reports."""
 
     key: AlertKey
     now: dt.datetime
     window_start: dt.datetime
-    # (ticket id, resident) of the window's reports
-    tickets: list[tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+    residents: int = 0
     baseline_count: int = 0
     baseline_weeks: float = 0.0
+    # the window's reports as (commune, sub-kind, resident), when read in one pass (recompute)
+    window: list[tuple[str, str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,14 +151,16 @@ class Evaluation:
 
 
 def assess(
-    observation: Observation, config: VeilleConfig, excluded: frozenset[int] = frozenset()
+    observation: Observation,
+    config: VeilleConfig,
+    count: int | None = None,
+    residents: int | None = None,
 ) -> Evaluation:
-    """The alert decision for an observation (``excluded``: tickets already explained by a
-    narrower wave)."""
+    """The alert decision for an observation (``count``/``residents``: the window's reports not
+    already explained by a narrower wave, when they differ from the observation's)."""
     settings = config.alerts
-    tickets = [(i, r) for i, r in observation.tickets if i not in excluded]
-    count = len(tickets)
-    residents = len({r for _, r in tickets})
+    count = observation.count if count is None else count
+    residents = observation.residents if residents is None else residents
     rate = None
     if observation.baseline_weeks >= settings.min_history_weeks and observation.baseline_weeks > 0:
         rate = observation.baseline_count / observation.baseline_weeks * settings.window_days / 7
@@ -212,6 +216,40 @@ def _area_filter(geo: Geography, key: AlertKey) -> Any:
     return Ticket.departement == key.departement
 
 
+def _filters(key: AlertKey, config: VeilleConfig) -> list[Any]:
+    """The reports of a key (any date)."""
+    geo = figures.geography(key.departement)
+    filters = [
+        _area_filter(geo, key),
+        Ticket.report_type == key.report_type,
+        Ticket.status.not_in(NOT_COUNTED_STATUSES),
+    ]
+    if key.subtype:
+        filters.append(Ticket.subtype == key.subtype)
+    return filters
+
+
+def _in_window(observation: Observation) -> list[Any]:
+    return [Ticket.created_at > observation.window_start, Ticket.created_at <= observation.now]
+
+
+# Residents are counted among this many reports of a window at most (deciding needs two; above
+# this, the stored figure is a floor): counting distinct residents is the costly part of an
+# evaluation at a peak.
+RESIDENTS_SCAN = 1000
+
+
+async def _window_counts(session: AsyncSession, filters: list[Any]) -> tuple[int, int]:
+    """(reports, residents) — a report without a conversation is its own resident."""
+    count = int(await session.scalar(select(func.count()).select_from(Ticket).where(*filters)) or 0)
+    if count == 0:
+        return 0, 0
+    resident = func.coalesce(Ticket.conversation_id, literal("t:") + cast(Ticket.id, String))
+    sample = select(resident.label("resident")).where(*filters).limit(RESIDENTS_SCAN).subquery()
+    residents = await session.scalar(select(func.count(func.distinct(sample.c.resident))))
+    return count, int(residents or 0)
+
+
 async def observe(
     session: AsyncSession,
     key: AlertKey,
@@ -219,48 +257,24 @@ async def observe(
     config: VeilleConfig,
     history: History,
 ) -> Observation:
-    """An observation of one key from two indexed queries."""
-    geo = figures.geography(key.departement)
+    """An observation of one key from two aggregate queries on indexed columns."""
     window_start = now - dt.timedelta(days=config.alerts.window_days)
-    question = config.subtype_questions.get(key.report_type)
-    answer = Ticket.fields[question].as_string() if question else None
-    common = [
-        _area_filter(geo, key),
-        Ticket.report_type == key.report_type,
-        Ticket.status.not_in(NOT_COUNTED_STATUSES),
-    ]
-    columns: list[Any] = [Ticket.id, Ticket.conversation_id]
-    if answer is not None:
-        columns.append(answer)
-    rows = (
-        await session.execute(
-            select(*columns).where(
-                *common, Ticket.created_at > window_start, Ticket.created_at <= now
-            )
-        )
-    ).all()
     observation = Observation(key=key, now=now, window_start=window_start)
-    for row in rows:
-        if key.subtype and config.subtype_of(key.report_type, row[2]) != key.subtype:
-            continue
-        observation.tickets.append((int(row[0]), resident_of(int(row[0]), row[1])))
+    filters = _filters(key, config)
+    observation.count, observation.residents = await _window_counts(
+        session, [*filters, *_in_window(observation)]
+    )
     baseline_start, observation.baseline_weeks = _baseline_span(
         config, window_start, await history.start(session, key.departement)
     )
-    baseline = [*common, Ticket.created_at >= baseline_start, Ticket.created_at <= window_start]
-    if key.subtype and answer is not None:
-        grouped = await session.execute(
-            select(answer, func.count()).where(*baseline).group_by(answer)
+    observation.baseline_count = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Ticket)
+            .where(*filters, Ticket.created_at >= baseline_start, Ticket.created_at <= window_start)
         )
-        observation.baseline_count = sum(
-            int(n)
-            for value, n in grouped.all()
-            if config.subtype_of(key.report_type, value) == key.subtype
-        )
-    else:
-        observation.baseline_count = int(
-            await session.scalar(select(func.count()).select_from(Ticket).where(*baseline)) or 0
-        )
+        or 0
+    )
     return observation
 
 
@@ -280,30 +294,20 @@ class Outcome:
 
 
 async def _ongoing(
-    session: AsyncSession, departement: str, report_types: Iterable[str]
-) -> dict[AlertKey, tuple[VeilleAlert, set[int]]]:
-    alerts = (
-        (
-            await session.execute(
-                select(VeilleAlert).where(
-                    VeilleAlert.departement == departement,
-                    VeilleAlert.report_type.in_(sorted(set(report_types))),
-                    VeilleAlert.ended_at.is_(None),
-                )
-            )
-        )
-        .scalars()
-        .all()
+    session: AsyncSession, departement: str, keys: Iterable[AlertKey] | None = None
+) -> dict[AlertKey, VeilleAlert]:
+    """The waves going on in a département (those of ``keys`` only, when given)."""
+    query = select(VeilleAlert).where(
+        VeilleAlert.departement == departement, VeilleAlert.ended_at.is_(None)
     )
-    out: dict[AlertKey, tuple[VeilleAlert, set[int]]] = {}
-    for alert in alerts:
-        ids = (
-            await session.execute(
-                select(VeilleAlertTicket.ticket_id).where(VeilleAlertTicket.alert_id == alert.id)
-            )
-        ).scalars()
-        out[AlertKey.of(alert)] = (alert, {int(i) for i in ids})
-    return out
+    if keys is not None:
+        wanted = set(keys)
+        query = query.where(
+            VeilleAlert.report_type.in_(sorted({k.report_type for k in wanted})),
+            VeilleAlert.area_code.in_(sorted({k.area_code for k in wanted})),
+        )
+    found = {AlertKey.of(a): a for a in (await session.execute(query)).scalars()}
+    return found if keys is None else {k: a for k, a in found.items() if k in wanted}
 
 
 def _set_figures(
@@ -322,6 +326,137 @@ def _set_figures(
     alert.updated_at = now
 
 
+def alert_reports(
+    alert: VeilleAlert, config: VeilleConfig, until: dt.datetime | None = None
+) -> list[Any]:
+    """The reports that make an alert up: those of its key from the start of its wave to its
+    last evaluation, or to ``until`` (SQL conditions on ``tickets``)."""
+    return [
+        *_filters(AlertKey.of(alert), config),
+        Ticket.created_at >= alert.wave_start,
+        Ticket.created_at <= (until or alert.window_end),
+    ]
+
+
+class _Waves:
+    """The waves going on that a settlement needs."""
+
+    def __init__(
+        self, session: AsyncSession, departement: str, geo: Geography, everything: bool
+    ) -> None:
+        self.session = session
+        self.departement = departement
+        self.geo = geo
+        self.everything = everything
+        self.current: dict[AlertKey, VeilleAlert] = {}
+        # (report type, area kind, area code) → keys going on there
+        self._by_area: dict[tuple[str, str, str], set[AlertKey]] = {}
+
+    async def load(self, keys: Iterable[AlertKey]) -> None:
+        for key, alert in (
+            await _ongoing(self.session, self.departement, None if self.everything else keys)
+        ).items():
+            self.add(key, alert)
+
+    def add(self, key: AlertKey, alert: VeilleAlert) -> None:
+        self.current[key] = alert
+        self._by_area.setdefault((key.report_type, key.area_kind, key.area_code), set()).add(key)
+
+    def remove(self, key: AlertKey) -> None:
+        del self.current[key]
+        self._by_area.get((key.report_type, key.area_kind, key.area_code), set()).discard(key)
+
+    def _areas(self, key: AlertKey) -> list[tuple[str, str]]:
+        """The areas of the keys that can be narrower than ``key``."""
+        if key.area_kind == "commune":
+            return [("commune", key.area_code)]
+        if key.area_kind == "epci":
+            return [("epci", key.area_code)] + [
+                ("commune", c) for c in self.geo.epcis.get(key.area_code, ())
+            ]
+        return []
+
+    async def narrower(self, key: AlertKey) -> list[AlertKey]:
+        areas = self._areas(key)
+        if not self.everything and areas:
+            # keys only (no alert objects: an EPCI at a peak has hundreds of waves below it)
+            query = select(
+                VeilleAlert.area_kind,
+                VeilleAlert.area_code,
+                VeilleAlert.report_type,
+                VeilleAlert.subtype,
+            ).where(
+                VeilleAlert.departement == self.departement,
+                VeilleAlert.ended_at.is_(None),
+                VeilleAlert.report_type == key.report_type,
+                VeilleAlert.area_code.in_(sorted({code for _, code in areas})),
+            )
+            for kind, code, report_type, subtype in (await self.session.execute(query)).all():
+                other = AlertKey(self.departement, kind, code, report_type, subtype)
+                self._by_area.setdefault((report_type, kind, code), set()).add(other)
+        found: list[AlertKey] = []
+        for kind, code in areas:
+            for other in self._by_area.get((key.report_type, kind, code), ()):
+                if other.within(key, self.geo):
+                    found.append(other)
+        return found
+
+
+@dataclass(frozen=True)
+class _Explained:
+    """What the narrower waves going on explain: whole communes, whole sub-kinds (an EPCI's
+    sub-kind wave), or a sub-kind in a commune."""
+
+    communes: frozenset[str]
+    subtypes: frozenset[str]
+    pairs: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(cls, keys: Iterable[AlertKey]) -> _Explained:
+        communes, subtypes, pairs = set(), set(), set()
+        for key in keys:
+            if key.area_kind == "commune":
+                if key.subtype:
+                    pairs.add((key.area_code, key.subtype))
+                else:
+                    communes.add(key.area_code)
+            elif key.subtype:
+                subtypes.add(key.subtype)
+        return cls(frozenset(communes), frozenset(subtypes), frozenset(pairs))
+
+    def covers(self, commune: str, subtype: str) -> bool:
+        return (
+            commune in self.communes or subtype in self.subtypes or (commune, subtype) in self.pairs
+        )
+
+    def condition(self) -> Any:
+        terms: list[Any] = []
+        if self.communes:
+            terms.append(Ticket.commune_insee.in_(sorted(self.communes)))
+        if self.subtypes:
+            terms.append(Ticket.subtype.in_(sorted(self.subtypes)))
+        if self.pairs:
+            terms.append(tuple_(Ticket.commune_insee, Ticket.subtype).in_(sorted(self.pairs)))
+        return or_(*terms) if terms else None
+
+
+async def _residual(
+    session: AsyncSession,
+    observation: Observation,
+    explained: _Explained,
+    config: VeilleConfig,
+) -> tuple[int, int]:
+    """(reports, residents) of the window that the narrower waves do not explain."""
+    if observation.window is not None:
+        left = [r for c, s, r in observation.window if not explained.covers(c, s)]
+        return len(left), len(set(left))
+    condition = explained.condition()
+    filters = [*_filters(observation.key, config), *_in_window(observation)]
+    if condition is not None:
+        filters.append(not_(condition))
+    return await _window_counts(session, filters)
+
+
 async def settle(
     session: AsyncSession,
     observations: Sequence[Observation],
@@ -337,29 +472,34 @@ async def settle(
         return outcome
     departement = observations[0].key.departement
     geo = figures.geography(departement)
-    current = await _ongoing(session, departement, {o.key.report_type for o in observations})
+    waves = _Waves(session, departement, geo, everything=len(observations) > 20)
+    await waves.load(o.key for o in observations)
+    deliveries = _Deliveries(session, config) if deliver else None
+    created: list[VeilleAlert] = []
     for observation in sorted(observations, key=lambda o: (o.key.precision, o.key)):
         key = observation.key
         full = assess(observation, config)
-        found = current.get(key)
-        if found is not None:
-            alert, linked = found
+        alert = waves.current.get(key)
+        if alert is not None:
             if full.raises:
                 _set_figures(alert, observation, full, now)
-                await _link(session, alert, observation, linked)
                 outcome.updated.append(alert.id)
             elif full.ends:
                 alert.ended_at = now
                 alert.updated_at = now
-                del current[key]
+                waves.remove(key)
                 outcome.ended.append(alert.id)
             continue
-        narrower: set[int] = set()
-        for other, (_alert, ids) in current.items():
-            if other.within(key, geo):
-                narrower |= ids
-        if not full.raises or not assess(observation, config, frozenset(narrower)).raises:
+        if not full.raises:
             continue
+        narrower = await waves.narrower(key)
+        if narrower:
+            # raised only if the reports that the narrower waves do not explain are a wave too
+            count, residents = await _residual(
+                session, observation, _Explained.of(narrower), config
+            )
+            if not assess(observation, config, count, residents).raises:
+                continue
         alert = VeilleAlert(
             departement=key.departement,
             area_kind=key.area_kind,
@@ -368,36 +508,28 @@ async def settle(
             subtype=key.subtype,
             status="open",
             raised_at=now,
+            wave_start=observation.window_start,
             peak_count=0,
         )
         _set_figures(alert, observation, full, now)
         session.add(alert)
-        await session.flush()
-        linked = set()
-        await _link(session, alert, observation, linked)
-        current[key] = (alert, linked)
+        waves.add(key, alert)
+        created.append(alert)
+    # one flush for every new alert (ids), then their deliveries
+    await session.flush()
+    for alert in created:
         outcome.created.append(alert.id)
-        if deliver:
-            await enqueue_deliveries(session, alert, config)
+        if deliveries is not None:
+            await deliveries.enqueue(alert)
         logger.info(
             "veille alert %s raised: %s %s %s %s",
             alert.id,
-            key.area_kind,
-            key.area_code,
-            key.report_type,
-            key.subtype or "-",
+            alert.area_kind,
+            alert.area_code,
+            alert.report_type,
+            alert.subtype or "-",
         )
     return outcome
-
-
-async def _link(
-    session: AsyncSession, alert: VeilleAlert, observation: Observation, linked: set[int]
-) -> None:
-    for ticket_id, _resident in observation.tickets:
-        if ticket_id not in linked:
-            session.add(VeilleAlertTicket(alert_id=alert.id, ticket_id=ticket_id))
-            linked.add(ticket_id)
-    await session.flush()
 
 
 # ------------------------------------------------------------------------------ entry points
@@ -432,8 +564,10 @@ async def evaluate_in(
     rows = (
         await session.execute(
             select(
+                Ticket.id,
                 Ticket.commune_insee,
                 Ticket.report_type,
+                Ticket.subtype,
                 *(Ticket.fields[q].as_string() for q in questions),
             ).where(Ticket.id.in_(list(ticket_ids)), Ticket.commune_insee.is_not(None))
         )
@@ -441,15 +575,22 @@ async def evaluate_in(
     engine = routing.get_engine()
     by_departement: dict[str, set[AlertKey]] = {}
     for row in rows:
-        commune = engine.commune(row[0])
+        ticket_id, insee, report_type, subtype = row[0], row[1], row[2], row[3]
+        if subtype is None and report_type in config.subtype_questions:
+            # filed without the sub-kind (a process that did not load the veille): fill it in
+            answers = {q: row[4 + n] for n, q in enumerate(questions) if row[4 + n] is not None}
+            subtype = config.ticket_subtype(report_type, answers)
+            if subtype is not None:
+                await session.execute(
+                    update(Ticket).where(Ticket.id == ticket_id).values(subtype=subtype)
+                )
+        commune = engine.commune(insee)
         if commune is None:
             continue
         geo = figures.geography(commune.departement)
         if commune.insee not in geo.epci_of:
             continue
-        question = config.subtype_questions.get(row[1])
-        answer = row[2 + questions.index(question)] if question else None
-        for key in keys_for(geo, config, commune.insee, row[1], answer):
+        for key in keys_for(geo, config, commune.insee, report_type, subtype):
             by_departement.setdefault(key.departement, set()).add(key)
     for keys in by_departement.values():
         observations = [await observe(session, key, now, config, history) for key in sorted(keys)]
@@ -493,7 +634,6 @@ async def recompute(
     window and baseline (same decisions as the per-report evaluation)."""
     geo = figures.geography(departement)
     window_start = now - dt.timedelta(days=config.alerts.window_days)
-    questions = sorted(set(config.subtype_questions.values()))
     history = History()
     outcome = Outcome()
     async with sessions() as session, session.begin():
@@ -506,7 +646,7 @@ async def recompute(
                 Ticket.commune_insee,
                 Ticket.report_type,
                 Ticket.conversation_id,
-                *(Ticket.fields[q].as_string() for q in questions),
+                Ticket.subtype,
             )
             .where(
                 Ticket.departement == departement,
@@ -518,17 +658,32 @@ async def recompute(
             .execution_options(yield_per=5000)
         )
         observations: dict[AlertKey, Observation] = {}
+        people: dict[AlertKey, set[str]] = {}
+        communes: dict[str, str] = {}
+        key_cache: dict[tuple[str, str, str | None], tuple[list[AlertKey], str]] = {}
         engine = routing.get_engine()
         result = await session.stream(query)
         async for partition in result.partitions():
             for row in partition:
-                commune = engine.commune(row[2])
-                if commune is None or commune.insee not in geo.epci_of:
+                code = str(row[2])
+                insee = communes.get(code)
+                if insee is None:
+                    commune = engine.commune(code)
+                    insee = communes[code] = (
+                        commune.insee if commune and commune.insee in geo.epci_of else ""
+                    )
+                if not insee:
                     continue
-                question = config.subtype_questions.get(row[3])
-                answer = row[5 + questions.index(question)] if question else None
+                answer = row[5]
                 in_window = utc(row[1]) > window_start
-                for key in keys_for(geo, config, commune.insee, row[3], answer):
+                found = key_cache.get((insee, row[3], answer))
+                if found is None:
+                    found = key_cache[(insee, row[3], answer)] = (
+                        keys_for(geo, config, insee, row[3], answer),
+                        config.subtype_of(row[3], answer),
+                    )
+                keys, subtype = found
+                for key in keys:
                     observation = observations.get(key)
                     if observation is None:
                         observation = observations[key] = Observation(
@@ -536,84 +691,90 @@ async def recompute(
                             now=now,
                             window_start=window_start,
                             baseline_weeks=baseline_weeks,
+                            window=[],
                         )
+                        people[key] = set()
                     if in_window:
-                        observation.tickets.append((int(row[0]), resident_of(int(row[0]), row[4])))
+                        resident = resident_of(int(row[0]), row[4])
+                        observation.count += 1
+                        people[key].add(resident)
+                        assert observation.window is not None
+                        observation.window.append((insee, subtype, resident))
                     else:
                         observation.baseline_count += 1
+        for key, observation in observations.items():
+            observation.residents = len(people[key])
         # waves going on under keys without any report now end
-        ongoing = await _ongoing_keys(session, departement)
+        ongoing = set(await _ongoing(session, departement))
         for key in ongoing - observations.keys():
             observations[key] = Observation(
-                key=key, now=now, window_start=window_start, baseline_weeks=baseline_weeks
+                key=key,
+                now=now,
+                window_start=window_start,
+                baseline_weeks=baseline_weeks,
+                window=[],
             )
         interesting = [
             o
             for o in observations.values()
-            if len(o.tickets) >= config.alerts.min_reports or o.key in ongoing
+            if o.count >= config.alerts.min_reports or o.key in ongoing
         ]
         outcome.merge(await settle(session, interesting, now, config, deliver=deliver))
     return outcome
 
 
-async def _ongoing_keys(session: AsyncSession, departement: str) -> set[AlertKey]:
-    return {
-        AlertKey.of(a)
-        for a in (
-            await session.execute(
-                select(VeilleAlert).where(
-                    VeilleAlert.departement == departement, VeilleAlert.ended_at.is_(None)
-                )
-            )
-        ).scalars()
-    }
-
-
 # ------------------------------------------------------------------------------ deliveries
 
 
-async def enqueue_deliveries(
-    session: AsyncSession, alert: VeilleAlert, config: VeilleConfig
-) -> list[OutboxMessage]:
-    """One outbox row per active channel whose territory covers the alert's area (in the
-    transaction that raises the alert)."""
-    from webhook.veille import present
+class _Deliveries:
+    """Outbox rows of new alerts: one per active channel whose territory covers the alert's
+    area, written in the transaction that raises the alert (channels read once)."""
 
-    channels = (
-        (await session.execute(select(VeilleChannel).where(VeilleChannel.active.is_(True))))
-        .scalars()
-        .all()
-    )
-    demo = await figures.is_demo_in(session)
-    rows: list[OutboxMessage] = []
-    for channel in channels:
-        try:
-            territory = territories.parse(channel.territory)
-        except territories.TerritoryError:
-            continue
-        if not territory.covers(alert.area_kind, alert.area_code, alert.departement):
-            continue
-        document = present.alert_document(alert, config, demo=demo)
-        rows.append(
-            OutboxMessage(
-                ticket_id=None,
-                alert_id=alert.id,
-                agency_id=channel.agency_id,
-                kind=channel.kind,
-                idempotency_key=f"veille:{alert.id}:{channel.id}",
-                payload={
-                    "veille_channel_id": channel.id,
-                    "subject": present.alert_subject(alert, config, demo=demo),
-                    "text": present.alert_email_text(alert, config, demo=demo),
-                    "document": document,
-                },
-                status="pending",
-                attempts=0,
-                next_attempt_at=utcnow(),
+    def __init__(self, session: AsyncSession, config: VeilleConfig) -> None:
+        self.session = session
+        self.config = config
+        self._channels: list[tuple[VeilleChannel, territories.Territory]] | None = None
+        self._demo = False
+
+    async def enqueue(self, alert: VeilleAlert) -> list[OutboxMessage]:
+        from webhook.veille import present
+
+        if self._channels is None:
+            self._demo = await figures.is_demo_in(self.session)
+            self._channels = []
+            for channel in (
+                await self.session.execute(
+                    select(VeilleChannel).where(VeilleChannel.active.is_(True))
+                )
+            ).scalars():
+                try:
+                    self._channels.append((channel, territories.parse(channel.territory)))
+                except territories.TerritoryError:
+                    continue
+        rows: list[OutboxMessage] = []
+        for channel, territory in self._channels:
+            if not territory.covers(alert.area_kind, alert.area_code, alert.departement):
+                continue
+            rows.append(
+                OutboxMessage(
+                    ticket_id=None,
+                    alert_id=alert.id,
+                    agency_id=channel.agency_id,
+                    kind=channel.kind,
+                    idempotency_key=f"veille:{alert.id}:{channel.id}",
+                    payload={
+                        "veille_channel_id": channel.id,
+                        "subject": present.alert_subject(alert, self.config, demo=self._demo),
+                        "text": present.alert_email_text(alert, self.config, demo=self._demo),
+                        "document": present.alert_document(alert, self.config, demo=self._demo),
+                    },
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=utcnow(),
+                )
             )
-        )
-    session.add_all(rows)
-    return rows
+        self.session.add_all(rows)
+        return rows
 
 
 # ------------------------------------------------------------------------------ observers' actions

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from webhook.agency.api import token_principal
 from webhook.agency.auth import Principal
 from webhook.agency.territory import Territory
-from webhook.veille import access, figures, pages, present, views
+from webhook.veille import access, pages, present, views
 from webhook.veille.config import get_config
 from webhook.veille.weeks import last_weeks
 
@@ -105,7 +105,7 @@ async def list_alerts(
     """Les alertes de convergence du territoire du jeton, les plus récentes d'abord."""
     _check(territory, departement)
     sessions = request.app.state.sessions
-    demo = await figures.is_demo(sessions)
+    demo = pages.is_demo(request)
     found = await access.alerts_for_territory(
         sessions,
         territory,
@@ -140,7 +140,7 @@ async def stats_csv(
     )
     if status_code != 200:
         raise HTTPException(status_code=status_code, detail=body)
-    return pages.csv_response(body, territory, await figures.is_demo(request.app.state.sessions))
+    return pages.csv_response(body, territory, pages.is_demo(request))
 
 
 @router.get("/api/v1/agency/statistics", response_model=StatisticsOut, tags=["agency"])
@@ -159,5 +159,5 @@ async def statistics(
         departement=territory.departement,
         weeks=[w.label for w in wanted],
         cells=[Cell(**c) for c in views.cells(tables, territory, config)],
-        demo=await figures.is_demo(sessions),
+        demo=pages.is_demo(request),
     )

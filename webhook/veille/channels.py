@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from webhook.agency import auth
 from webhook.agency import territory as territories
+from webhook.security import netguard
 from webhook.store.db import VeilleChannel, utcnow
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,15 @@ class ChannelError(Exception):
 
 
 async def add_channel(
-    sessions: Sessions, agency_id: str, territory: str, kind: str, target: str
+    sessions: Sessions,
+    agency_id: str,
+    territory: str,
+    kind: str,
+    target: str,
+    policy: netguard.TargetPolicy | None = None,
 ) -> tuple[VeilleChannel, str | None]:
-    """Add a channel; a webhook gets a new HMAC key, returned once."""
+    """Add a channel; a webhook (https, not to a private address: checked again at every
+    delivery) gets a new HMAC key, returned once."""
     departement = territories.agency_departement(agency_id)
     if departement is None:
         raise ChannelError("Cette agence n'a pas de département.")
@@ -44,7 +51,11 @@ async def add_channel(
             raise ChannelError("Adresse électronique invalide.")
     elif kind == "webhook":
         if not auth.URL_RE.fullmatch(target):
-            raise ChannelError("Adresse du webhook invalide (http:// ou https://).")
+            raise ChannelError("Adresse du webhook invalide (https://…).")
+        try:
+            await netguard.check_target(policy or netguard.TargetPolicy.from_env(), target)
+        except netguard.TargetRefused as exc:
+            raise ChannelError(f"Adresse du webhook refusée : {exc.reason}.") from None
         secret = secrets.token_urlsafe(32)
     else:
         raise ChannelError("Type de canal inconnu : email ou webhook.")

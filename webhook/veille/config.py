@@ -80,6 +80,15 @@ class VeilleConfig:
         known = self.subtypes(report_type)
         return value if value in known and value != NO_SUBTYPE else NO_SUBTYPE
 
+    def ticket_subtype(self, report_type: str, fields: dict[str, str]) -> str | None:
+        """The sub-kind a ticket keeps (``tickets.subtype``): its answer to the type's sub-kind
+        question when it is one of the choices, else None ("non précisé")."""
+        question = self.subtype_questions.get(report_type)
+        if question is None:
+            return None
+        value = fields.get(question)
+        return value if value in self.subtypes(report_type) and value != NO_SUBTYPE else None
+
     def categories(self) -> tuple[Category, ...]:
         out: list[Category] = []
         for report_type in routing.REPORT_TYPES:

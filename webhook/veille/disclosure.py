@@ -40,6 +40,9 @@ import numpy as np
 
 PRIMARY = "primary"
 COMPLEMENT = "complement"
+# a zero hidden among the small counts of a relation whose non-zero parts would otherwise give
+# themselves away by their number (ten parts of at least 1 under a total of at most 10)
+ZERO = "zero"
 
 Key = tuple[str, ...]
 
@@ -48,6 +51,8 @@ Key = tuple[str, ...]
 class Relation:
     total: Key
     parts: tuple[Key, ...]
+    # zero parts that belong to no other relation: the last resort of secondary suppression
+    zeros: tuple[Key, ...] = ()
 
 
 @dataclass
@@ -64,15 +69,17 @@ class Protection:
     def shown(self, key: Key) -> int | str:
         """The published value: the count, or the label of a hidden cell."""
         status = self.hidden.get(key)
-        if status == PRIMARY:
+        if status in (PRIMARY, ZERO):
             return f"< {self.max_small + 1}"
         if status == COMPLEMENT:
             return "secret"
         return int(self.values.get(key, 0))
 
 
-def _bounds(status: str, max_small: int) -> tuple[float, float]:
-    return (1.0, float(max_small)) if status == PRIMARY else (float(max_small + 1), math.inf)
+def _bounds(status: str, max_small: int, low: float = 1.0) -> tuple[float, float]:
+    if status == ZERO:
+        return 0.0, float(max_small)
+    return (low, float(max_small)) if status == PRIMARY else (float(max_small + 1), math.inf)
 
 
 def relation_unsafe(
@@ -93,7 +100,9 @@ def relation_unsafe(
         )
         if 1 <= hidden_parts <= max_small:
             return True
-    bounds = [_bounds(hidden[k], max_small) for k, _ in unknown]
+    # once a zero hides among them, no "< 11" of the relation is known to be at least 1
+    low = 0.0 if any(hidden[k] == ZERO for k, _ in unknown) else 1.0
+    bounds = [_bounds(hidden[k], max_small, low) for k, _ in unknown]
     # range of a*x for each unknown
     terms = [
         (lo, hi) if a > 0 else (-hi, -lo) for (lo, hi), (_, a) in zip(bounds, unknown, strict=True)
@@ -128,20 +137,30 @@ class _Table:
         for relation in relations:
             # zero cells are published and add nothing: keep the non-zero members only
             parts = tuple(sorted(p for p in set(relation.parts) if values.get(p, 0)))
+            zeros = tuple(sorted(p for p in set(relation.zeros) if not values.get(p, 0)))
             if values.get(relation.total, 0) or parts:
-                self.relations.append(Relation(relation.total, parts))
+                self.relations.append(Relation(relation.total, parts, zeros))
         self.by_cell: dict[Key, list[int]] = {}
         for index, relation in enumerate(self.relations):
             for key in (relation.total, *relation.parts):
                 self.by_cell.setdefault(key, []).append(index)
         self.hidden: dict[Key, str] = {k: PRIMARY for k, v in values.items() if 1 <= v <= max_small}
 
-    def _complement_for(self, relation: Relation) -> Key | None:
+    def _complement_for(self, index: int) -> tuple[Key, str] | None:
+        relation = self.relations[index]
         visible = [(self.values[p], p) for p in relation.parts if p not in self.hidden]
         if visible:
-            return min(visible)[1]
+            return min(visible)[1], COMPLEMENT
         if relation.total not in self.hidden and self.values.get(relation.total, 0):
-            return relation.total
+            return relation.total, COMPLEMENT
+        for zero in relation.zeros:
+            if zero not in self.hidden:
+                # the zero joins the relation's parts (value 0), hidden like a small count
+                self.relations[index] = Relation(
+                    relation.total, (*relation.parts, zero), relation.zeros
+                )
+                self.by_cell.setdefault(zero, []).append(index)
+                return zero, ZERO
         return None
 
     def secondary(self, pending: Iterable[int]) -> None:
@@ -153,10 +172,11 @@ class _Table:
             relation = self.relations[index]
             if not relation_unsafe(relation, self.values, self.hidden, self.max_small):
                 continue
-            key = self._complement_for(relation)
-            if key is None:
-                continue  # every non-zero member is hidden already
-            self.hidden[key] = COMPLEMENT
+            chosen = self._complement_for(index)
+            if chosen is None:
+                continue  # every member that could be hidden is hidden already
+            key, status = chosen
+            self.hidden[key] = status
             for other in (index, *self.by_cell.get(key, ())):
                 if other not in queued:
                     queue.append(other)
@@ -188,8 +208,9 @@ class _Table:
 
     def determined(self, shortcut: bool = True) -> list[tuple[Key, list[int]]]:
         """Hidden cells whose value the relations fix (linear algebra, per component), each
-        with the relations of its component. ``shortcut``: skip the components that are safe
-        trees (see ``_is_safe_tree``); the audit solves every component."""
+        with the relations that fix it (those of a combination that gives it), then the other
+        relations of its component. ``shortcut``: skip the components that are safe trees (see
+        ``_is_safe_tree``); the audit solves every component."""
         found: list[tuple[Key, list[int]]] = []
         for cells, rows in self.components():
             if not rows or (shortcut and self._is_safe_tree(cells, rows)):
@@ -203,7 +224,7 @@ class _Table:
                         matrix[i, column[part]] += 1.0
                 if relation.total in column:
                     matrix[i, column[relation.total]] -= 1.0
-            _, singular, vt = np.linalg.svd(matrix, full_matrices=False)
+            u, singular, vt = np.linalg.svd(matrix, full_matrices=False)
             if not singular.size:
                 continue
             rank = int(np.sum(singular > 1e-9 * max(1.0, float(singular[0]))))
@@ -211,7 +232,11 @@ class _Table:
                 continue
             # e_j lies in the row space iff its projection on it has norm 1
             norms = np.sum(vt[:rank] ** 2, axis=0)
-            found.extend((cells[j], rows) for j in np.nonzero(norms > 1 - 1e-9)[0])
+            for j in np.nonzero(norms > 1 - 1e-9)[0]:
+                # the combination of relations that gives cell j: A^T w = e_j
+                weights = u[:, :rank] @ (vt[:rank, j] / singular[:rank])
+                involved = [rows[i] for i in np.nonzero(np.abs(weights) > 1e-9)[0]]
+                found.append((cells[j], involved + [r for r in rows if r not in involved]))
         return found
 
     def _is_safe_tree(self, cells: list[Key], rows: list[int]) -> bool:
@@ -229,21 +254,36 @@ class _Table:
         return edges == len(cells) + len(rows) - 1
 
     def repair(self, key: Key, rows: list[int]) -> bool:
-        """Hide one more cell so that ``key`` is no longer fixed: the smallest visible non-zero
-        member of its own relations, else of the relations of its component."""
-        for scope in (self.by_cell.get(key, []), rows):
+        """Hide one more cell so that ``key`` is no longer fixed. Candidates: the visible
+        non-zero members of the first relations of ``rows`` that have some (the relations that
+        fix it come first). Preferred: a candidate whose other relations already hold hidden
+        cells — it closes a cycle of hidden cells, which a linear combination cannot undo —,
+        then the smallest."""
+        for index in rows:
+            relation = self.relations[index]
             candidates = [
-                (self.values[member], member)
-                for index in scope
-                for member in (*self.relations[index].parts, self.relations[index].total)
+                (-self._ties(member, index), self.values[member], member)
+                for member in (*relation.parts, relation.total)
                 if member not in self.hidden and self.values.get(member, 0)
             ]
             if candidates:
-                chosen = min(candidates)[1]
+                chosen = min(candidates)[2]
                 self.hidden[chosen] = COMPLEMENT
                 self.secondary(self.by_cell.get(chosen, ()))
                 return True
         return False
+
+    def _ties(self, key: Key, through: int) -> int:
+        """How many relations of ``key``, other than ``through``, hold a hidden cell."""
+        return sum(
+            1
+            for index in self.by_cell.get(key, ())
+            if index != through
+            and any(
+                k in self.hidden
+                for k in (self.relations[index].total, *self.relations[index].parts)
+            )
+        )
 
 
 def protect(
@@ -253,11 +293,12 @@ def protect(
     table = _Table(values, relations, max_small)
     table.secondary(range(len(table.relations)))
     while True:
-        repaired: set[tuple[int, ...]] = set()
+        repaired = False
         for key, rows in table.determined():
-            # one repair per component and round: the next round solves them again
-            if tuple(rows) not in repaired and table.repair(key, rows):
-                repaired.add(tuple(rows))
+            # every fixed cell gets its complement in this round (a cell hidden by an earlier
+            # repair of the round may already free it: the next round checks again)
+            if key in table.hidden and table.repair(key, rows):
+                repaired = True
         if not repaired:
             break
     return Protection(values=values, hidden=table.hidden, max_small=max_small)
@@ -273,6 +314,14 @@ def audit(
     for ``bench-veille``'s check."""
     table = _Table(values, relations, max_small)
     table.hidden = dict(hidden)
+    for index, relation in enumerate(table.relations):
+        extra = tuple(z for z in relation.zeros if hidden.get(z) == ZERO)
+        if extra:
+            table.relations[index] = Relation(
+                relation.total, (*relation.parts, *extra), relation.zeros
+            )
+            for zero in extra:
+                table.by_cell.setdefault(zero, []).append(index)
     problems = [
         f"small count shown: {k}"
         for k, v in values.items()

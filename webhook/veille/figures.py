@@ -21,8 +21,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
@@ -84,10 +85,9 @@ def geography(departement: str) -> Geography:
 def ticket_cells(
     geo: Geography, config: VeilleConfig, commune: str, report_type: str, subtype: str | None
 ) -> list[Key]:
-    """The cells a ticket counts in."""
-    categories = [report_type]
-    if report_type in config.subtype_questions:
-        categories.append(f"{report_type}:{config.subtype_of(report_type, subtype)}")
+    """The cells a ticket counts in. Sub-kinds are counted from the EPCI up (a commune outside
+    any EPCI counts its own): per commune they would almost always be below 11, hidden, and
+    their complements would hide the useful figures around them."""
     if report_type in config.departement_only_types:
         areas = [("departement", geo.departement)]
     else:
@@ -96,21 +96,52 @@ def ticket_cells(
         while parent is not None:
             areas.append(parent)
             parent = geo.parent(*parent)
-    return [(kind, code, category) for kind, code in areas for category in categories]
+    cells: list[Key] = [(kind, code, report_type) for kind, code in areas]
+    if report_type in config.subtype_questions:
+        category = f"{report_type}:{config.subtype_of(report_type, subtype)}"
+        detailed = areas if len(areas) < 3 else areas[1:]
+        cells += [(kind, code, category) for kind, code in detailed]
+    return cells
+
+
+def subtype_levels(geo: Geography, kind: str, code: str) -> bool:
+    """Whether sub-kinds are counted for an area (EPCIs, the département, communes outside
+    any EPCI)."""
+    return kind != "commune" or not geo.epci_of.get(code)
 
 
 def relations(geo: Geography, keys: Iterable[Key]) -> list[Relation]:
-    """The additive relations between the non-zero cells ``keys`` (totals and their parts)."""
-    parts: dict[Key, set[Key]] = {}
+    """The additive relations between the non-zero cells ``keys``: an area's total is the sum
+    of the areas below it, a type's total the sum of its sub-kinds — two relations for a cell
+    that is both. A relation over communes lists its zero communes too (a commune's cell is in
+    no other relation): the last resort of the secondary suppression."""
+    parts: dict[tuple[str, Key], set[Key]] = {}
     for key in keys:
         kind, code, category = key
         report_type, _, subtype = category.partition(":")
         if subtype:
-            parts.setdefault((kind, code, report_type), set()).add(key)
+            parts.setdefault(("category", (kind, code, report_type)), set()).add(key)
         parent = geo.parent(kind, code)
         if parent is not None and kind != "departement":
-            parts.setdefault((*parent, category), set()).add(key)
-    return [Relation(total, tuple(sorted(members))) for total, members in sorted(parts.items())]
+            parts.setdefault(("area", (*parent, category)), set()).add(key)
+    out = []
+    for (dimension, total), members in sorted(parts.items()):
+        zeros: tuple[Key, ...] = ()
+        if dimension == "area":
+            kind, code, category = total
+            communes = (
+                geo.epcis.get(code, ())
+                if kind == "epci"
+                else tuple(c for c, epci in geo.epci_of.items() if not epci)
+            )
+            if ":" not in category or kind == "departement":
+                zeros = tuple(
+                    cell
+                    for commune in communes
+                    if (cell := ("commune", commune, category)) not in members
+                )
+        out.append(Relation(total, tuple(sorted(members)), zeros))
+    return out
 
 
 @dataclass
@@ -123,6 +154,12 @@ class WeekTable:
 
     def shown(self, kind: str, code: str, category: str) -> int | str:
         return self.protection.shown((kind, code, category))
+
+    def listed(self, kind: str, code: str, category: str) -> bool:
+        """Whether a cell is listed (a row of a CSV, a line of a table): not zero, or hidden —
+        a hidden zero must look like the small counts beside it."""
+        key = (kind, code, category)
+        return bool(self.protection.values.get(key, 0)) or self.protection.is_hidden(key)
 
     def value_is_public(self, kind: str, code: str, category: str) -> bool:
         return not self.protection.is_hidden((kind, code, category))
@@ -142,56 +179,38 @@ def protect_week(
 # ------------------------------------------------------------------------------ reading
 
 
-def _subtype_column(config: VeilleConfig) -> object:
-    whens = [
-        (Ticket.report_type == report_type, Ticket.fields[question].as_string())
-        for report_type, question in sorted(config.subtype_questions.items())
-    ]
-    return case(*whens, else_=None) if whens else None
-
-
 async def read_counts(
     sessions: Sessions,
     departement: str,
     weeks: Sequence[Week],
     config: VeilleConfig,
 ) -> dict[Week, Counter[Key]]:
-    """Counts of every cell of ``weeks`` (one query over their span)."""
-    wanted = set(weeks)
+    """Counts of every cell of ``weeks``: per week, one query grouped by commune, type and
+    sub-kind (the database does the counting; Python spreads the groups over the areas)."""
     out: dict[Week, Counter[Key]] = {w: Counter() for w in weeks}
-    if not weeks:
-        return out
     geo = geography(departement)
     engine = routing.get_engine()
-    subtype = _subtype_column(config)
-    columns: list[object] = [Ticket.created_at, Ticket.commune_insee, Ticket.report_type]
-    if subtype is not None:
-        columns.append(subtype)
-    query = (
-        select(*columns)  # type: ignore[call-overload]
-        .where(
-            Ticket.departement == departement,
-            Ticket.created_at >= min(weeks).start,
-            Ticket.created_at < max(weeks).end,
-            Ticket.commune_insee.is_not(None),
-            Ticket.status.not_in(NOT_COUNTED_STATUSES),
-        )
-        .execution_options(yield_per=5000)
-    )
+    columns: list[Any] = [Ticket.commune_insee, Ticket.report_type, Ticket.subtype]
     async with sessions() as session:
-        result = await session.stream(query)
-        async for partition in result.partitions():
-            for row in partition:
-                week = Week.of(row[0])
-                if week not in wanted:
-                    continue
-                commune = engine.commune(row[1])
+        for week in weeks:
+            query = (
+                select(*columns, func.count())
+                .where(
+                    Ticket.departement == departement,
+                    Ticket.created_at >= week.start,
+                    Ticket.created_at < week.end,
+                    Ticket.commune_insee.is_not(None),
+                    Ticket.status.not_in(NOT_COUNTED_STATUSES),
+                )
+                .group_by(*columns)
+            )
+            counter = out[week]
+            for row in (await session.execute(query)).all():
+                commune = engine.commune(row[0])
                 if commune is None or commune.insee not in geo.epci_of:
                     continue
-                value = row[3] if subtype is not None else None
-                counter = out[week]
-                for key in ticket_cells(geo, config, commune.insee, row[2], value):
-                    counter[key] += 1
+                for key in ticket_cells(geo, config, commune.insee, row[1], row[2]):
+                    counter[key] += int(row[-1])
     return out
 
 

@@ -59,6 +59,11 @@ def figures_cache(request: Request) -> FiguresCache:
     return cache
 
 
+def is_demo(request: Request) -> bool:
+    """The database holds demo data (read when the gateway starts)."""
+    return bool(getattr(request.app.state, "demo", False))
+
+
 def clock(request: Request) -> dt.datetime:
     """Now (tests set ``app.state.veille_clock`` to travel in time)."""
     custom = getattr(request.app.state, "veille_clock", None)
@@ -120,15 +125,15 @@ async def overview(request: Request) -> Response:
     assert principal is not None
     sessions = request.app.state.sessions
     config = get_config()
-    demo = await figures.is_demo(sessions)
     territory = await access.observer_territory(sessions, principal)
     if territory is None:
-        involved = await access.alerts_for_agency(sessions, principal.agency_id)
+        involved = await access.alerts_for_agency(
+            sessions, principal.agency_id, config, now=clock(request)
+        )
         return _render(
             request,
             "veille/agency.html",
             principal,
-            demo=demo,
             items=[(_alert_view(a, config), refs) for a, refs in involved],
         )
     now = clock(request)
@@ -166,7 +171,6 @@ async def overview(request: Request) -> Response:
         request,
         "veille/overview.html",
         principal,
-        demo=demo,
         territory=territory,
         weeks=weeks,
         types=types,
@@ -252,7 +256,6 @@ async def communes(request: Request) -> Response:
         request,
         "veille/communes.html",
         principal,
-        demo=await figures.is_demo(request.app.state.sessions),
         territory=territory,
         week=week,
         weeks=weeks,
@@ -284,7 +287,7 @@ async def export(request: Request) -> Response:
     )
     if status_code != 200:
         return dashboard.error_page(request, status_code, body, principal)
-    return csv_response(body, territory, await figures.is_demo(request.app.state.sessions))
+    return csv_response(body, territory, is_demo(request))
 
 
 async def csv_export(
@@ -314,8 +317,7 @@ async def csv_export(
     tables = await figures_cache(request).weeks(
         request.app.state.sessions, territory.departement, weeks
     )
-    demo = await figures.is_demo(request.app.state.sessions)
-    return views.csv_text(tables, territory, config, level, demo=demo), 200
+    return views.csv_text(tables, territory, config, level, demo=is_demo(request)), 200
 
 
 def csv_response(body: str, territory: Territory, demo: bool) -> Response:
@@ -347,7 +349,6 @@ async def alert_list(request: Request) -> Response:
         request,
         "veille/alerts.html",
         principal,
-        demo=await figures.is_demo(request.app.state.sessions),
         territory=territory,
         alerts=[_alert_view(a, config) for a in found],
         status=status,
@@ -373,7 +374,9 @@ async def _alert_context(
     territory = await access.observer_territory(sessions, principal)
     references: list[str] = []
     if alert is not None and territory is None:
-        references = await access.agency_references(sessions, alert.id, principal.agency_id)
+        references = await access.agency_references(
+            sessions, alert, principal.agency_id, get_config()
+        )
     visible = alert is not None and (
         (territory is not None and access.covers(territory, alert)) or references
     )
@@ -401,14 +404,12 @@ def _alert_page(
     *,
     error: str = "",
     status_code: int = 200,
-    demo: bool = False,
 ) -> Response:
     return _render(
         request,
         "veille/alert.html",
         principal,
         status_code=status_code,
-        demo=demo,
         view=_alert_view(alert, get_config()),
         observer=territory is not None,
         references=references,

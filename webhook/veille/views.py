@@ -26,7 +26,7 @@ def series(tables: Sequence[WeekTable], territory: Territory, category: str) -> 
 
 
 def has_reports(tables: Sequence[WeekTable], kind: str, code: str, category: str) -> bool:
-    return any(t.protection.values.get((kind, code, category), 0) for t in tables)
+    return any(t.listed(kind, code, category) for t in tables)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def area_table(
     rows: list[AreaRow] = []
     empty = 0
     for code in figures.areas(territory, kind):
-        if not any(table.protection.values.get((kind, code, c.id), 0) for c in categories):
+        if not any(table.listed(kind, code, c.id) for c in categories):
             empty += 1
             continue
         values = {c.id: table.shown(kind, code, c.id) for c in categories}
@@ -123,7 +123,7 @@ def csv_text(
         for code in codes:
             name = geo.name(level, code)
             for category in categories:
-                if not table.protection.values.get((level, code, category.id), 0):
+                if not table.listed(level, code, category.id):
                     continue
                 shown = table.shown(level, code, category.id)
                 writer.writerow((table.week.label, code, name, category.id, shown))
@@ -138,7 +138,7 @@ def cells(
     out: list[dict[str, Any]] = []
     for table in tables:
         for category in figures.categories(territory, config, kind):
-            if table.protection.values.get((kind, code, category.id), 0):
+            if table.listed(kind, code, category.id):
                 out.append(
                     {
                         "week": table.week.label,

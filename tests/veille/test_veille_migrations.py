@@ -1,0 +1,51 @@
+"""Migrations 0004_veille and 0005_veille_waves go down to 0003_security and up again on SQLite
+and PostgreSQL, keeping tickets; 0005 fills the sub-kind of tickets filed before it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from alembic import command
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from veille_support import NOW, file_at
+
+from webhook.store.db import alembic_config, session_factory
+
+VEILLE_TABLES = {"veille_alerts", "veille_queue", "veille_channels", "store_meta"}
+
+
+def _alembic(connection: Connection, action: str, revision: str) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    getattr(command, action)(cfg, revision)
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def _columns(connection: Connection, table: str) -> set[str]:
+    return {c["name"] for c in inspect(connection).get_columns(table)}
+
+
+async def test_veille_migrations_go_down_and_up_keeping_tickets(db_engine: AsyncEngine) -> None:
+    sessions = session_factory(db_engine)
+    ticket = await file_at(sessions, NOW - dt.timedelta(days=1))
+    async with db_engine.begin() as conn:
+        assert VEILLE_TABLES <= await conn.run_sync(_tables)
+        await conn.run_sync(_alembic, "downgrade", "0004_veille")
+        assert "subtype" not in await conn.run_sync(_columns, "tickets")
+        assert "veille_alert_tickets" in await conn.run_sync(_tables)
+        await conn.run_sync(_alembic, "downgrade", "0003_security")
+    async with db_engine.begin() as conn:
+        assert not VEILLE_TABLES & await conn.run_sync(_tables)
+        assert "territory" not in await conn.run_sync(_columns, "agents")
+        assert "alert_id" not in await conn.run_sync(_columns, "outbox")
+        await conn.run_sync(_alembic, "upgrade", "head")
+    async with db_engine.begin() as conn:
+        assert VEILLE_TABLES <= await conn.run_sync(_tables)
+        assert "veille_alert_tickets" not in await conn.run_sync(_tables)
+        rows = (await conn.execute(text("SELECT reference, subtype FROM tickets"))).all()
+    # the sub-kind of a ticket filed before 0005 is read from its answer
+    assert [tuple(r) for r in rows] == [(ticket.reference, "faux_conseiller")]
