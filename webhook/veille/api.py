@@ -31,6 +31,16 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["veille"])
 
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "jeton manquant ou invalide"},
+    403: {"model": ErrorOut, "description": "pas un jeton d'observateur, ou hors du territoire"},
+}
+
 Departement = Annotated[str, Query(pattern=r"^(\d{2}|2A|2B|97\d)$", description="ex. 04")]
 HiddenCount = Literal["< 11", "secret"]
 
@@ -94,7 +104,7 @@ def _check(territory: Territory, departement: str) -> None:
         raise HTTPException(status_code=403, detail="ce département est hors de votre territoire")
 
 
-@router.get("/api/v1/veille/alerts", response_model=list[AlertOut])
+@router.get("/api/v1/veille/alerts", response_model=list[AlertOut], responses=ERRORS)
 async def list_alerts(
     request: Request,
     territory: ObserverTerritory,
@@ -119,7 +129,14 @@ async def list_alerts(
 @router.get(
     "/api/v1/veille/stats.csv",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "CSV"}},
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "week,area_code,area_name,report_type,count",
+        },
+        **ERRORS,
+        422: {"model": ErrorOut, "description": "période ou niveau invalide"},
+    },
 )
 async def stats_csv(
     request: Request,
@@ -143,7 +160,9 @@ async def stats_csv(
     return pages.csv_response(body, territory, pages.is_demo(request))
 
 
-@router.get("/api/v1/agency/statistics", response_model=StatisticsOut, tags=["agency"])
+@router.get(
+    "/api/v1/agency/statistics", response_model=StatisticsOut, tags=["agency"], responses=ERRORS
+)
 async def statistics(
     request: Request,
     territory: ObserverTerritory,
