@@ -27,6 +27,7 @@ from webhook.agency.auth import AuthError, Principal
 from webhook.security import clients
 from webhook.store import lifecycle
 from webhook.store.db import Ticket
+from webhook.store.text import storable
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,9 @@ async def _principal(request: Request) -> Principal | None:
 
 
 async def _form(request: Request) -> dict[str, str]:
+    """The form's text fields, as the database can keep them (no NUL, no lone surrogate)."""
     form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    return {k: storable(v) for k, v in form.items() if isinstance(v, str)}
 
 
 def _csrf_ok(request: Request, form: dict[str, str]) -> bool:

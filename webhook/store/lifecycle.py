@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from reports import reference
 from webhook import replies
 from webhook.store.db import OutboxMessage, Ticket, TicketDestination, TicketEvent, utcnow
+from webhook.store.text import storable
 
 STATUSES = (
     "received",
@@ -158,7 +159,7 @@ async def apply_status(
     if new_status not in TRANSITIONS[ticket.status]:
         raise TransitionError(f"cannot go from {ticket.status!r} to {new_status!r}")
     if note is not None:
-        note = note.strip()[:MAX_NOTE_CHARS] or None
+        note = storable(note).strip()[:MAX_NOTE_CHARS] or None
     event = TicketEvent(
         ticket_id=ticket.id,
         actor=actor[:100],
@@ -201,7 +202,7 @@ async def acknowledge(sessions: Sessions, ticket_id: int, actor: str) -> Ticket:
 async def answer(sessions: Sessions, ticket_id: int, actor: str, text: str) -> Ticket:
     """The agency's answer to the citizen: kept in the history and sent in their channel.
     The status does not change."""
-    text = text.strip()[:MAX_NOTE_CHARS]
+    text = storable(text).strip()[:MAX_NOTE_CHARS]
     if not text:
         raise TransitionError("an answer cannot be empty")
     async with sessions() as session:

@@ -28,6 +28,7 @@ from webhook.store.db import (
     VeilleQueue,
     utcnow,
 )
+from webhook.store.text import storable
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +86,26 @@ class NewReport:
             and routing.get_engine().commune(self.commune_insee) is None
         ):
             raise InvalidReport(f"unknown commune {self.commune_insee!r}")
-        fields = {
-            str(k)[:64]: str(v)[:MAX_FIELD_CHARS] for k, v in self.fields.items() if v is not None
+        text = {
+            name: storable(value) if isinstance(value, str) else value
+            for name, value in (
+                ("conversation_id", self.conversation_id),
+                ("idempotency_key", self.idempotency_key),
+                ("language", self.language),
+                ("filed_by", self.filed_by),
+            )
         }
-        return NewReport(**{**self.__dict__, "fields": fields})
+        return NewReport(**{**self.__dict__, **text, "fields": _storable_fields(self.fields)})
+
+
+def _storable_fields(fields: dict[str, str]) -> dict[str, str]:
+    """The fields as the ticket keeps them: short keys, bounded values, text a database
+    accepts (webhook.store.text)."""
+    return {
+        storable(str(k))[:64]: storable(str(v))[:MAX_FIELD_CHARS]
+        for k, v in fields.items()
+        if v is not None
+    }
 
 
 def conversation_key(report: NewReport, today: dt.date | None = None) -> str:
@@ -101,19 +118,15 @@ def conversation_key(report: NewReport, today: dt.date | None = None) -> str:
             "type": report.report_type,
             "commune": report.commune_insee,
             # as validated() keeps them
-            "fields": {
-                str(k)[:64]: str(v)[:MAX_FIELD_CHARS]
-                for k, v in sorted(report.fields.items())
-                if v is not None
-            },
+            "fields": dict(sorted(_storable_fields(report.fields).items())),
             "danger": report.danger_signal,
         },
         sort_keys=True,
         ensure_ascii=False,
     )
-    digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(storable(content).encode("utf-8")).hexdigest()[:32]
     day = (today or reports.today()).isoformat()
-    conversation = hashlib.sha256((report.conversation_id or "").encode()).hexdigest()[:16]
+    conversation = hashlib.sha256(storable(report.conversation_id or "").encode()).hexdigest()[:16]
     return f"conversation:{conversation}:{day}:{digest}"
 
 
