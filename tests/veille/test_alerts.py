@@ -414,3 +414,25 @@ async def test_a_report_filed_without_its_sub_kind_gets_it_from_the_worker(
     async with sessions() as session:
         ticket = await session.get(Ticket, filed.id)
     assert ticket is not None and ticket.subtype == "faux_policier"
+
+
+async def test_a_sweep_over_many_waves_reads_the_tickets_in_one_pass(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(NOW)
+    worker = VeilleWorker(sessions, clock=clock)
+    await file_and_evaluate(sessions, worker, clock, [NOW - n * DAY for n in range(5)])
+    await file_and_evaluate(
+        sessions,
+        worker,
+        clock,
+        [NOW - n * DAY for n in range(5)],
+        residents=[f"d{n}" for n in range(5)],
+        commune=DIGNE,
+    )
+    assert len(await all_alerts(sessions)) == 2
+    monkeypatch.setattr(alerts, "SWEEP_IN_ONE_PASS", 1)
+    clock.now = NOW + 10 * DAY
+    outcome = await worker.sweep_if_due(force=True)
+    assert outcome is not None and len(outcome.ended) == 2
+    assert all(a.ended_at is not None for a in await all_alerts(sessions))

@@ -597,6 +597,11 @@ async def evaluate_in(
         outcome.merge(await settle(session, observations, now, config))
 
 
+# Above this many waves going on in a département, a sweep reads its tickets in one pass
+# (recompute) rather than two queries per wave.
+SWEEP_IN_ONE_PASS = 50
+
+
 async def sweep(
     sessions: Sessions,
     now: dt.datetime,
@@ -606,18 +611,27 @@ async def sweep(
     """Re-check every wave going on at ``now`` (ends the waves that are over)."""
     history = history or History()
     outcome = Outcome()
-    async with sessions() as session, session.begin():
-        keys = [
-            AlertKey.of(a)
-            for a in (
-                await session.execute(select(VeilleAlert).where(VeilleAlert.ended_at.is_(None)))
-            ).scalars()
-        ]
-        by_departement: dict[str, list[AlertKey]] = {}
-        for key in keys:
-            by_departement.setdefault(key.departement, []).append(key)
-        for dep_keys in by_departement.values():
-            observations = [await observe(session, k, now, config, history) for k in dep_keys]
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    VeilleAlert.departement,
+                    VeilleAlert.area_kind,
+                    VeilleAlert.area_code,
+                    VeilleAlert.report_type,
+                    VeilleAlert.subtype,
+                ).where(VeilleAlert.ended_at.is_(None))
+            )
+        ).all()
+    by_departement: dict[str, list[AlertKey]] = {}
+    for row in rows:
+        by_departement.setdefault(row[0], []).append(AlertKey(*row))
+    for departement, keys in sorted(by_departement.items()):
+        if len(keys) > SWEEP_IN_ONE_PASS:
+            outcome.merge(await recompute(sessions, departement, now, config))
+            continue
+        async with sessions() as session, session.begin():
+            observations = [await observe(session, k, now, config, history) for k in keys]
             outcome.merge(await settle(session, observations, now, config))
     return outcome
 

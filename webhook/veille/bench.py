@@ -176,7 +176,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if min(args.year_reports, args.peak_seconds, args.filings) < 1 or args.peak_rate < 0:
         parser.error("volumes must be positive")
-    for noisy in ("webhook.store.tickets", "webhook.veille", "alembic"):
+    for noisy in ("webhook.store.tickets", "webhook.veille", "alembic", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = {
         "departement": args.departement,
