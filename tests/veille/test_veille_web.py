@@ -354,7 +354,7 @@ async def test_an_observer_acknowledges_then_closes_an_alert_with_a_note(
     assert empty.status_code == 409 and "Indiquez" in empty.text
     closed = await client.post(
         f"/agence/veille/alertes/{alert.id}/cloture",
-        data={"csrf_token": token_value, "note": "Prévention faite au marché du lundi."},
+        data={"csrf_token": token_value, "note": "Prévention faite\x00 au marché du lundi."},
     )
     assert closed.status_code == 303
     detail = await client.get(f"/agence/veille/alertes/{alert.id}")

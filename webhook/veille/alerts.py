@@ -44,6 +44,7 @@ from webhook.store.db import (
     VeilleChannel,
     utcnow,
 )
+from webhook.store.text import storable
 from webhook.veille import figures
 from webhook.veille.config import NO_SUBTYPE, VeilleConfig
 from webhook.veille.figures import NOT_COUNTED_STATUSES, Geography, utc
@@ -813,7 +814,7 @@ async def acknowledge(
 async def close(
     sessions: Sessions, alert_id: int, actor: str, note: str, now: dt.datetime | None = None
 ) -> VeilleAlert:
-    note = note.strip()
+    note = storable(note).strip()
     if not note:
         raise AlertError("Indiquez en une phrase ce qui a été fait ou décidé.")
     async with sessions() as session, session.begin():

@@ -16,6 +16,7 @@ from webhook.agency import auth
 from webhook.agency import territory as territories
 from webhook.security import netguard
 from webhook.store.db import VeilleChannel, utcnow
+from webhook.store.text import storable
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ async def add_channel(
         parsed = territories.parse(territory or f"departement:{departement}", departement)
     except territories.TerritoryError as exc:
         raise ChannelError(str(exc)) from None
-    target = target.strip()
+    target = storable(target).strip()
     secret: str | None = None
     if kind == "email":
         if not auth.EMAIL_RE.fullmatch(target):
