@@ -85,7 +85,8 @@ class VeilleWorker:
             except Exception as exc:  # noqa: BLE001 - survive a database hiccup
                 logger.error("veille worker: batch failed (%s)", type(exc).__name__)
                 done = 0
-            if done == 0:
+            if done == 0 and not self._stop.is_set():
+                # no await between this check and the wait: stop() cannot slip in between
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.alerts.poll_seconds)
