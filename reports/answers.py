@@ -24,7 +24,20 @@ IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,4}
 URL_RE = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|fr|net|org|info|xyz|top|site)\b")
 AGE_RE = re.compile(r"\b(\d{1,2})\s?(?:ans?|years?(?: old)?|yo|jahre?|anni|anos|jaar)\b")
 # Typed answers to an optional free-text question that mean "nothing to say".
-_NOTHING = frozenset({"non", "rien", "aucun", "aucune", "pas de", "no", "none", "nothing", "nein"})
+_NOTHING = frozenset(
+    {
+        "non", "rien", "aucun", "aucune", "pas de", "no", "none", "nothing", "nein",
+        "je n en ai pas", "j en ai pas", "jen ai pas", "je n ai rien", "non rien",
+        "pas de numero", "i have none", "i don t have any",
+    }
+)  # fmt: skip
+
+
+def _says_nothing(question: Question, text: str) -> bool:
+    """A typed answer that means "skip" (its button's label, "rien", "jen ai pas")."""
+    folded = fold(text)
+    labels = {fold(label) for label in question.skip_labels.values()}
+    return folded in _NOTHING or folded in labels
 
 
 @dataclass
@@ -117,7 +130,7 @@ def read_answer(
             return Answer(found)
         if question.free_text and len(fold(cleaned)) >= 2:
             return Answer(cleaned)
-        if optional and fold(cleaned) in _NOTHING:
+        if optional and _says_nothing(question, cleaned):
             return Answer(SKIP)
         return Answer(problem="yesno" if question.kind == "yesno" else "choice")
     if question.kind == "date":
@@ -132,7 +145,7 @@ def read_answer(
         return Answer(problem="commune")  # resolved by reports.communes, not here
     if not fold(cleaned):
         return Answer(problem="empty")
-    if optional and fold(cleaned) in _NOTHING:
+    if optional and _says_nothing(question, cleaned):
         return Answer(SKIP)
     if question.extract == "traces":
         traces = find_traces(cleaned)

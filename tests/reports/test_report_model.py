@@ -146,6 +146,9 @@ def test_read_answer_button_and_skip() -> None:
     )
     assert reports.read_answer(questions["type_vol"], "euh", today=TODAY).problem == "choice"
     assert reports.read_answer(questions["age_enfant"], "8 ans", today=TODAY).value == "age_6_10"
+    # "no traces" typed in any usual way is a skip, not the scammer's details
+    for typed in ("jen ai pas", "Je n'en ai pas", "rien", "I have none"):
+        assert reports.read_answer(questions["traces_escroc"], typed, today=TODAY).value == SKIP
 
 
 def test_find_traces() -> None:
