@@ -25,7 +25,7 @@ from rasa_sdk.types import DomainDict
 import reports
 import routing
 import safety
-from reports import communes, otv, reference, tracking
+from reports import communes, confirmation, otv, reference, tracking
 from reports.model import CHAT_LANGUAGES
 
 logger = logging.getLogger(__name__)
@@ -224,6 +224,16 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                     updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
                 else:
                     updates["reask_count"] = 0.0
+                    if requested == "danger_now" and updates[requested] == "oui":
+                        # "yes, in danger now" (typed or tapped): the numbers that fit this
+                        # report, in this very reply, before the next question
+                        updates["danger_signal"] = True
+                        if not _danger_shown(latest):
+                            dispatcher.utter_message(
+                                text=safety.emergency_message(
+                                    safety.confirmed(form.danger_category), language
+                                )["text"]
+                            )
                     if requested == "description" and updates[requested] != reports.SKIP:
                         # what the description says is not asked again (as in the guided mode)
                         found = reports.extract(self.report_type, message, reports.today())
@@ -433,24 +443,120 @@ def answered_slots(tracker: Tracker) -> list[tuple[str, Any]]:
     return [(slot, values[slot]) for slot in slots if values.get(slot) not in (None, "")]
 
 
-class ActionShowSummary(Action):
+def summary_lines(tracker: Tracker, language: str) -> str:
+    report_type = tracker.get_slot("report_type")
+    type_name = text("report_types", str(report_type), language) if report_type else ""
+    lines = [f"• {text('labels', 'report_type', language)} : {type_name}"]
+    for slot, value in answered_slots(tracker):
+        label = reports.label(slot, language)
+        if slot == "commune":
+            value = tracker.get_slot("commune_name") or value
+        lines.append(f"• {label} : {reports.display(slot, value, language)}")
+    return "\n".join(lines)
+
+
+def confirmation_buttons(language: str) -> list[dict[str, str]]:
+    """The summary's three answers; a button sends its own words, read like typed ones."""
+    return [
+        {"title": choice.label(language), "payload": choice.label(language)}
+        for choice in reports.model().confirmation
+    ]
+
+
+class ActionAskSummaryAnswer(Action):
+    """The question of confirm_form: the summary of the report, then "shall I send it?"; after an
+    unclear answer, only the question again (the validation has said it did not understand)."""
+
     def name(self) -> str:
-        return "action_show_summary"
+        return "action_ask_summary_answer"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         language = language_of(tracker)
-        report_type = tracker.get_slot("report_type")
-        type_name = text("report_types", str(report_type), language) if report_type else ""
-        lines = [f"• {text('labels', 'report_type', language)} : {type_name}"]
-        for slot, value in answered_slots(tracker):
-            label = reports.label(slot, language)
-            if slot == "commune":
-                value = tracker.get_slot("commune_name") or value
-            lines.append(f"• {label} : {reports.display(slot, value, language)}")
-        dispatcher.utter_message(response="utter_report_summary", summary="\n".join(lines))
+        if tracker.get_slot("confirm_reask"):
+            dispatcher.utter_message(
+                text=text("texts", "confirm_again", language),
+                buttons=confirmation_buttons(language),
+            )
+            return []
+        dispatcher.utter_message(
+            text=text("texts", "summary", language, summary=summary_lines(tracker, language)),
+            buttons=confirmation_buttons(language),
+        )
         return []
+
+
+# Button payloads of older conversations (before the summary was a form) keep working.
+_CONFIRMATION_PAYLOADS = {"/affirm": "envoyer", "/deny": "annuler", "/corriger": "modifier"}
+# Intents used when no wording of the model matches and the classifier is this sure.
+_CONFIRMATION_INTENTS = {
+    "affirm": "envoyer",
+    "deny": "annuler",
+    "annuler": "annuler",
+    "corriger": "modifier",
+}
+CONFIRMATION_INTENT_CONFIDENCE = 0.9
+
+
+class ValidateConfirmForm(FormValidationAction):
+    """Reads the answer to the summary: a button, any usual wording (model.yml ``confirmation``),
+    else a very confident intent; anything unclear is asked again — never taken as a yes."""
+
+    def name(self) -> str:
+        return "validate_confirm_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if tracker.get_slot("requested_slot") != "summary_answer":
+            return []  # the form's first run: nothing has been answered yet
+        latest = tracker.latest_message or {}
+        message = str(latest.get("text") or "").strip()
+        intent_info = latest.get("intent") or {}
+        answer = _CONFIRMATION_PAYLOADS.get(message.split("{")[0]) or reports.read_confirmation(
+            message
+        )
+        if answer is None and float(intent_info.get("confidence") or 0.0) >= (
+            CONFIRMATION_INTENT_CONFIDENCE
+        ):
+            answer = _CONFIRMATION_INTENTS.get(str(intent_info.get("name")))
+        if answer is None:
+            if not _danger_shown(latest):
+                dispatcher.utter_message(
+                    text=text("texts", "confirm_unclear", language_of(tracker))
+                )
+            return [SlotSet("summary_answer", None), SlotSet("confirm_reask", True)]
+        return [SlotSet("summary_answer", answer), SlotSet("confirm_reask", False)]
+
+
+def _danger_shown(latest: dict[str, Any]) -> bool:
+    """The gateway has just answered this message with the emergency numbers."""
+    return bool((latest.get("metadata") or {}).get("danger_shown"))
+
+
+class ActionAfterConfirmation(Action):
+    """What the summary's answer asks: file the report, offer to change an answer, or file
+    nothing (and say so)."""
+
+    def name(self) -> str:
+        return "action_after_confirmation"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        answer = tracker.get_slot("summary_answer")
+        events: list[EventType] = [SlotSet("summary_answer", None), SlotSet("confirm_reask", False)]
+        if answer == "envoyer":
+            return events + await file_report(dispatcher, tracker)
+        if answer == "modifier":
+            return events + choose_correction(dispatcher, tracker)
+        dispatcher.utter_message(response="utter_report_not_filed")
+        return [
+            *events,
+            *[SlotSet(slot, None) for slot in REPORT_SLOTS],
+            SlotSet("filing_pending", False),
+        ]
 
 
 class ActionChooseCorrection(Action):
@@ -460,22 +566,26 @@ class ActionChooseCorrection(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        language = language_of(tracker)
-        report_type = tracker.get_slot("report_type")
-        if report_type not in REPORT_TYPES:
-            dispatcher.utter_message(response="utter_menu")
-            return []
-        buttons = []
-        for slot in reports.applicable(report_type, {s: tracker.get_slot(s) for s in REPORT_SLOTS}):
-            buttons.append(
-                {
-                    "title": reports.label(slot, language),
-                    "payload": "/modifier_champ"
-                    + json.dumps({"champ": slot}, separators=(",", ":")),
-                }
-            )
-        dispatcher.utter_message(text=text("texts", "choose_correction", language), buttons=buttons)
+        return choose_correction(dispatcher, tracker)
+
+
+def choose_correction(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Buttons: one per answer of the report, to change it."""
+    language = language_of(tracker)
+    report_type = tracker.get_slot("report_type")
+    if report_type not in REPORT_TYPES:
+        dispatcher.utter_message(response="utter_menu")
         return []
+    buttons = []
+    for slot in reports.applicable(report_type, {s: tracker.get_slot(s) for s in REPORT_SLOTS}):
+        buttons.append(
+            {
+                "title": reports.label(slot, language),
+                "payload": "/modifier_champ" + json.dumps({"champ": slot}, separators=(",", ":")),
+            }
+        )
+    dispatcher.utter_message(text=text("texts", "choose_correction", language), buttons=buttons)
+    return []
 
 
 class ActionCorrectReport(Action):
@@ -507,47 +617,47 @@ class ActionFileReport(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        language = language_of(tracker)
-        report_type = tracker.get_slot("report_type")
-        if report_type not in REPORT_TYPES:
-            dispatcher.utter_message(response="utter_default")
-            return [SlotSet("filing_pending", False)]
-        values = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
-        metadata = tracker.latest_message.get("metadata") or {}
-        body = {
-            "report_type": report_type,
-            "commune_insee": tracker.get_slot("commune_insee"),
-            "fields": reports.ticket_fields(report_type, values),
-            "danger_signal": bool(values.get("danger_signal")),
-            "conversation_id": tracker.sender_id,
-            "language": language,
-            "channel": metadata.get("channel", "web"),
-            # idempotency: one report per conversation and form completion
-            "idempotency_key": f"{tracker.sender_id}:{_form_completion_marker(tracker)}",
-        }
-        ticket = await _post_report(body)
-        if ticket is None:
-            # the gateway says why when it refused the filing (too many reports, proof of work)
-            dispatcher.utter_message(response="utter_report_filing_failed")
-            return [SlotSet("filing_pending", True)]
-        destinations = ", ".join(d["agency_name"] for d in ticket.get("destinations", []))
-        dispatcher.utter_message(
-            response="utter_report_filed",
-            reference=ticket["reference"],
-            destinations=destinations or "le service compétent",
-        )
-        _tell_tracking_code(dispatcher, ticket, language)
-        return [
-            *[SlotSet(slot, None) for slot in REPORT_SLOTS],
-            SlotSet("filing_pending", False),
-            SlotSet("ticket_reference", ticket["reference"]),
-        ]
+        return await file_report(dispatcher, tracker)
+
+
+async def file_report(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Send the confirmed report to the gateway; say the reference, who receives it, what
+    happens next and the helplines of the routing decision."""
+    language = language_of(tracker)
+    report_type = tracker.get_slot("report_type")
+    if report_type not in REPORT_TYPES:
+        dispatcher.utter_message(response="utter_default")
+        return [SlotSet("filing_pending", False)]
+    values = {slot: tracker.get_slot(slot) for slot in REPORT_SLOTS}
+    metadata = tracker.latest_message.get("metadata") or {}
+    body = {
+        "report_type": report_type,
+        "commune_insee": tracker.get_slot("commune_insee"),
+        "fields": reports.ticket_fields(report_type, values),
+        "danger_signal": bool(values.get("danger_signal")),
+        "conversation_id": tracker.sender_id,
+        "language": language,
+        "channel": metadata.get("channel", "web"),
+        # idempotency: one report per conversation and form completion
+        "idempotency_key": f"{tracker.sender_id}:{_form_completion_marker(tracker)}",
+    }
+    ticket = await _post_report(body)
+    if ticket is None:
+        # the gateway says why when it refused the filing (too many reports, proof of work)
+        dispatcher.utter_message(response="utter_report_filing_failed")
+        return [SlotSet("filing_pending", True)]
+    dispatcher.utter_message(text=confirmation.filed_text(ticket, language))
+    return [
+        *[SlotSet(slot, None) for slot in REPORT_SLOTS],
+        SlotSet("filing_pending", False),
+        SlotSet("ticket_reference", ticket["reference"]),
+    ]
 
 
 def _form_completion_marker(tracker: Tracker) -> str:
-    """Timestamp of the last summary shown: a retry of the same report reuses it."""
+    """Timestamp of the last summary asked: a retry of the same report reuses it."""
     for event in reversed(tracker.events):
-        if event.get("event") == "action" and event.get("name") == "action_show_summary":
+        if event.get("event") == "action" and event.get("name") == "action_ask_summary_answer":
             return str(event.get("timestamp"))
     return "none"
 
@@ -815,6 +925,8 @@ class ActionLowConfidence(Action):
 
 __all__ = [
     "VALIDATORS",
+    "ActionAfterConfirmation",
+    "ActionAskSummaryAnswer",
     "ActionChooseCorrection",
     "ActionCorrectReport",
     "ActionFileCallback",
@@ -822,8 +934,8 @@ __all__ = [
     "ActionLowConfidence",
     "ActionParlerHumain",
     "ActionResetReport",
-    "ActionShowSummary",
     "ActionStatutTicket",
     "ReportFormValidation",
+    "ValidateConfirmForm",
     "ValidateRappelForm",
 ]

@@ -36,7 +36,7 @@ from typing import IO, Any
 logger = logging.getLogger("tranquillite.nlu_runner")
 
 FALLBACK_INTENT = "nlu_fallback"
-RANKING_SIZE = 5
+RANKING_SIZE = 10
 
 
 def _protocol_stream() -> IO[str]:

@@ -21,6 +21,7 @@ from reports.answers import (
     next_missing,
     read_answer,
     read_choice,
+    read_confirmation,
     validate,
 )
 from reports.clock import today
@@ -50,6 +51,7 @@ __all__ = [
     "problem_text",
     "read_answer",
     "read_choice",
+    "read_confirmation",
     "text_flags",
     "ticket_fields",
     "today",

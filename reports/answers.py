@@ -73,6 +73,33 @@ def read_choice(question: Question, text: str) -> str | None:
     return best[1] if best else None
 
 
+def read_confirmation(text: str) -> str | None:
+    """The answer a typed message gives to a report's summary (model.yml ``confirmation``):
+    "envoyer", "modifier", "annuler" or None when it is unclear (nothing, or yes and no together).
+
+    Whole-word matches; a match inside a longer match does not count ("n'envoyez pas" is not
+    "envoyez"); "modifier" wins over the others: it files nothing and loses nothing.
+    """
+
+    norm = fold(text or "")
+    spans: list[tuple[int, int, str]] = []
+    for choice in model().confirmation:
+        if any(symbol in (text or "") for symbol in choice.symbols):
+            spans.append((-1, -1, choice.id))
+        candidates = (fold(choice.id), *choice.synonyms, *(fold(x) for x in choice.labels.values()))
+        for synonym in set(candidates):
+            for match in re.finditer(rf"(?<!\w){re.escape(synonym)}(?!\w)", norm):
+                spans.append((match.start(), match.end(), choice.id))
+    kept = {
+        cid
+        for start, end, cid in spans
+        if not any(s <= start and end <= e and (e - s) > (end - start) for s, e, _ in spans)
+    }
+    if "modifier" in kept:
+        return "modifier"
+    return kept.pop() if len(kept) == 1 else None
+
+
 def age_choice(question: Question, text: str) -> str | None:
     """The age bracket of an age written in the text ("8 ans", "14 year old", "8")."""
     norm = fold(text or "")

@@ -27,6 +27,10 @@ EXTRACTORS = frozenset({"dates", "traces", "age"})
 SKIP = "__skip__"
 
 
+# The answers to a summary: file the report, change an answer, do not file it.
+CONFIRMATION_CHOICES = ("envoyer", "modifier", "annuler")
+
+
 class ModelError(ValueError):
     """reports/model.yml is invalid."""
 
@@ -74,6 +78,8 @@ class Choice:
     cues: tuple[re.Pattern[str], ...]
     sets: dict[str, bool]
     ages: tuple[int, int] | None = None
+    # synonyms with no letter or digit (emoji such as 👍), matched as they are written
+    symbols: tuple[str, ...] = ()
 
     def label(self, language: str) -> str:
         return pick(self.labels, language)
@@ -129,6 +135,8 @@ class Model:
     forms: dict[str, Form]
     # fields that channels add beside the answers (Open311's address, a call-back number)
     channel_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the answers to a report's summary (send / change an answer / do not send), every channel
+    confirmation: tuple[Choice, ...] = ()
 
     def question(self, qid: str) -> Question:
         return self.questions[qid]
@@ -195,6 +203,7 @@ def _choices(raw: Any, question_sets: dict[str, Any], where: str) -> tuple[Choic
                 cues=tuple(cues),
                 sets=sets,
                 ages=(ages[0], ages[1]) if ages else None,
+                symbols=tuple(str(x) for x in spec.get("synonyms") or () if not fold(str(x))),
             )
         )
     unknown = set(question_sets) - {c.id for c in choices}
@@ -292,7 +301,10 @@ def parse_model(data: Any) -> Model:
     }
     if set(channel_fields) & set(questions):
         raise ModelError("channel_fields: a question's id cannot be a channel field")
-    return Model(questions, forms, channel_fields)
+    confirmation = _choices(data.get("confirmation"), {}, "confirmation")
+    if {c.id for c in confirmation} != set(CONFIRMATION_CHOICES):
+        raise ModelError(f"confirmation: the choices are {', '.join(CONFIRMATION_CHOICES)}")
+    return Model(questions, forms, channel_fields, confirmation)
 
 
 @lru_cache(maxsize=1)

@@ -11,19 +11,25 @@ and from the gateway (Python 3.11). It must never import rasa or rasa_sdk.
 
 from __future__ import annotations
 
-from .detector import DangerAssessment, assess, helplines_for
+from .detector import DangerAssessment, assess, confirmed, helplines_for
 from .errors import SafetyDataError, SafetyError
 from .lexicon import Lexicon, default_lexicon, load_lexicon_file, parse_lexicon
 from .messages import (
+    DANGER_NO,
+    DANGER_YES,
     SUPPORTED_LANGUAGES,
     Helpline,
     Reply,
+    danger_denied,
+    danger_question,
     emergency_message,
     load_helplines,
     load_messages,
 )
 
 __all__ = [
+    "DANGER_NO",
+    "DANGER_YES",
     "SUPPORTED_LANGUAGES",
     "DangerAssessment",
     "Helpline",
@@ -32,6 +38,9 @@ __all__ = [
     "SafetyDataError",
     "SafetyError",
     "assess",
+    "confirmed",
+    "danger_denied",
+    "danger_question",
     "default_lexicon",
     "emergency_message",
     "helplines_for",

@@ -15,10 +15,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .danger_model import DangerModel, default_model
 from .lexicon import Lexicon, Rule, default_lexicon
 from .normalize import normalize_clauses
 
 AGITATION_RULE_ID = "agitation"
+MODEL_RULE_ID = "danger_model"
+_MODEL_CATEGORY = "help_call"
 _AGITATION_CATEGORY = "help_call"
 
 
@@ -37,6 +40,10 @@ class DangerAssessment:
     matched: tuple[str, ...] = ()
     cancelled: tuple[str, ...] = field(default=())
     language: str | None = None
+    # the danger model's probability (None when the rules decided alone) and its uncertain band:
+    # the chat asks once whether someone is in danger right now
+    probability: float | None = None
+    uncertain: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """Plain-JSON view (for the triage CLI and action events)."""
@@ -46,6 +53,8 @@ class DangerAssessment:
             "helplines": list(self.helplines),
             "matched": list(self.matched),
             "cancelled": list(self.cancelled),
+            "probability": self.probability,
+            "uncertain": self.uncertain,
         }
 
 
@@ -99,6 +108,17 @@ def helplines_for(*categories: str, lexicon: Lexicon | None = None) -> tuple[str
     return _order_helplines(tuple(categories), lexicon or default_lexicon())
 
 
+def confirmed(category: str, language: str | None = None) -> DangerAssessment:
+    """A danger the citizen confirmed (a "yes" to "is someone in danger right now?"), with the
+    helplines of ``category`` — the same in every channel."""
+    return DangerAssessment(
+        immediate_danger=True,
+        categories=(category,),
+        helplines=helplines_for(category),
+        language=language,
+    )
+
+
 def _order_helplines(categories: tuple[str, ...], lexicon: Lexicon) -> tuple[str, ...]:
     ordered: list[str] = []
     for category in categories:
@@ -110,14 +130,26 @@ def _order_helplines(categories: tuple[str, ...], lexicon: Lexicon) -> tuple[str
     return tuple(emergency + listening)
 
 
+_DEFAULT = object()
+
+
 def assess(
-    text: str, language: str | None = None, *, lexicon: Lexicon | None = None
+    text: str,
+    language: str | None = None,
+    *,
+    lexicon: Lexicon | None = None,
+    model: DangerModel | object | None = _DEFAULT,
 ) -> DangerAssessment:
     """Check one message for immediate danger.
 
     ``language`` (ISO 639-1) is recorded but does not restrict matching: every language's
     patterns are always applied, because language detection is unreliable on the short, mixed
     messages written in distress ("help!!", "au secours please").
+
+    When the rules find no danger, the danger model (:mod:`safety.danger_model`; ``model=None``
+    for the rules alone) decides: at or above its threshold the message is a danger — with the
+    categories of the weak rules it matched alone, else a call for help (17, 112, 114) — and in
+    its uncertain band the assessment is ``uncertain``.
     """
     lex = lexicon or default_lexicon()
     clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
@@ -155,8 +187,30 @@ def assess(
     weak_fires = weak_count >= 2 or (weak_count >= 1 and present)
     if not strong and not weak_fires:
         cancelled.extend(f"{r.id}:weak_alone" for r in weak)
+        chosen = default_model() if model is _DEFAULT else model
+        if not isinstance(chosen, DangerModel):
+            return DangerAssessment(
+                immediate_danger=False, cancelled=tuple(cancelled), language=language
+            )
+        probability = chosen.probability(text, lex.sms)
+        if probability < chosen.threshold:
+            return DangerAssessment(
+                immediate_danger=False,
+                cancelled=tuple(cancelled),
+                language=language,
+                probability=probability,
+                uncertain=probability >= chosen.ask_threshold,
+            )
+        hinted = {r.category for r in weak} | {c for r in weak for c in r.adds_categories}
+        categories = tuple(c for c in lex.category_priority if c in hinted) or (_MODEL_CATEGORY,)
         return DangerAssessment(
-            immediate_danger=False, cancelled=tuple(cancelled), language=language
+            immediate_danger=True,
+            categories=categories,
+            helplines=_order_helplines(categories, lex),
+            matched=(MODEL_RULE_ID,),
+            cancelled=tuple(cancelled),
+            language=language,
+            probability=probability,
         )
 
     active = strong + (weak if weak_fires else [])

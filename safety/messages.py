@@ -18,7 +18,21 @@ HELPLINES_PATH = Path(__file__).with_name("helplines.yml")
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("fr", "en", "de", "nl", "it", "es")
 FALLBACK_HELPLINES: tuple[str, ...] = ("17", "112", "114")
 SMS_LINE = "114"
-_TEMPLATE_KEYS = ("intro", "intro_suicidal", "line", "sms_suffix", "outro", "buttons", "purposes")
+_TEMPLATE_KEYS = (
+    "intro",
+    "intro_suicidal",
+    "line",
+    "sms_suffix",
+    "outro",
+    "buttons",
+    "purposes",
+    "ask_danger",
+    "ask_danger_buttons",
+    "ask_danger_no",
+)
+# The buttons of the "is someone in danger right now?" question (answered by the gateway).
+DANGER_YES = "/danger_now_yes"
+DANGER_NO = "/danger_now_no"
 
 
 class Button(TypedDict):
@@ -143,3 +157,20 @@ def emergency_message(assessment: DangerAssessment, language: str | None = "fr")
         {"title": tpl["buttons"]["deny"], "payload": "/deny"},
     ]
     return {"text": "\n".join(lines), "buttons": buttons}
+
+
+def danger_question(language: str | None = "fr") -> Reply:
+    """Asked once when the danger model is unsure (DangerAssessment.uncertain): a yes gets the
+    emergency numbers first."""
+    tpl = load_messages()[_language(language)]
+    return {
+        "text": tpl["ask_danger"],
+        "buttons": [
+            {"title": tpl["ask_danger_buttons"]["confirm"], "payload": DANGER_YES},
+            {"title": tpl["ask_danger_buttons"]["refuse"], "payload": DANGER_NO},
+        ],
+    }
+
+
+def danger_denied(language: str | None = "fr") -> str:
+    return str(load_messages()[_language(language)]["ask_danger_no"])

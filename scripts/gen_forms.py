@@ -125,7 +125,8 @@ def rules() -> dict[str, Any]:
                     {"action": name},
                     {"active_loop": None},
                     {"slot_was_set": [{"requested_slot": None}]},
-                    {"action": "action_show_summary"},
+                    {"action": "confirm_form"},
+                    {"active_loop": "confirm_form"},
                 ],
             }
         )

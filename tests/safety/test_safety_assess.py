@@ -311,7 +311,8 @@ SAFE: list[tuple[str, str, str]] = [
 def test_danger_is_detected(
     message: str, language: str, helplines: tuple[str, ...], first: str | None
 ) -> None:
-    result = assess(message, language)
+    # the rules alone: the danger model only adds detections, never removes one
+    result = assess(message, language, model=None)
     assert result.immediate_danger, (message, result)
     assert set(helplines) <= set(result.helplines), result
     if first is not None:
@@ -323,7 +324,9 @@ def test_danger_is_detected(
     ("message", "language"), [pytest.param(m, lang, id=i) for i, m, lang in SAFE]
 )
 def test_no_false_alarm(message: str, language: str) -> None:
-    result = assess(message, language)
+    # the rules' table; the danger model's false alarms are a measured rate (cross-validation in
+    # safety/danger_model.json, the independent set in `tranquillite eval`), not a table
+    result = assess(message, language, model=None)
     assert not result.immediate_danger, (message, result)
     assert result.helplines == ()
 

@@ -44,6 +44,15 @@ def check_schema(answer: dict) -> None:
     assert len(set(answer["referrals"])) == len(answer["referrals"])
     if answer["report_type"] == "hors_sujet":
         assert answer["destinations"] == []
+    # SPEC §8: the next two likeliest report types, after the chosen one, most likely first
+    alternatives = answer["alternatives"]
+    assert len(alternatives) == 2
+    assert all(set(a) == {"report_type", "confidence"} for a in alternatives)
+    kinds = [answer["report_type"]] + [a["report_type"] for a in alternatives]
+    assert len(set(kinds)) == 3 and all(k in REPORT_OR_NOT for k in kinds)
+    confidences = [a["confidence"] for a in alternatives]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(0.0 <= c <= 1.0 for c in confidences)
 
 
 def test_schema_and_order_of_a_batch(triage) -> None:

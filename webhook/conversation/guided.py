@@ -36,7 +36,7 @@ from typing import Any, Literal
 import reports
 import routing
 import safety
-from reports import communes, otv
+from reports import communes, confirmation, otv
 from reports.model import SKIP, Question
 from routing.normalize import fold
 from webhook import replies
@@ -204,10 +204,7 @@ def summary_reply(state: GuidedState, lang: str) -> Reply:
 
 def _emergency(report_type: str, lang: str) -> Reply:
     category = reports.model().forms[report_type].danger_category
-    assessment = safety.DangerAssessment(
-        immediate_danger=True, helplines=safety.helplines_for(category), language=lang
-    )
-    message = safety.emergency_message(assessment, lang)
+    message = safety.emergency_message(safety.confirmed(category, lang), lang)
     # The report goes on right below: the emergency reply's own buttons are not needed.
     return Reply(text=message["text"])
 
@@ -571,38 +568,15 @@ def build_report(
     return replace(report, idempotency_key=conversation_key(report))
 
 
-def _referral_lines(referrals: list[str], lang: str) -> list[str]:
-    engine = routing.get_engine()
-    lines: list[str] = []
-    for helpline_id in referrals:
-        try:
-            helpline = engine.helpline(helpline_id)
-        except (KeyError, routing.RoutingError):
-            continue
-        contact = helpline.number or helpline.url
-        lines.append(f"• {helpline.name} : {contact}" if contact else f"• {helpline.name}")
-    if lines:
-        lines.insert(0, _t("g_referrals", lang))
-    return lines
-
-
 def filed(state: GuidedState, summary: Mapping[str, Any], lang: str) -> list[Reply]:
     """Replies once the report is filed (``summary``: tickets.ticket_summary)."""
-    destinations = ", ".join(d["agency_name"] for d in summary.get("destinations", []))
-    lines = [_t("g_filed", lang, reference=summary["reference"])]
-    if summary.get("tracking_code"):
-        lines.append(_t("g_tracking", lang, code=summary["tracking_code"]))
-    if destinations:
-        lines.append(_t("g_filed_to", lang, destinations=destinations))
-    else:
-        lines.append(_t("g_filed_national", lang))
-    lines.extend(_referral_lines(list(summary.get("referrals", [])), lang))
+    text = confirmation.filed_text(summary, lang)
     _to_menu(state)
     state.step = "done"
     buttons = [Button(title=_t("g_btn_new", lang), payload=P_MENU), _human_button(lang)]
     if state.free_writing:
         buttons.append(Button(title=_t("g_btn_free", lang), payload=P_QUIT))
-    return [Reply(text="\n".join(lines), buttons=buttons)]
+    return [Reply(text=text, buttons=buttons)]
 
 
 def filing_failed(state: GuidedState, lang: str) -> list[Reply]:

@@ -113,6 +113,10 @@ class ConversationState:
     filing_refusal: Refusal | None = None
     # reports filed by Rasa's action server during this turn (internal API)
     filed: list[dict[str, str]] = field(default_factory=list)
+    # the "is someone in danger right now?" question was asked (once per conversation) and its
+    # answer
+    danger_asked: bool = False
+    danger_confirmed: bool = False
 
 
 class ConversationStore:
@@ -434,6 +438,16 @@ async def _turn(
     # Safety first (SPEC §3): every typed message is checked for immediate danger before
     # anything else, independently of the classifier and of the mode; the numbers come first.
     first: list[replies.Reply] = []
+    if payload in (safety.DANGER_YES, safety.DANGER_NO):
+        # the answer to "is someone in danger right now?": a yes gets the numbers at once
+        if payload == safety.DANGER_YES:
+            logger.info("immediate danger confirmed by the citizen")
+            state.danger_confirmed = True
+            confirmed = safety.confirmed("help_call", lang)
+            reply = replies.Reply(text=safety.emergency_message(confirmed, lang)["text"])
+        else:
+            reply = replies.Reply(text=safety.danger_denied(lang))
+        return TurnResult([reply], language=lang)
     if text is not None:
         assessment = safety.assess(text, lang)
         if assessment.immediate_danger:
@@ -441,8 +455,21 @@ async def _turn(
             emergency = safety.emergency_message(assessment, lang)
             # The conversation goes on right below, so no extra buttons here.
             first.append(replies.Reply(text=emergency["text"]))
+        elif assessment.uncertain and not state.danger_asked:
+            # the danger model is unsure: ask once, with buttons
+            state.danger_asked = True
+            question = safety.danger_question(lang)
+            first.append(
+                replies.Reply(
+                    text=question["text"],
+                    buttons=[
+                        replies.Button(title=b["title"], payload=b["payload"])
+                        for b in question["buttons"]
+                    ],
+                )
+            )
 
-    result = await _route(turn, rasa, state, services, payload, text, switched)
+    result = await _route(turn, rasa, state, services, payload, text, switched, bool(first))
     result.messages = [*first, *result.messages]
     result.language = state.language
     return result
@@ -465,6 +492,7 @@ async def _route(
     payload: str | None,
     text: str | None,
     switched: bool,
+    danger_shown: bool = False,
 ) -> TurnResult:
     lang = state.language
     health = services.health
@@ -500,6 +528,8 @@ async def _route(
         "channel": turn.channel,
         "language": lang,
         "safety_checked": turn.payload is None,
+        # the numbers (or the danger question) are already in this turn's replies
+        "danger_shown": danger_shown,
     }
     try:
         rasa_language = "en" if lang == "en" else "fr"

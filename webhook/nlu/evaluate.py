@@ -32,6 +32,7 @@ import yaml
 import routing
 from safety import assess
 from webhook.config import PROJECT_ROOT
+from webhook.nlu import independent
 from webhook.nlu.triage import NluWorker, TriageError, classifier_danger, detect_language
 from webhook.ops import envsetup
 
@@ -322,6 +323,34 @@ def render(figures: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def side_by_side(figures: dict[str, Any]) -> str:
+    """The held-out split (same writers as the training data) beside the independent set."""
+    ind = figures["independent"]["french_english"]["strict"]
+    intent = figures["intent"]
+    danger = figures["danger"]
+    rows = [
+        ("report macro-F1", intent["report_macro_f1"], ind["macro_f1"]),
+        ("accuracy", intent["accuracy"], ind["accuracy"]),
+        ("top-3 accuracy", None, ind["top3_accuracy"]),
+        (
+            "immediate-danger recall",
+            danger["triage_recall"],
+            figures["independent"]["danger"]["recall"],
+        ),
+        (
+            "false alarms",
+            danger["triage_false_alarm_rate"],
+            figures["independent"]["danger"]["false_alarm_rate"],
+        ),
+    ]
+    out = [f"{'':<26}{'held-out split':>15}{'independent (fr+en)':>21}"]
+    for name, split, other in rows:
+        left = f"{split:.3f}" if split is not None else "—"
+        out.append(f"{name:<26}{left:>15}{other:>21.3f}")
+    out.append("(danger: the split's danger file and the independent set, triage's decision)")
+    return "\n".join(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tranquillite eval", description="Evaluate the trained model on the held-out split."
@@ -332,16 +361,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loader", choices=("nlu", "agent"), default="nlu")
     parser.add_argument("--test-dir", type=Path, default=TEST_DIR)
     parser.add_argument("--danger-file", type=Path, default=DANGER_FILE)
+    parser.add_argument("--independent-dir", type=Path, default=independent.INDEPENDENT_DIR)
     args = parser.parse_args(argv)
     try:
         model = args.model or envsetup.ensure_model()
         with NluWorker(model, loader=args.loader) as worker:
             figures = evaluate(worker, args.test_dir, args.danger_file)
+            figures["independent"] = independent.evaluate(worker, args.independent_dir)
     except (envsetup.SetupError, TriageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(render(figures))
-    missed = missed_targets(figures)
+    print()
+    print("== Side by side ==")
+    print(side_by_side(figures))
+    print()
+    print(independent.render(figures["independent"]))
+    missed = missed_targets(figures) + independent.missed_targets(figures["independent"])
     print()
     print("Targets: " + ("all met" if not missed else "MISSED — " + "; ".join(missed)))
     if args.json:

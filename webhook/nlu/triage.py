@@ -3,7 +3,8 @@
 Input: ``{"id": ..., "text": "...", "commune": "<name, postal code or INSEE code>"?}``.
 Output: ``{"id", "language", "report_type", "confidence", "immediate_danger", "minor_involved",
 "senior_involved", "commune_insee", "destinations": [{"agency_id", "role", "rule_id"}],
-"referrals": [...]}``; a bad line gives ``{"id": <id or null>, "error": "..."}``.
+"referrals": [...], "alternatives": [{"report_type", "confidence"}, ...]}``; a bad line gives
+``{"id": <id or null>, "error": "..."}``.
 
 The trained Rasa model runs in the Rasa environment: this module spawns
 ``.venv-rasa/bin/python -m bot.nlu_runner`` once (:class:`NluWorker`) and sends it batches of
@@ -80,7 +81,9 @@ OUTPUT_KEYS = (
     "commune_insee",
     "destinations",
     "referrals",
+    "alternatives",
 )
+ALTERNATIVES = 2
 
 
 class TriageError(Exception):
@@ -355,7 +358,24 @@ def triage_one(
         "commune_insee": insee,
         "destinations": destinations,
         "referrals": referrals,
+        "alternatives": alternatives(parse, report_type),
     }
+
+
+def alternatives(parse: Mapping[str, Any], chosen: str) -> list[dict[str, Any]]:
+    """The next ``ALTERNATIVES`` likeliest report types (SPEC §8) after ``chosen``, from the
+    classifier's ranking; non-report intents count as "hors_sujet" (once, at its best rank)."""
+    result: list[dict[str, Any]] = []
+    seen = {chosen}
+    for name, confidence in parse.get("ranking") or []:
+        report_type = name if name in routing.REPORT_TYPES else NON_REPORT
+        if name == "nlu_fallback" or report_type in seen:
+            continue
+        seen.add(report_type)
+        result.append({"report_type": report_type, "confidence": round(float(confidence), 4)})
+        if len(result) == ALTERNATIVES:
+            break
+    return result
 
 
 @dataclass(frozen=True)
