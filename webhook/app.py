@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # the sub-kind of every filed report, kept for the cellule de veille
     tickets.subtype_of = veille_config.get_config().ticket_subtype
-    app.add_middleware(ChatCORS, paths=(web.CHAT_PATH,), allow_origins=settings.cors_origins)
+    app.add_middleware(ChatCORS, paths=web.CORS_PATHS, allow_origins=settings.cors_origins)
     app.include_router(telegram_channel.router)
     app.include_router(notifications_api.router)
     app.include_router(dashboard.router)

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Request, Route, sync_playwright
 from widget_support import (
@@ -112,6 +117,53 @@ def chat_page(open_page: Any, chat_base_url: str) -> RecordedPage:
     rec.page.goto(chat_base_url.rstrip("/") + CHAT_PATH)
     rec.page.locator("[role=log] .tq-msg--bot").first.wait_for()
     return rec
+
+
+@pytest.fixture(scope="module")
+def guided_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A gateway of its own (uvicorn), Rasa absent — the guided mode answers, as in degraded mode
+    — with its embedded outbox worker polling fast: reports are filed, put on the agencies'
+    dashboard and their news kept for the widget within a second.
+
+    Yields (base URL, database URL)."""
+    tmp = tmp_path_factory.mktemp("guided-gateway")
+    database = f"sqlite+aiosqlite:///{tmp / 'widget.db'}"  # migrated by the gateway at start
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "TRANQUILLITE_DATABASE_URL": database,
+        "TRANQUILLITE_VAR_DIR": str(tmp),
+        "TRANQUILLITE_RASA_URL": "http://127.0.0.1:9",
+        "TRANQUILLITE_SECRET_KEY": "clé de test du widget, assez longue pour signer",
+        "TRANQUILLITE_OUTBOX_WORKER": "embedded",
+        "TRANQUILLITE_OUTBOX_POLL_SECONDS": "0.2",
+        "TRANQUILLITE_VEILLE_WORKER": "off",
+    }
+    env.pop("TRANQUILLITE_TELEGRAM_TOKEN", None)
+    base = f"http://127.0.0.1:{port}"
+    with (tmp / "gateway.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "webhook.app:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp / "gateway.log").read_text()
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "gateway not ready"
+            time.sleep(0.2)
+        yield base, database
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.fixture

@@ -1,5 +1,12 @@
-"""Web channel: the chat page (``/``), the chat API used by the widget (``POST /api/v1/chat``)
-and the security headers of the chat page. The widget and the page are in ``static/``."""
+"""Web channel: the chat page (``/``), the chat API used by the widget (``POST /api/v1/chat``),
+the follow-up of a report by its tracking code (``POST /api/v1/tracking``) and the security
+headers of the chat page. The widget and the page are in ``static/``.
+
+The widget follows the reports of its conversation with their tracking codes: the codes it was
+given when they were filed (``ChatResponse.tickets``) and a code the citizen types when they come
+back. ``POST /api/v1/notifications`` hands it each new status change or answer once;
+``POST /api/v1/tracking`` gives the whole citizen-visible history of one report to the holder of
+its code. Codes travel in POST bodies, never in URLs; the reference alone opens nothing."""
 
 from __future__ import annotations
 
@@ -11,13 +18,22 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
+from reports import tracking
 from webhook import replies
 from webhook.conversation import turn
 from webhook.conversation.ratelimit import retry_after_header
 from webhook.security import clients, pow
+from webhook.store import lifecycle, tickets
+from webhook.store.db import Ticket
 
 STATIC_DIR = Path(__file__).parent / "static"
 CHAT_PATH = "/api/v1/chat"
+NOTIFICATIONS_PATH = "/api/v1/notifications"
+TRACKING_PATH = "/api/v1/tracking"
+# the citizen-facing API the widget calls, from a town hall's site too (CORS, webhook.app)
+CORS_PATHS = (CHAT_PATH, NOTIFICATIONS_PATH, TRACKING_PATH)
+# the latest updates of a report given back to the holder of its code
+MAX_UPDATES = 50
 SENDER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 router = APIRouter()
@@ -146,3 +162,85 @@ async def chat(body: ChatRequest, request: Request) -> JSONResponse:
         ),
     )
     return JSONResponse(response.model_dump(), status_code=status, headers=headers)
+
+
+class TrackingQuery(BaseModel):
+    tracking_code: str = Field(
+        min_length=1,
+        max_length=32,
+        description="Code de suivi du signalement (ex. K7QM-4XPA-9HWT)",
+    )
+
+
+class TicketUpdate(BaseModel):
+    """A status change or an answer of the agency, worded as the citizen was told it (the same
+    text as the notification of ``POST /api/v1/notifications``)."""
+
+    at: str
+    kind: str
+    text: str
+
+
+class TrackingResponse(BaseModel):
+    reference: str
+    status: str
+    # the status in French words, for the widget (whose own texts are French)
+    status_label: str
+    updates: list[TicketUpdate]
+
+
+class TrackingNotFound(BaseModel):
+    detail: str
+
+
+def citizen_updates(ticket: Ticket) -> list[TicketUpdate]:
+    """The history a citizen may see, oldest first: status changes (with the agency's note for
+    them) and answers, in the words of the notices they were sent; no agent, no internal event,
+    not the filing itself (the citizen was there)."""
+    updates: list[TicketUpdate] = []
+    for event in ticket.events:
+        if not event.visible_to_citizen:
+            continue
+        if event.kind == "answer" and event.note:
+            text = replies.message(
+                "ticket_answer", ticket.language, reference=ticket.reference, text=event.note
+            )
+        elif event.kind == "status" and event.status_from is not None:
+            if event.status_to not in lifecycle.STATUSES or event.status_to == "received":
+                continue
+            text = lifecycle.status_notice(ticket, event.status_to, event.note)
+        else:
+            continue
+        updates.append(TicketUpdate(at=event.at.isoformat(), kind=event.kind, text=text))
+    return updates[-MAX_UPDATES:]
+
+
+@router.post(
+    TRACKING_PATH,
+    response_model=TrackingResponse,
+    responses={
+        404: {"model": TrackingNotFound, "description": "Code de suivi inconnu"},
+        422: {"description": "Requête invalide"},
+    },
+)
+async def follow_report(body: TrackingQuery, request: Request) -> JSONResponse:
+    """The status and the updates of the report whose tracking code is given. A wrong code and
+    a code of no report get the same 404: nothing can be learnt from the answer."""
+    headers = {"Cache-Control": "no-store"}
+    code = tracking.normalise(body.tracking_code)
+    ticket = (
+        await tickets.get_for_citizen(
+            request.app.state.sessions, conversation_id=None, tracking_code=code
+        )
+        if code
+        else None
+    )
+    if ticket is None:
+        return JSONResponse({"detail": "unknown tracking code"}, status_code=404, headers=headers)
+    response = TrackingResponse(
+        reference=ticket.reference,
+        status=ticket.status,
+        status_label=lifecycle.STATUS_LABELS.get(ticket.status, ticket.status),
+        updates=citizen_updates(ticket),
+    )
+    return JSONResponse(response.model_dump(), headers=headers)

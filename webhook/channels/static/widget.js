@@ -5,11 +5,23 @@
  *           data-tranquillite-api="https://<passerelle>"   (facultatif : origine du script)
  *           data-tranquillite-open="true"                   (facultatif : ouvert au chargement)
  *           data-tranquillite-container="#zone"             (facultatif : affiché dans la page)
+ *           data-tranquillite-poll="30"                     (facultatif : secondes entre deux
+ *                                                            demandes de nouvelles, 2 à 600)
  *           defer></script>
  *
  * API : POST {api}/api/v1/chat {"sender", "text"} | {"sender", "payload"} [+ "proof"]
  *       -> {"messages": [{"text": "...", "buttons": [{"title", "payload"}]}],
  *           "tickets": [{"reference", "tracking_code"}], "challenge": {...} | null}
+ *       POST {api}/api/v1/notifications {"tracking_codes": [...]}
+ *       -> {"messages": [{"text", "reference"}]}   (changements de statut et réponses des
+ *          services, chacun donné une fois)
+ *       POST {api}/api/v1/tracking {"tracking_code"}
+ *       -> {"reference", "status", "status_label", "updates": [{"at", "kind", "text"}]} | 404
+ *
+ * Suivi : tant que la page est visible, le widget demande régulièrement les nouvelles des
+ * signalements dont il garde le code de suivi et les affiche dans la conversation. Quand le
+ * citoyen revient et écrit son code de suivi, le widget affiche l'état et les réponses du
+ * service pour ce signalement, puis le suit aussi.
  *
  * Preuve de travail (si la passerelle en demande une avant les signalements) : le widget
  * cherche en arrière-plan une solution au défi reçu (SHA-256 avec « difficulty » bits nuls en
@@ -45,7 +57,11 @@
   var KEY_LARGE = "tq-pref-large-text";
   var KEY_CONTRAST = "tq-pref-high-contrast";
   var KEY_TICKETS = "tq-tickets";
+  var KEY_SEEN = "tq-seen";
   var MAX_TICKETS = 20;
+  var MAX_SEEN = 300;
+  var POLL_DEFAULT_S = 30;
+  var POLL_MAX_MS = 10 * 60 * 1000;
   var MAX_POW_BITS = 28;
   var POW_BATCH = 256;
   var CODE_RE = /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/;
@@ -89,6 +105,12 @@
 
   var apiBase = httpOrigin(script.getAttribute("data-tranquillite-api"), scriptUrl.origin);
   var chatEndpoint = apiBase + "/api/v1/chat";
+  var notificationsEndpoint = apiBase + "/api/v1/notifications";
+  var trackingEndpoint = apiBase + "/api/v1/tracking";
+  var pollMs = (function () {
+    var v = parseFloat(script.getAttribute("data-tranquillite-poll") || "");
+    return (isFinite(v) ? Math.min(600, Math.max(2, v)) : POLL_DEFAULT_S) * 1000;
+  })();
   var startOpen = script.getAttribute("data-tranquillite-open") === "true";
   var containerSelector = script.getAttribute("data-tranquillite-container");
 
@@ -173,7 +195,14 @@
               })
             : [];
           var lang = typeof item.lang === "string" && LANG_RE.test(item.lang) ? item.lang : null;
-          return { who: item.who, text: item.text, buttons: buttons, done: !!item.done, lang: lang };
+          return {
+            who: item.who,
+            text: item.text,
+            buttons: buttons,
+            done: !!item.done,
+            lang: lang,
+            notice: item.who === "bot" && item.notice === true,
+          };
         });
     } catch (e) {
       return [];
@@ -264,6 +293,25 @@
     return a;
   }
 
+  // Références (39-2026-000123) et codes de suivi (K7QM-4XPA-9HWT) : jamais coupés en fin de ligne.
+  var NOWRAP_RE = /\b(?:[0-9A-Z]{2,3}-[0-9]{4}-[0-9]{6}|[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})\b/g;
+
+  function appendPlain(parent, text) {
+    var last = 0;
+    var m;
+    NOWRAP_RE.lastIndex = 0;
+    while ((m = NOWRAP_RE.exec(text)) !== null) {
+      if (m.index > last) {
+        parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      }
+      parent.appendChild(el("span", { class: "tq-nowrap", text: m[0] }));
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) {
+      parent.appendChild(document.createTextNode(text.slice(last)));
+    }
+  }
+
   function appendLine(parent, line) {
     var last = 0;
     var m;
@@ -272,14 +320,14 @@
       var url = m[0].replace(/[.,;:!?)\]}]+$/, "");
       var start = m.index;
       if (start > last) {
-        parent.appendChild(document.createTextNode(line.slice(last, start)));
+        appendPlain(parent, line.slice(last, start));
       }
       parent.appendChild(safeLink(url) || document.createTextNode(url));
       last = start + url.length;
       URL_RE.lastIndex = last;
     }
     if (last < line.length) {
-      parent.appendChild(document.createTextNode(line.slice(last)));
+      appendPlain(parent, line.slice(last));
     }
   }
 
@@ -327,6 +375,8 @@
   });
 
   var launcher = null;
+  var LAUNCHER_TEXT = "Signaler / Besoin d'aide ?";
+  var launcherLabel = el("span", { class: "tq-launcher-label", text: LAUNCHER_TEXT });
   if (!inline) {
     launcher = el(
       "button",
@@ -337,7 +387,7 @@
         "aria-controls": "tq-panel",
         "aria-haspopup": "dialog",
       },
-      [icon(ICON_CHAT), el("span", { class: "tq-launcher-label", text: "Signaler / Besoin d'aide ?" })]
+      [icon(ICON_CHAT), launcherLabel]
     );
     root.appendChild(launcher);
   }
@@ -384,7 +434,9 @@
   var confirmText = el("p", {
     class: "tq-confirm-text",
     id: "tq-confirm-text",
-    text: "Effacer cette conversation et en commencer une nouvelle ?",
+    text:
+      "Effacer cette conversation et en commencer une nouvelle ? Ce navigateur ne suivra plus " +
+      "vos signalements : gardez vos codes de suivi.",
   });
   var confirmYes = el("button", { type: "button", class: "tq-btn tq-btn--primary", text: "Oui, recommencer" });
   var confirmNo = el("button", { type: "button", class: "tq-btn", text: "Annuler" });
@@ -499,11 +551,21 @@
   function renderItem(item) {
     var isBot = item.who === "bot";
     var node = el("div", {
-      class: "tq-msg " + (isBot ? "tq-msg--bot" : "tq-msg--user"),
+      class: "tq-msg " + (isBot ? "tq-msg--bot" : "tq-msg--user") + (item.notice ? " tq-msg--notice" : ""),
       // Réponse dans une autre langue (allemand, anglais...) : les lecteurs d'écran la prononcent bien.
       lang: isBot && item.lang && LANG_RE.test(item.lang) ? item.lang : null,
     });
-    var bubble = el("div", { class: "tq-bubble" }, [srOnly(isBot ? "Tranquillité : " : "Vous : ")]);
+    var bubble;
+    if (item.notice) {
+      // Nouvelle d'un signalement (statut, réponse du service) : un intitulé visible la distingue
+      // des messages de l'assistant, pas seulement la couleur.
+      bubble = el("div", { class: "tq-bubble tq-bubble--notice" }, [
+        el("span", { class: "tq-notice-label", lang: "fr", text: "Suivi de votre signalement" }),
+        srOnly(" : "),
+      ]);
+    } else {
+      bubble = el("div", { class: "tq-bubble" }, [srOnly(isBot ? "Tranquillité : " : "Vous : ")]);
+    }
     appendRichText(bubble, item.text);
     if (item.text) {
       node.appendChild(bubble);
@@ -583,13 +645,35 @@
     return focusWasOnChoice;
   }
 
-  function scrollToNode(node) {
-    if (!node) {
+  // Position d'un nœud dans la zone de conversation (en pixels depuis le haut de son contenu).
+  function offsetInLog(node) {
+    return node.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop;
+  }
+
+  var MIN_VISIBLE_CHOICES = 3;
+
+  /**
+   * Fait défiler la conversation vers les réponses reçues : le début de la première réponse
+   * en haut, sauf si la question qui attend une réponse et ses trois premiers boutons ne
+   * tiendraient plus à l'écran (petit téléphone) : on descend alors juste assez pour les montrer
+   * (le début des réponses reste à portée, plus haut).
+   */
+  function scrollToReplies(first, asking) {
+    if (!first) {
       log.scrollTop = log.scrollHeight;
       return;
     }
-    // Le début de la première réponse reste visible, même si elle est longue.
-    var target = node.offsetTop - log.offsetTop - 8;
+    var target = offsetInLog(first) - 8;
+    if (asking) {
+      var choices = asking.querySelectorAll(".tq-choice");
+      var shown = choices[Math.min(choices.length, MIN_VISIBLE_CHOICES) - 1];
+      if (shown) {
+        var bottom = offsetInLog(shown) + shown.offsetHeight + 8;
+        if (bottom - target > log.clientHeight) {
+          target = bottom - log.clientHeight;
+        }
+      }
+    }
     log.scrollTop = Math.max(0, Math.min(target, log.scrollHeight));
   }
 
@@ -661,21 +745,36 @@
     return fromServer && status < 500 ? fromServer : base;
   }
 
-  // ---------------------------------------------------------------- suivi et preuve de travail
+  // ---------------------------------------------------------------- suivi des signalements
   // Codes de suivi des signalements envoyés depuis ce navigateur (secrets du citoyen).
-  function rememberTickets(tickets) {
-    if (!Array.isArray(tickets) || !tickets.length) {
-      return;
-    }
-    var known = [];
+  function knownTickets() {
+    var known;
     try {
       known = JSON.parse(get(local, KEY_TICKETS) || "[]");
     } catch (e) {
       known = [];
     }
     if (!Array.isArray(known)) {
-      known = [];
+      return [];
     }
+    return known.filter(function (k) {
+      return (
+        k &&
+        typeof k.reference === "string" &&
+        REFERENCE_RE.test(k.reference) &&
+        typeof k.tracking_code === "string" &&
+        CODE_RE.test(k.tracking_code)
+      );
+    });
+  }
+
+  /** Garde les codes de suivi reçus ; renvoie vrai si un nouveau signalement est suivi. */
+  function rememberTickets(tickets) {
+    if (!Array.isArray(tickets) || !tickets.length) {
+      return false;
+    }
+    var known = knownTickets();
+    var added = false;
     tickets.forEach(function (t) {
       if (
         t &&
@@ -684,15 +783,187 @@
         typeof t.tracking_code === "string" &&
         CODE_RE.test(t.tracking_code) &&
         !known.some(function (k) {
-          return k && k.tracking_code === t.tracking_code;
+          return k.tracking_code === t.tracking_code;
         })
       ) {
         known.push({ reference: t.reference, tracking_code: t.tracking_code });
+        added = true;
       }
     });
     set(local, KEY_TICKETS, JSON.stringify(known.slice(-MAX_TICKETS)));
+    return added;
   }
 
+  // Un code de suivi écrit dans une phrase (même lecture que reports/tracking.py) : trois
+  // groupes de quatre séparés par un tiret ou une espace, chacun avec un chiffre ; O se lit 0,
+  // I et L se lisent 1 ; un numéro fait seulement de chiffres n'en est pas un.
+  var CODE_GROUPS_RE = /([0-9A-Za-z]{4})[- ]([0-9A-Za-z]{4})[- ]([0-9A-Za-z]{4})/g;
+  var CODE_EDGE_RE = /[0-9A-Za-z-]/;
+  var CROCKFORD_RE = /^[0-9A-HJKMNP-TV-Z]{4}$/;
+
+  function findTrackingCode(text) {
+    var m;
+    CODE_GROUPS_RE.lastIndex = 0;
+    while ((m = CODE_GROUPS_RE.exec(String(text))) !== null) {
+      CODE_GROUPS_RE.lastIndex = m.index + 1; // les candidats peuvent se chevaucher
+      var before = m.index > 0 ? m.input.charAt(m.index - 1) : "";
+      var after = m.input.charAt(m.index + m[0].length);
+      if ((before && CODE_EDGE_RE.test(before)) || (after && CODE_EDGE_RE.test(after))) {
+        continue;
+      }
+      var raw = [m[1], m[2], m[3]];
+      if (
+        !raw.every(function (g) {
+          return /[0-9]/.test(g);
+        })
+      ) {
+        continue;
+      }
+      var groups = raw.map(function (g) {
+        return g.toUpperCase().replace(/O/g, "0").replace(/[IL]/g, "1");
+      });
+      if (
+        !groups.every(function (g) {
+          return CROCKFORD_RE.test(g);
+        }) ||
+        /^[0-9]+$/.test(groups.join(""))
+      ) {
+        continue;
+      }
+      return groups.join("-");
+    }
+    return null;
+  }
+
+  // Nouvelles déjà affichées (signalement + texte), pour ne pas montrer deux fois la même.
+  function seenKey(reference, text) {
+    var h = 5381;
+    var s = reference + "\n" + text;
+    for (var i = 0; i < s.length; i++) {
+      h = ((h << 5) + h + s.charCodeAt(i)) | 0;
+    }
+    return reference + ":" + (h >>> 0).toString(36) + ":" + s.length.toString(36);
+  }
+
+  function loadSeen() {
+    try {
+      var seen = JSON.parse(get(local, KEY_SEEN) || "[]");
+      return Array.isArray(seen) ? seen : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  /** Affiche une nouvelle si elle ne l'a pas déjà été ; renvoie l'élément affiché ou null. */
+  function showNotice(reference, text) {
+    var seen = loadSeen();
+    var key = seenKey(reference, text);
+    if (seen.indexOf(key) >= 0) {
+      return null;
+    }
+    seen.push(key);
+    set(local, KEY_SEEN, JSON.stringify(seen.slice(-MAX_SEEN)));
+    return addNotice(text);
+  }
+
+  function addNotice(text) {
+    var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    var item = addItem({ who: "bot", text: text, buttons: [], notice: true });
+    if (atBottom) {
+      scrollToReplies(item._node, null);
+    }
+    if (!inline && !isOpen) {
+      launcher.classList.add("tq-launcher--unread");
+      launcherLabel.textContent = "Nouveau message sur votre signalement";
+    }
+    return item;
+  }
+
+  var pollTimer = null;
+  var polling = false;
+  var pollFailures = 0;
+
+  function schedulePoll(delay) {
+    if (pollTimer) {
+      window.clearTimeout(pollTimer);
+      pollTimer = null;
+    }
+    if (!knownTickets().length) {
+      return;
+    }
+    pollTimer = window.setTimeout(pollNow, Math.max(0, delay));
+  }
+
+  // Les nouvelles des signalements suivis, tant que la page est visible (pas de CDN, pas de
+  // connexion permanente : une requête de temps en temps vers la passerelle).
+  function pollNow() {
+    pollTimer = null;
+    if (polling || document.visibilityState === "hidden") {
+      return; // reprend quand la page redevient visible
+    }
+    var codes = knownTickets().map(function (k) {
+      return k.tracking_code;
+    });
+    if (!codes.length) {
+      return;
+    }
+    polling = true;
+    postJson(notificationsEndpoint, { tracking_codes: codes }).then(function (result) {
+      polling = false;
+      var msgs = result.data && Array.isArray(result.data.messages) ? result.data.messages : null;
+      if (!result.ok || !msgs) {
+        pollFailures += 1;
+        schedulePoll(Math.min(POLL_MAX_MS, pollMs * Math.pow(2, Math.min(pollFailures, 8))));
+        return;
+      }
+      pollFailures = 0;
+      msgs.forEach(function (m) {
+        if (
+          m &&
+          typeof m.text === "string" &&
+          m.text &&
+          typeof m.reference === "string" &&
+          REFERENCE_RE.test(m.reference)
+        ) {
+          showNotice(m.reference, m.text);
+        }
+      });
+      schedulePoll(pollMs);
+    });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") {
+      schedulePoll(0);
+    }
+  });
+
+  /** Le citoyen revient avec son code de suivi : l'état et les réponses de ce signalement. */
+  function followReport(code) {
+    return postJson(trackingEndpoint, { tracking_code: code }).then(function (result) {
+      var data = result.data;
+      if (!result.ok || !data || typeof data.reference !== "string" || !REFERENCE_RE.test(data.reference)) {
+        return false; // code inconnu : l'assistant l'a déjà dit
+      }
+      rememberTickets([{ reference: data.reference, tracking_code: code }]);
+      var label = typeof data.status_label === "string" && data.status_label ? data.status_label : null;
+      addNotice(
+        "Signalement " +
+          data.reference +
+          (label ? " : " + label + "." : ".") +
+          " Les nouvelles de ce signalement s'afficheront dans cette conversation."
+      );
+      (Array.isArray(data.updates) ? data.updates : []).forEach(function (u) {
+        if (u && typeof u.text === "string" && u.text) {
+          showNotice(data.reference, u.text);
+        }
+      });
+      schedulePoll(pollMs);
+      return true;
+    });
+  }
+
+  // ---------------------------------------------------------------- preuve de travail
   function leadingZeroBits(bytes) {
     var bits = 0;
     for (var i = 0; i < bytes.length; i++) {
@@ -768,7 +1039,7 @@
   }
 
   // ---------------------------------------------------------------- réseau
-  function postChat(body) {
+  function postJson(url, body) {
     var controller = typeof AbortController === "function" ? new AbortController() : null;
     var timer = controller
       ? window.setTimeout(function () {
@@ -776,7 +1047,7 @@
         }, REQUEST_TIMEOUT_MS)
       : null;
     return window
-      .fetch(chatEndpoint, {
+      .fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
         body: JSON.stringify(body),
@@ -834,7 +1105,7 @@
     if (proof) {
       body.proof = proof;
     }
-    return postChat(body).then(function (result) {
+    return postJson(chatEndpoint, body).then(function (result) {
       busy = false;
       setTyping(false);
       var msgs = result.data && Array.isArray(result.data.messages) ? result.data.messages : null;
@@ -860,10 +1131,13 @@
       if (body.proof && proof === body.proof) {
         proof = null; // reçue par la passerelle
       }
-      rememberTickets(result.data.tickets);
+      if (rememberTickets(result.data.tickets)) {
+        schedulePoll(pollMs);
+      }
       solveChallenge(result.data.challenge);
       var focusWasOnChoice = retireOldChoices();
       var first = null;
+      var asking = null;
       var replyLang =
         typeof result.data.language === "string" && LANG_RE.test(result.data.language)
           ? result.data.language
@@ -887,11 +1161,22 @@
         }
         var item = addItem({ who: "bot", text: text, buttons: buttons, lang: replyLang });
         first = first || item._node;
+        if (buttons.length) {
+          asking = item._node;
+        }
       });
-      scrollToNode(first);
+      scrollToReplies(first, asking);
       if (options.fromChoice || focusWasOnChoice) {
-        // Le bouton choisi est désormais désactivé : on ramène le focus dans la zone de saisie.
-        input.focus();
+        // Le bouton choisi est désormais désactivé : le focus revient dans la zone de saisie au
+        // clavier et à la souris ; sur un écran tactile ou étroit, pas dans la zone de saisie
+        // (le clavier virtuel cacherait la question et ses boutons).
+        focusAfterChoice();
+      }
+      if (typeof req.text === "string") {
+        var typedCode = findTrackingCode(req.text);
+        if (typedCode) {
+          followReport(typedCode);
+        }
       }
       return true;
     });
@@ -991,7 +1276,11 @@
       return;
     }
     var failed = lastFailed;
-    input.focus();
+    if (typeof failed.req.text === "string") {
+      input.focus();
+    } else {
+      focusComposer();
+    }
     if (typeof failed.req.text === "string") {
       // On renvoie ce qui est dans la zone de saisie (l'utilisateur a pu le corriger).
       var current = input.value.replace(/^\s+|\s+$/g, "");
@@ -1048,6 +1337,10 @@
     set(session, KEY_SENDER, senderId);
     transcript = [];
     saveTranscript();
+    // Ordinateur partagé : la personne suivante ne voit pas les nouvelles des signalements.
+    remove(local, KEY_TICKETS);
+    remove(local, KEY_SEEN);
+    schedulePoll(0);
     remove(session, KEY_DRAFT);
     input.value = "";
     updateCounter();
@@ -1055,7 +1348,7 @@
     clearError();
     renderTranscript();
     announce("Nouvelle conversation commencée.");
-    input.focus();
+    focusComposer();
     greetIfNeeded();
   }
   resetBtn.addEventListener("click", openConfirm);
@@ -1077,6 +1370,52 @@
 
   function isFullScreen() {
     return !inline && !!(smallScreen && smallScreen.matches);
+  }
+
+  // Dernière façon d'agir dans le widget : « touch », « pen », « mouse » ou « keyboard ».
+  var lastInput = "";
+  root.addEventListener(
+    "pointerdown",
+    function (e) {
+      lastInput = e.pointerType || "mouse";
+    },
+    true
+  );
+  root.addEventListener(
+    "keydown",
+    function () {
+      lastInput = "keyboard";
+    },
+    true
+  );
+
+  /** Donner le focus à la zone de saisie ouvrirait-il un clavier virtuel ? */
+  function virtualKeyboardLikely() {
+    if (lastInput === "keyboard") {
+      return false;
+    }
+    if (lastInput === "touch" || lastInput === "pen") {
+      return true;
+    }
+    var coarse = window.matchMedia ? window.matchMedia("(pointer: coarse)") : null;
+    return !!((smallScreen && smallScreen.matches) || (coarse && coarse.matches));
+  }
+
+  /** Le focus dans la discussion : la zone de saisie, sauf si un clavier virtuel s'ouvrirait. */
+  function focusComposer() {
+    if (virtualKeyboardLikely()) {
+      try {
+        log.focus({ preventScroll: true });
+      } catch (e) {
+        log.focus();
+      }
+    } else {
+      input.focus();
+    }
+  }
+
+  function focusAfterChoice() {
+    focusComposer();
   }
 
   function updateModality() {
@@ -1103,7 +1442,7 @@
   function openPanel(moveFocus) {
     if (inline) {
       if (moveFocus) {
-        input.focus();
+        focusComposer();
       }
       return;
     }
@@ -1111,12 +1450,14 @@
     panel.hidden = false;
     root.classList.add("tq-is-open");
     launcher.setAttribute("aria-expanded", "true");
+    launcher.classList.remove("tq-launcher--unread");
+    launcherLabel.textContent = LAUNCHER_TEXT;
     set(session, KEY_OPEN, "1");
     updateModality();
     autosize();
     log.scrollTop = log.scrollHeight;
     if (moveFocus) {
-      input.focus();
+      focusComposer();
     }
     greetIfNeeded();
   }
@@ -1227,6 +1568,7 @@
       } else if (startOpen || get(session, KEY_OPEN) === "1") {
         openPanel(false);
       }
+      schedulePoll(0); // les nouvelles arrivées pendant l'absence
     });
   }
 
@@ -1236,6 +1578,10 @@
     },
     close: closePanel,
     newConversation: newConversation,
+    // demander tout de suite les nouvelles des signalements suivis
+    checkUpdates: function () {
+      schedulePoll(0);
+    },
   });
 
   if (document.readyState === "loading") {
