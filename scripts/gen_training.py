@@ -33,7 +33,7 @@ def render() -> str:
     by_intent: dict[str, list[str]] = {}
     seen: set[str] = set()
     for path in sorted(CORPUS.glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             item = json.loads(line)

@@ -367,3 +367,44 @@ async def test_empty_message_in_guided_mode_asks_the_same_question_again(
         assert texts(empty)[1:] == texts(question)
         assert payloads(empty) == payloads(question)
         assert fake_rasa.received == []
+
+
+# ----------------------------------------------------------------------------- danger model
+# Worried messages written for this test; the danger model (safety/danger_model.json) puts some
+# of them in its uncertain band. Which ones depends on the trained model, so the test takes the
+# first that is uncertain (and fails if none is: the band would then be empty in practice).
+WORRIED = [
+    "mon voisin est bizarre ces temps-ci",
+    "mon mari boit beaucoup",
+    "je suis inquiète pour ma voisine",
+    "des jeunes traînent devant l'immeuble le soir",
+    "ça crie souvent chez les voisins du dessus",
+    "mon ex m'écrit tous les jours",
+]
+
+
+async def test_an_uncertain_danger_is_asked_once_and_a_yes_gets_the_numbers(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    import safety
+
+    uncertain = [t for t in WORRIED if safety.assess(t, "fr").uncertain]
+    assert uncertain, "no worried message falls in the danger model's uncertain band"
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        reply = await gw.say(uncertain[0])
+        question, rasa_answer = texts(reply)
+        assert question == "Vous-même ou quelqu'un est-il en danger en ce moment ?"
+        assert rasa_answer == f"rasa:{uncertain[0]}"  # the conversation goes on below
+        yes = button_for(reply, "Oui, quelqu'un est en danger")
+        assert button_for(reply, "Non, pas en ce moment") == safety.DANGER_NO
+        # asked once per conversation
+        again = await gw.say(uncertain[-1])
+        assert "Vous-même ou quelqu'un est-il en danger en ce moment ?" not in texts(again)
+        numbers = await gw.tap(yes)
+        (emergency,) = texts(numbers)
+        assert emergency.startswith("⚠️ Si vous ou quelqu'un d'autre êtes en danger maintenant")
+        assert "• 17 — " in emergency and "• 112 — " in emergency and "114 (SMS)" in emergency
+        assert fake_rasa.messages()[-1] != yes  # answered by the gateway, not sent to Rasa
+        other = await gw.say(uncertain[0], sender="another-resident")
+        no = await gw.tap(button_for(other, "Non, pas en ce moment"), sender="another-resident")
+        assert texts(no) == ["D'accord, merci. Continuons."]

@@ -357,3 +357,42 @@ def test_button_payloads_fit_telegram_callback_data() -> None:
         for variant in variants:
             for button in variant.get("buttons", []):
                 assert len(button["payload"].encode()) <= 64, button
+
+
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        ("oui", "envoyer"),
+        ("oui merci", "envoyer"),
+        ("Oui, envoyer", "envoyer"),
+        ("OK", "envoyer"),
+        ("👍", "envoyer"),
+        ("envoyez", "envoyer"),
+        ("c'est bon", "envoyer"),
+        ("d'accord merci beaucoup", "envoyer"),
+        ("yes please send it", "envoyer"),
+        ("non", "annuler"),
+        ("Non, ne pas envoyer", "annuler"),
+        ("n'envoyez pas", "annuler"),  # "envoyez" inside a longer phrase does not count
+        ("laissez tomber", "annuler"),
+        ("non attendez", "modifier"),  # nothing is sent, nothing is lost
+        ("Modifier une réponse", "modifier"),
+        ("je me suis trompé de commune", "modifier"),
+        ("euh", None),
+        ("je sais pas", None),
+        ("oui... enfin non", None),  # yes and no together: asked again
+        ("", None),
+        ("🙂", None),
+    ],
+)
+def test_summary_answers_in_every_usual_form(typed: str, answer: str | None) -> None:
+    assert reports.read_confirmation(typed) == answer
+
+
+def test_confirmation_buttons_read_back_as_their_own_answer() -> None:
+    for choice in reports.model().confirmation:
+        for language in reports.LANGUAGES:
+            assert reports.read_confirmation(choice.label(language)) == choice.id, (
+                choice.id,
+                language,
+            )
