@@ -179,13 +179,17 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             if previous and previous != self.report_type:
                 # A change of topic: the answers about the former report are dropped, the
                 # commune is kept (only missing facts are asked).
+                kept = {"commune", "commune_insee", "commune_name", "danger_signal"}
+                if is_payload:
+                    kept.add("description")  # the topic was corrected with a button
                 for slot in REPORT_SLOTS:
-                    if slot not in ("commune", "commune_insee", "commune_name", "danger_signal"):
+                    if slot not in kept:
                         updates[slot] = None
                 values.update(updates)
             updates["report_type"] = self.report_type
             if not is_payload and message.strip() and intent in REPORT_TYPES:
                 updates["description"] = message.strip()[:MAX_FIELD_CHARS]
+                self._say_topic(dispatcher, latest, language)
             elif is_payload and not values.get("description"):
                 # The type was picked from the low-confidence buttons: the message that was not
                 # understood well enough is the description.
@@ -198,12 +202,15 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         else:
             if self._interrupts(intent, confidence, requested, message, tracker):
                 return []  # the form steps aside: a rule answers, then the form resumes
-            if (
-                intent in REPORT_TYPES
-                and intent != self.report_type
-                and confidence >= TOPIC_CHANGE_CONFIDENCE
-                and requested not in ("description", "commune", "personne", "lieu")
-            ):
+            other_topic = intent in REPORT_TYPES and intent != self.report_type
+            tapped_topic = is_payload and _entity(tracker, "reponse") is None
+            typed_topic = confidence >= TOPIC_CHANGE_CONFIDENCE and requested not in (
+                "description",
+                "commune",
+                "personne",
+                "lieu",
+            )
+            if other_topic and (tapped_topic or typed_topic):
                 return []  # change of topic: the rule of the other report type takes over
             danger_now = (
                 bool(message)
@@ -266,6 +273,32 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         events: list[EventType] = [SlotSet(k, v) for k, v in updates.items()]
         events.append(SlotSet("requested_slot", next_slot))
         return events
+
+    def _say_topic(
+        self, dispatcher: CollectingDispatcher, latest: dict[str, Any], language: str
+    ) -> None:
+        """The topic understood, in one short sentence, with a word of support where it fits,
+        and the next likeliest topics as buttons: a wrong guess is corrected in one tap."""
+        ranking = latest.get("intent_ranking") or []
+        others = [
+            str(r["name"])
+            for r in ranking
+            if r.get("name") in REPORT_TYPES and r.get("name") != self.report_type
+        ][:2]
+        sentence = text(
+            "texts",
+            "topic_understood",
+            language,
+            report_type=text("report_types", self.report_type, language),
+        )
+        support = texts()["texts"].get(language, {}).get("support", {}).get(self.report_type)
+        if support:
+            sentence = f"{support} {sentence}"
+        buttons = [
+            {"title": text("report_types", name, language), "payload": f"/{name}"}
+            for name in others
+        ]
+        dispatcher.utter_message(text=sentence, buttons=buttons)
 
     @staticmethod
     def _interrupts(

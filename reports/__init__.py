@@ -26,7 +26,7 @@ from reports.answers import (
 )
 from reports.clock import today
 from reports.extract import extract
-from reports.fields import display, label, problem_text, ticket_fields
+from reports.fields import contact_wanted, display, label, problem_text, ticket_fields
 from reports.flags import DANGER_SIGNAL, flags, text_flags
 from reports.flags import cues as flags_cues
 from reports.model import LANGUAGES, SKIP, Form, ModelError, Question, model
@@ -40,6 +40,7 @@ __all__ = [
     "ModelError",
     "Question",
     "applicable",
+    "contact_wanted",
     "display",
     "extract",
     "find_traces",

@@ -36,6 +36,17 @@ def ticket_fields(report_type: str, answers: Mapping[str, Any]) -> dict[str, str
     return result
 
 
+# The answers through which a citizen asks to be contacted (and gives how), per question.
+_CONTACT_ANSWERS = ("contact_tel", "contact_sur", "contact_absence")
+
+
+def contact_wanted(answers: Mapping[str, Any]) -> bool:
+    """Did the citizen ask to be contacted and say how? (otherwise the ticket is anonymous)"""
+    if answers.get("recontact") == "anonyme":
+        return False
+    return any(answers.get(qid) not in (None, "", SKIP) for qid in _CONTACT_ANSWERS)
+
+
 def display(qid: str, value: Any, language: str = "fr") -> str:
     """A field's value in words: a choice's label, a date written out, the text as written."""
     question = model().questions.get(qid)

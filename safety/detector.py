@@ -21,6 +21,8 @@ from .normalize import normalize_clauses
 
 AGITATION_RULE_ID = "agitation"
 MODEL_RULE_ID = "danger_model"
+# the danger model decides alone only on messages of at least this many words
+MODEL_MIN_WORDS = 5
 _MODEL_CATEGORY = "help_call"
 _AGITATION_CATEGORY = "help_call"
 
@@ -193,7 +195,10 @@ def assess(
                 immediate_danger=False, cancelled=tuple(cancelled), language=language
             )
         probability = chosen.probability(text, lex.sms)
-        if probability < chosen.threshold:
+        words = sum(len(clause.split()) for clause in clauses)
+        if probability < chosen.threshold or words < MODEL_MIN_WORDS:
+            # a short answer ("12 rue des Lilas", "oui", a date) gives the model too little to
+            # raise an alarm on its own: at most the question "is someone in danger now?"
             return DangerAssessment(
                 immediate_danger=False,
                 cancelled=tuple(cancelled),

@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from safety import assess, default_lexicon  # noqa: E402
 from safety.danger_model import HASH_BITS, MODEL_FILE, data_fingerprint, features  # noqa: E402
+from safety.detector import MODEL_MIN_WORDS  # noqa: E402
+from safety.normalize import normalize_clauses  # noqa: E402
 
 DATA_DIR = ROOT / "nlu_data" / "residents"
 TARGET_RECALL = 0.95
@@ -70,13 +72,16 @@ def matrix(texts: list[str]):  # type: ignore[no-untyped-def]
 
 
 def choose_threshold(probabilities, labels, rules, target):  # type: ignore[no-untyped-def]
-    """Highest threshold with recall(rules OR p >= t) >= target; with its false-alarm rate."""
+    """Highest threshold with recall(rules OR p >= t) >= target; with its false-alarm rate.
+    ``probabilities`` is None for messages too short for the model to decide alone."""
     positives = sum(labels)
     negatives = len(labels) - positives
     best = (0.01, 1.0, 1.0)
     for step in range(99, 0, -1):
         t = step / 100
-        flagged = [r or p >= t for p, r in zip(probabilities, rules, strict=True)]
+        flagged = [
+            r or (p is not None and p >= t) for p, r in zip(probabilities, rules, strict=True)
+        ]
         recall = sum(1 for f, y in zip(flagged, labels, strict=True) if f and y) / positives
         false_alarms = (
             sum(1 for f, y in zip(flagged, labels, strict=True) if f and not y) / negatives
@@ -107,6 +112,10 @@ def train(check_only: bool = False) -> int:
     y = np.array(labels)
     x = matrix(texts)
     rules = [assess(t, model=None).immediate_danger for t in texts]
+    sms = default_lexicon().sms
+    long_enough = [
+        sum(len(c.split()) for c in normalize_clauses(t, sms)) >= MODEL_MIN_WORDS for t in texts
+    ]
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(x, y))
 
     def out_of_fold(c: float):  # type: ignore[no-untyped-def]
@@ -125,9 +134,13 @@ def train(check_only: bool = False) -> int:
         results[c] = (average_precision_score(y, scores), scores)
         print(f"C={c:<5} cross-validated average precision {results[c][0]:.3f}")
     best_c = max(C_GRID, key=lambda c: results[c][0])
-    scores = results[best_c][1]
+    scores = [
+        float(p) if ok else None for p, ok in zip(results[best_c][1], long_enough, strict=True)
+    ]
     threshold, recall, false_alarms = choose_threshold(scores, labels, rules, TARGET_RECALL)
-    ask, ask_recall, ask_false = choose_threshold(scores, labels, rules, ASK_RECALL)
+    ask, ask_recall, ask_false = choose_threshold(
+        [float(p) for p in results[best_c][1]], labels, rules, ASK_RECALL
+    )
     ask = min(ask, threshold)
     rules_recall = sum(1 for r, g in zip(rules, labels, strict=True) if r and g) / sum(labels)
     rules_false = sum(1 for r, g in zip(rules, labels, strict=True) if r and not g) / (

@@ -70,6 +70,12 @@ VIOLENT_REPORT_TYPES = frozenset(
     {"enfant_en_danger", "violences_conjugales", "personne_vulnerable", "vol_cambriolage"}
 )
 CLASSIFIER_DANGER_CONFIDENCE = 0.6
+# The classifier was trained on French and English. A message in another language gets its guess
+# with at most this confidence (below the chat's fallback threshold, 0.45): never a confident
+# French report type for a language the model does not read (the chat sends such messages to the
+# guided mode in their language).
+TRAINED_LANGUAGES = frozenset({"fr", "en"})
+OTHER_LANGUAGE_CONFIDENCE = 0.3
 OUTPUT_KEYS = (
     "id",
     "language",
@@ -319,6 +325,15 @@ def triage_one(
     language = detect_language(text)
     intent = parse.get("intent")
     confidence = float(parse.get("confidence") or 0.0)
+    if language not in TRAINED_LANGUAGES:
+        confidence = min(confidence, OTHER_LANGUAGE_CONFIDENCE)
+        parse = {
+            **parse,
+            "ranking": [
+                [name, min(float(c), OTHER_LANGUAGE_CONFIDENCE)]
+                for name, c in parse.get("ranking") or []
+            ],
+        }
     report_type = intent if intent in routing.REPORT_TYPES else NON_REPORT
     entities: list[Mapping[str, Any]] = list(parse.get("entities") or [])
     safety = assess(text, language)

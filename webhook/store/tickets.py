@@ -43,6 +43,51 @@ SubtypeOf = Callable[[str, dict[str, str]], str | None]
 subtype_of: SubtypeOf | None = None
 
 
+def epci_of(commune_insee: str | None) -> str | None:
+    """The EPCI (SIREN) a ticket filed under ``commune_insee`` is counted in by the cellule de
+    veille (``tickets.epci_siren``): its commune's, when the code is that of a current commune
+    (not a former code nor a municipal arrondissement: the veille counts those under no EPCI)."""
+    if commune_insee is None:
+        return None
+    commune = routing.get_engine().commune(commune_insee)
+    if commune is None or commune.insee != commune_insee or commune.kind != "commune":
+        return None
+    return commune.epci_siren or None
+
+
+async def align_epcis(sessions: async_sessionmaker[AsyncSession], departement: str) -> int:
+    """Set ``tickets.epci_siren`` of a département's tickets from the routing reference data in
+    use (after an update of that data moved communes between EPCIs); returns how many tickets
+    changed. Their ``updated_at`` is kept: nothing happened to them."""
+    changed = 0
+    async with sessions() as session, session.begin():
+        pairs = (
+            await session.execute(
+                select(Ticket.commune_insee, Ticket.epci_siren)
+                .where(Ticket.departement == departement, Ticket.commune_insee.is_not(None))
+                .distinct()
+            )
+        ).all()
+        for commune_insee, epci in sorted(pairs, key=lambda p: (p[0], p[1] or "")):
+            expected = epci_of(commune_insee)
+            if expected == epci:
+                continue
+            result = await session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.departement == departement,
+                    Ticket.commune_insee == commune_insee,
+                    Ticket.epci_siren.is_(None) if epci is None else Ticket.epci_siren == epci,
+                )
+                .values(epci_siren=expected, updated_at=Ticket.updated_at)
+                .execution_options(synchronize_session=False)
+            )
+            changed += int(getattr(result, "rowcount", 0) or 0)
+    if changed:
+        logger.info("%d ticket(s) of %s given the EPCI of their commune", changed, departement)
+    return changed
+
+
 class TicketError(Exception):
     """Base error of the ticket service."""
 
@@ -186,11 +231,13 @@ async def file_report(
                 language=report.language,
                 channel=report.channel,
                 conversation_id=report.conversation_id,
-                anonymous=report.anonymous,
+                # anonymous unless the citizen asked to be contacted and said how
+                anonymous=report.anonymous and not reports.contact_wanted(report.fields),
                 status="received",
                 idempotency_key=report.idempotency_key,
                 tracking_code=tracking.new_code(),
                 subtype=subtype_of(report.report_type, report.fields) if subtype_of else None,
+                epci_siren=epci_of(report.commune_insee),
             )
             ticket.destinations = [
                 TicketDestination(
