@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -57,27 +59,146 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Agents work in France: every time is shown, and every filter day read, in Paris time.
+PARIS = ZoneInfo("Europe/Paris")
+CHANNEL_LABELS = {
+    "web": "discussion du site",
+    "telegram": "Telegram",
+    "api": "API d'un service",
+    "open311": "outil Open311",
+}
+LANGUAGE_LABELS = {
+    "fr": "français",
+    "en": "anglais",
+    "de": "allemand",
+    "nl": "néerlandais",
+    "it": "italien",
+    "es": "espagnol",
+}
+DELIVERY_LABELS = {
+    "dashboard": "tableau de bord",
+    "email": "e-mail",
+    "webhook": "webhook",
+    "citizen": "message au déclarant",
+}
+PREVIEW_CHARS = 160
+# What the outbox writes in a ticket's history (webhook.delivery.outbox), read back in words
+_DELIVERED_RE = re.compile(r"^(?P<kind>[a-z_]+) delivered to (?P<target>\S+)$")
+_FAILED_RE = re.compile(
+    r"^(?P<kind>[a-z_]+) delivery to (?P<target>\S+) failed after (?P<attempts>\d+) attempts"
+)
+
+
+def _fmt_dt(value: dt.datetime | None) -> str:
+    """``01/12/2026 à 14:05``, Paris time (summer time included)."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)  # SQLite gives naive UTC datetimes back
+    return value.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+
+
+def _iso(value: dt.datetime | None) -> str:
+    """The instant for a ``<time datetime>`` attribute."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(PARIS).isoformat(timespec="minutes")
+
+
+def preview(ticket: Ticket) -> str:
+    """One line about a ticket for the list: its description, else its answers in words."""
+    fields = ticket.fields or {}
+    text = str(fields.get("description") or "").strip()
+    if not text:
+        text = " · ".join(
+            reports.display(key, value) for key, value in fields.items() if value not in ("", None)
+        )
+    text = " ".join(text.split())
+    if len(text) > PREVIEW_CHARS:
+        text = text[: PREVIEW_CHARS - 1].rstrip() + "…"
+    return text
+
+
+def actor_label(actor: str) -> str:
+    """Who did it, in words (the history keeps ids such as ``system:outbox``)."""
+    kind, _, rest = actor.partition(":")
+    if kind == "system":
+        return "Envoi automatique" if rest == "outbox" else "Tranquillité (automatique)"
+    if kind == "citizen":
+        channel = CHANNEL_LABELS.get(rest, rest)
+        return f"Le déclarant ({channel})" if channel else "Le déclarant"
+    if kind == "agent":
+        return f"Agent « {rest} »"
+    if kind == "token":
+        return f"Outil connecté (jeton {rest}…)"
+    if "/" in actor:  # Open311 filings: "<agency>/<actor>"
+        agency, _, who = actor.partition("/")
+        return f"{auth.agency_name(agency)} — {actor_label(who)}"
+    return actor
+
+
+def event_label(event: Any) -> str:
+    """What happened, in words."""
+    if event.kind == "answer":
+        return "Réponse au déclarant"
+    if event.kind == "status":
+        to = lifecycle.STATUS_LABELS.get(event.status_to, event.status_to)
+        if event.status_from is None:
+            return f"Signalement {to}"
+        before = lifecycle.STATUS_LABELS.get(event.status_from, event.status_from)
+        return f"Statut : {before} → {to}"
+    if event.kind == "delivery":
+        note = event.note or ""
+        delivered = _DELIVERED_RE.match(note)
+        if delivered:
+            how = DELIVERY_LABELS.get(delivered["kind"], delivered["kind"])
+            return f"Transmis ({how}) à {auth.agency_name(delivered['target'])}"
+        failed = _FAILED_RE.match(note)
+        if failed:
+            how = DELIVERY_LABELS.get(failed["kind"], failed["kind"])
+            return (
+                f"Échec de la transmission ({how}) à {auth.agency_name(failed['target'])} "
+                f"après {failed['attempts']} tentatives"
+            )
+        return "Transmission"
+    if event.kind == "note":
+        return "Note interne"
+    return event.kind
+
+
+def event_note(event: Any) -> str:
+    """The note worth showing beside an event: the agency's words (answers, notes for the
+    citizen, internal notes), not the outbox's technical line (already in words)."""
+    if event.kind == "delivery":
+        return ""
+    return str(event.note or "")
+
+
+def language_label(code: str) -> str:
+    return LANGUAGE_LABELS.get(code, code)
+
+
+_env.filters["datetime"] = _fmt_dt
+_env.filters["iso"] = _iso
 _env.globals.update(
     STATUS_LABELS=lifecycle.STATUS_LABELS,
     TYPE_LABELS=lifecycle.REPORT_TYPE_LABELS,
     ROLE_LABELS=auth.ROLE_LABELS,
+    CHANNEL_LABELS=CHANNEL_LABELS,
     field_label=reports.label,
     field_value=reports.display,
     commune_label=queries.commune_label,
     agency_name=auth.agency_name,
     status_group=queries.status_group,
+    is_danger=queries.is_danger,
+    preview=preview,
+    actor_label=actor_label,
+    event_label=event_label,
+    event_note=event_note,
+    language_label=language_label,
 )
-
-
-def _fmt_dt(value: dt.datetime | None) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%d/%m/%Y %H:%M UTC")
-
-
-_env.filters["datetime"] = _fmt_dt
 
 router = APIRouter(prefix="/agence", include_in_schema=False)
 
@@ -353,19 +474,22 @@ async def logout(request: Request) -> Response:
 
 
 def _parse_date(value: str, *, end_of_day: bool = False) -> dt.datetime | None:
-    """A filter date (AAAA-MM-JJ) as a UTC instant; ``end_of_day``: the next midnight (the last
-    day of the calendar has none: the filter then has no upper bound)."""
+    """A filter date (AAAA-MM-JJ), a day in Paris, as a UTC instant: its midnight, or with
+    ``end_of_day`` the next midnight (the last day of the calendar has none: the filter then
+    has no upper bound)."""
     try:
         day = dt.date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-    if not end_of_day:
-        return start
-    try:
-        return start + dt.timedelta(days=1)
+        if end_of_day:
+            day += dt.timedelta(days=1)
     except OverflowError:
         return dt.datetime.max.replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    try:
+        return dt.datetime.combine(day, dt.time(0), tzinfo=PARIS).astimezone(dt.UTC)
+    except OverflowError:
+        # the first days of year 1 in Paris are before the first instant in UTC
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _item_id(value: str) -> int | None:
@@ -437,6 +561,7 @@ async def ticket_list(request: Request) -> Response:
         )
         if not (commune and commune_insee is None)
         else queries.TicketFilter(references=[], limit=0),
+        danger_first=True,
     )
     return _render(
         request,

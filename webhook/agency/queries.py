@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
@@ -38,8 +38,6 @@ if set(get_args(ReportType)) != set(routing.REPORT_TYPES):
 OPEN311_CLOSED = frozenset({"closed", "redirected", "rejected_duplicate"})
 OPEN_STATUSES = frozenset(lifecycle.STATUSES) - OPEN311_CLOSED
 
-# Labels of the form fields (SPEC §2) shown to agents; unknown keys are shown as they are.
-
 
 def status_group(status: str) -> str:
     """Open311 status of an extended status."""
@@ -56,6 +54,23 @@ class TicketFilter:
     references: Collection[str] | None = None
     limit: int = 50
     offset: int = 0
+
+
+def is_danger(ticket: Ticket) -> bool:
+    """Someone may be in danger now: the routing flag computed from the report's answers and the
+    safety check when it was filed (``decision.flags.danger``)."""
+    flags = (ticket.decision or {}).get("flags") or {}
+    return bool(flags.get("danger"))
+
+
+def _open_danger_first() -> Any:
+    """Sort key: open tickets where someone may be in danger now come first (0), then the rest
+    (1). Read from the routing decision's JSON on SQLite and PostgreSQL alike."""
+    danger = Ticket.decision[("flags", "danger")].as_boolean()
+    return case(
+        (danger.is_(True) & Ticket.status.in_(sorted(OPEN_STATUSES)), 0),
+        else_=1,
+    )
 
 
 def _scoped(agency_id: str) -> Any:
@@ -83,15 +98,19 @@ def _apply(query: Any, f: TicketFilter) -> Any:
 
 
 async def list_for_agency(
-    sessions: Sessions, agency_id: str, f: TicketFilter
+    sessions: Sessions, agency_id: str, f: TicketFilter, *, danger_first: bool = False
 ) -> tuple[list[Ticket], int]:
-    """(page of tickets newest first, total matching)."""
+    """(page of tickets newest first, total matching); ``danger_first``: the open tickets where
+    someone may be in danger now before all others (the dashboard's triage order)."""
     query = _apply(_scoped(agency_id), f)
     async with sessions() as session:
         total = int(
             (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
         )
-        page = query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        order = [Ticket.created_at.desc(), Ticket.id.desc()]
+        if danger_first:
+            order.insert(0, _open_danger_first())
+        page = query.order_by(*order)
         page = page.limit(max(0, min(f.limit, 1000))).offset(max(0, f.offset))
         tickets = list((await session.execute(page)).scalars().all())
     return tickets, total
