@@ -140,6 +140,8 @@ def guided_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         "TRANQUILLITE_OUTBOX_WORKER": "embedded",
         "TRANQUILLITE_OUTBOX_POLL_SECONDS": "0.2",
         "TRANQUILLITE_VEILLE_WORKER": "off",
+        # town halls' pages on other origins (other ports of this machine) embed the widget
+        "TRANQUILLITE_CORS_ORIGINS": "*",
     }
     env.pop("TRANQUILLITE_TELEGRAM_TOKEN", None)
     base = f"http://127.0.0.1:{port}"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, Route
-from widget_support import CHAT_PATH, DESKTOP, PHONE, RecordedPage
+from widget_support import CHAT_PATH, DESKTOP, PHONE, RecordedPage, answer_until_summary
 
 pytestmark = pytest.mark.browser
 
@@ -639,6 +639,8 @@ def test_guided_report_with_the_keyboard_only(chat_page: RecordedPage) -> None:
     type_with_keyboard(page, "Parking de la gare " + XSS)
     choose_with_keyboard(page, "Tous les jours")
     type_with_keyboard(page, "Lons-le-Saunier")
+    # questions asked after those (how to be contacted...): the first answer, with the keyboard
+    answer_until_summary(page, choose_with_keyboard)
     summary = last_bot_text(page)
     assert "Lons-le-Saunier (39)" in summary and "Tous les jours" in summary
     assert XSS in summary  # the markup typed by the citizen is shown as text

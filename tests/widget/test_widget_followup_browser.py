@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, Route
-from widget_support import DESKTOP, PHONE, RecordedPage
+from widget_support import DESKTOP, PHONE, RecordedPage, answer_until_summary
 
 from webhook.agency import auth
 from webhook.store import tickets
@@ -70,6 +70,7 @@ def file_guided_report(page: Page) -> dict[str, str]:
     type_text(page, "Parking de la gare")
     tap(page, "Tous les jours")
     type_text(page, "Lons-le-Saunier")
+    answer_until_summary(page, tap)
     tap(page, "Envoyer le signalement")
     kept = json.loads(page.evaluate("() => localStorage.getItem('tq-tickets')") or "[]")
     assert len(kept) == 1, kept

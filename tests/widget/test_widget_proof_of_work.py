@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page
-from widget_support import CHAT_PATH, DESKTOP
+from widget_support import CHAT_PATH, DESKTOP, answer_until_summary
 
 from webhook.config import PROJECT_ROOT, Settings
 from webhook.ops.supervisor import Stack
@@ -114,6 +114,7 @@ def test_widget_solves_the_challenge_and_files(open_page: Any, pow_gateway: str)
     _type(page, "Place du marché")
     _tap(page, "Tous les jours")
     _type(page, "lons le saunier")
+    answer_until_summary(page, _tap)
     _tap(page, "Envoyer le signalement")
     confirmation = page.locator(BOT).last.inner_text()
     assert "numéro de suivi" in confirmation, confirmation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,3 +55,17 @@ class RecordedPage:
 
     def payloads(self) -> list[str | None]:
         return [b.get("payload") for b in self.chat_bodies]
+
+
+SEND_REPORT = "Envoyer le signalement"
+ENABLED_CHOICE = "[role=log] .tq-choice:not([disabled])"
+
+
+def answer_until_summary(page: Page, tap: Callable[[Page, str], None], limit: int = 5) -> None:
+    """Answer, with the first button offered, the questions a guided form asks after those a
+    test answers itself (how to be contacted, for one), until its summary offers to send."""
+    for _ in range(limit):
+        if page.locator(ENABLED_CHOICE, has_text=SEND_REPORT).count():
+            return
+        tap(page, page.locator(ENABLED_CHOICE).first.inner_text().strip())
+    assert page.locator(ENABLED_CHOICE, has_text=SEND_REPORT).count(), "no summary"

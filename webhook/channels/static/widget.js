@@ -654,9 +654,11 @@
 
   /**
    * Fait défiler la conversation vers les réponses reçues : le début de la première réponse
-   * en haut, sauf si la question qui attend une réponse et ses trois premiers boutons ne
-   * tiendraient plus à l'écran (petit téléphone) : on descend alors juste assez pour les montrer
-   * (le début des réponses reste à portée, plus haut).
+   * en haut, sauf si une question à choix (trois réponses proposées ou plus) et ses trois
+   * premiers boutons ne tiendraient plus à l'écran (petit téléphone) : on descend alors juste
+   * assez pour les montrer (le début des réponses reste à portée, plus haut). Une confirmation
+   * suivie de deux boutons (« Nouveau signalement »...) reste lue depuis son début : sa
+   * référence d'abord.
    */
   function scrollToReplies(first, asking) {
     if (!first) {
@@ -666,7 +668,7 @@
     var target = offsetInLog(first) - 8;
     if (asking) {
       var choices = asking.querySelectorAll(".tq-choice");
-      var shown = choices[Math.min(choices.length, MIN_VISIBLE_CHOICES) - 1];
+      var shown = choices.length >= MIN_VISIBLE_CHOICES ? choices[MIN_VISIBLE_CHOICES - 1] : null;
       if (shown) {
         var bottom = offsetInLog(shown) + shown.offsetHeight + 8;
         if (bottom - target > log.clientHeight) {
