@@ -1,5 +1,6 @@
-"""Migrations 0004_veille and 0005_veille_waves go down to 0003_security and up again on SQLite
-and PostgreSQL, keeping tickets; 0005 fills the sub-kind of tickets filed before it."""
+"""Migrations 0004_veille, 0005_veille_waves and 0006_veille_epci go down to 0003_security and up
+again on SQLite and PostgreSQL, keeping tickets; 0005 fills the sub-kind of tickets filed before
+it, 0006 their EPCI."""
 
 from __future__ import annotations
 
@@ -29,11 +30,28 @@ def _columns(connection: Connection, table: str) -> set[str]:
     return {c["name"] for c in inspect(connection).get_columns(table)}
 
 
+def _indexes(connection: Connection, table: str) -> set[str]:
+    return {str(i["name"]) for i in inspect(connection).get_indexes(table)}
+
+
 async def test_veille_migrations_go_down_and_up_keeping_tickets(db_engine: AsyncEngine) -> None:
     sessions = session_factory(db_engine)
     ticket = await file_at(sessions, NOW - dt.timedelta(days=1))
+    national = await file_at(
+        sessions,
+        NOW - dt.timedelta(days=2),
+        commune=None,  # type: ignore[arg-type]
+        report_type="incivilite",
+        fields={},
+    )
     async with db_engine.begin() as conn:
         assert VEILLE_TABLES <= await conn.run_sync(_tables)
+        await conn.run_sync(_alembic, "downgrade", "0005_veille_waves")
+        assert "epci_siren" not in await conn.run_sync(_columns, "tickets")
+        assert not {
+            "ix_tickets_veille_epci",
+            "ix_tickets_veille_departement",
+        } & await conn.run_sync(_indexes, "tickets")
         await conn.run_sync(_alembic, "downgrade", "0004_veille")
         assert "subtype" not in await conn.run_sync(_columns, "tickets")
         assert "veille_alert_tickets" in await conn.run_sync(_tables)
@@ -46,6 +64,17 @@ async def test_veille_migrations_go_down_and_up_keeping_tickets(db_engine: Async
     async with db_engine.begin() as conn:
         assert VEILLE_TABLES <= await conn.run_sync(_tables)
         assert "veille_alert_tickets" not in await conn.run_sync(_tables)
-        rows = (await conn.execute(text("SELECT reference, subtype FROM tickets"))).all()
-    # the sub-kind of a ticket filed before 0005 is read from its answer
-    assert [tuple(r) for r in rows] == [(ticket.reference, "faux_conseiller")]
+        assert {"ix_tickets_veille_epci", "ix_tickets_veille_departement"} <= await conn.run_sync(
+            _indexes, "tickets"
+        )
+        rows = (
+            await conn.execute(
+                text("SELECT reference, subtype, epci_siren FROM tickets ORDER BY id")
+            )
+        ).all()
+    # the sub-kind of a ticket filed before 0005 is read from its answer, its EPCI (0006) from
+    # its commune; a report without a commune has none
+    assert [tuple(r) for r in rows] == [
+        (ticket.reference, "faux_conseiller", "240400440"),
+        (national.reference, None, None),
+    ]

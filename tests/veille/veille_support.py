@@ -130,6 +130,11 @@ async def insert_tickets(sessions: Sessions, rows: list[dict[str, object]]) -> N
             item.setdefault("reference", f"{item['departement']}-2026-9{n:05d}")
             item.setdefault("updated_at", item["created_at"])
             item.setdefault("fields", {})
+            commune = item.get("commune_insee")
+            # as filed (webhook.store.tickets)
+            item.setdefault(
+                "epci_siren", tickets.epci_of(commune if isinstance(commune, str) else None)
+            )
             payload.append(item)
         await session.execute(insert(Ticket), payload)
 

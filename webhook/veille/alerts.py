@@ -32,11 +32,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, not_, or_, select, tuple_, update
+from sqlalchemy import String, and_, cast, func, literal, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import routing
 from webhook.agency import territory as territories
+from webhook.store import tickets
 from webhook.store.db import (
     OutboxMessage,
     Ticket,
@@ -127,7 +128,9 @@ def keys_for(
 @dataclass
 class Observation:
     """What the tickets say about a key at ``now``: the window's reports and residents, the
-    baseline's reports."""
+    baseline's reports. From :func:`observe_all`, residents are not counted yet
+    (``residents_known``): :func:`count_residents` counts them when they can change the decision
+    (the reports alone would raise an alert), else they stay 0."""
 
     key: AlertKey
     now: dt.datetime
@@ -138,6 +141,9 @@ class Observation:
     baseline_weeks: float = 0.0
     # the window's reports as (commune, sub-kind, resident), when read in one pass (recompute)
     window: list[tuple[str, str, str]] | None = None
+    # the window's reports per (commune, sub-kind as stored): their number (evaluation per key)
+    groups: list[tuple[str | None, str | None, int]] | None = None
+    residents_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -209,19 +215,19 @@ def _baseline_span(
     return start, weeks
 
 
-def _area_filter(geo: Geography, key: AlertKey) -> Any:
+def _area_filter(key: AlertKey) -> Any:
     if key.area_kind == "commune":
         return Ticket.commune_insee == key.area_code
     if key.area_kind == "epci":
-        return Ticket.commune_insee.in_(geo.epcis.get(key.area_code, ()))
+        # the part of the EPCI in the département (tickets.epci_siren, set at filing)
+        return and_(Ticket.epci_siren == key.area_code, Ticket.departement == key.departement)
     return Ticket.departement == key.departement
 
 
 def _filters(key: AlertKey, config: VeilleConfig) -> list[Any]:
     """The reports of a key (any date)."""
-    geo = figures.geography(key.departement)
     filters = [
-        _area_filter(geo, key),
+        _area_filter(key),
         Ticket.report_type == key.report_type,
         Ticket.status.not_in(NOT_COUNTED_STATUSES),
     ]
@@ -240,15 +246,167 @@ def _in_window(observation: Observation) -> list[Any]:
 RESIDENTS_SCAN = 1000
 
 
-async def _window_counts(session: AsyncSession, filters: list[Any]) -> tuple[int, int]:
-    """(reports, residents) — a report without a conversation is its own resident."""
-    count = int(await session.scalar(select(func.count()).select_from(Ticket).where(*filters)) or 0)
-    if count == 0:
-        return 0, 0
+def _residents_among(filters: list[Any]) -> Any:
+    """Distinct residents among at most RESIDENTS_SCAN reports matching ``filters`` — a report
+    without a conversation is its own resident (a scalar subquery)."""
     resident = func.coalesce(Ticket.conversation_id, literal("t:") + cast(Ticket.id, String))
     sample = select(resident.label("resident")).where(*filters).limit(RESIDENTS_SCAN).subquery()
-    residents = await session.scalar(select(func.count(func.distinct(sample.c.resident))))
-    return count, int(residents or 0)
+    return select(func.count(func.distinct(sample.c.resident))).scalar_subquery()
+
+
+async def _residents(session: AsyncSession, *filters: list[Any]) -> list[int]:
+    """The residents of each list of ``filters``, in one statement."""
+    if not filters:
+        return []
+    row = (await session.execute(select(*(_residents_among(f) for f in filters)))).one()
+    return [int(value or 0) for value in row]
+
+
+def _residents_decide(count: int, expected: float, config: VeilleConfig) -> bool:
+    """Whether the number of residents can change the decision on ``count`` reports (and is
+    kept): only when the reports alone would raise an alert. Otherwise it is not counted."""
+    settings = config.alerts
+    return count >= settings.min_reports and upper_tail(count, expected) < settings.p_value_max
+
+
+def _expected(observation: Observation, config: VeilleConfig) -> float:
+    return assess(observation, config, residents=0).expected
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The tickets read at once for keys of one département and type: an EPCI part (its keys and
+    those of its communes), a commune, or the département."""
+
+    departement: str
+    report_type: str
+    area_kind: str
+    area_code: str
+
+    @classmethod
+    def of(cls, key: AlertKey, geo: Geography) -> _Scope:
+        if key.area_kind == "commune" and geo.epci_of.get(key.area_code):
+            return cls(key.departement, key.report_type, "epci", str(geo.epci_of[key.area_code]))
+        return cls(key.departement, key.report_type, key.area_kind, key.area_code)
+
+    def filters(self) -> list[Any]:
+        key = AlertKey(self.departement, self.area_kind, self.area_code, self.report_type)
+        return [
+            _area_filter(key),
+            Ticket.report_type == self.report_type,
+            Ticket.status.not_in(NOT_COUNTED_STATUSES),
+        ]
+
+
+def _narrowest(scope: _Scope, keys: Sequence[AlertKey]) -> _Scope:
+    """An EPCI scope whose keys are all of one commune reads that commune only (a sweep)."""
+    if scope.area_kind == "epci" and len({(k.area_kind, k.area_code) for k in keys}) == 1:
+        key = keys[0]
+        if key.area_kind == "commune":
+            return _Scope(scope.departement, scope.report_type, "commune", key.area_code)
+    return scope
+
+
+def _in_key(key: AlertKey, commune: str | None, subtype: str | None) -> bool:
+    """Whether a report of the key's scope (commune, sub-kind as stored) is one of the key's."""
+    if key.area_kind == "commune" and commune != key.area_code:
+        return False
+    return not key.subtype or subtype == key.subtype
+
+
+async def observe_all(
+    session: AsyncSession,
+    keys: Iterable[AlertKey],
+    now: dt.datetime,
+    config: VeilleConfig,
+    history: History,
+) -> list[Observation]:
+    """Observations of keys (of any départements), in the order of ``keys``: one aggregate query
+    per scope (an EPCI part with its communes, a commune, the département) × type gives every
+    key's window and baseline counts per commune and sub-kind. Residents are left to
+    :func:`count_residents` (only the keys whose decision depends on them need them)."""
+    keys = list(dict.fromkeys(keys))
+    scopes: dict[_Scope, list[AlertKey]] = {}
+    for key in keys:
+        geo = figures.geography(key.departement)
+        scopes.setdefault(_Scope.of(key, geo), []).append(key)
+    found: dict[AlertKey, Observation] = {}
+    for scope, members in scopes.items():
+        for observation in await _observe_scope(
+            session, _narrowest(scope, members), members, now, config, history
+        ):
+            found[observation.key] = observation
+    return [found[key] for key in keys]
+
+
+async def _observe_scope(
+    session: AsyncSession,
+    scope: _Scope,
+    keys: Sequence[AlertKey],
+    now: dt.datetime,
+    config: VeilleConfig,
+    history: History,
+) -> list[Observation]:
+    window_start = now - dt.timedelta(days=config.alerts.window_days)
+    baseline_start, baseline_weeks = _baseline_span(
+        config, window_start, await history.start(session, scope.departement)
+    )
+    in_window = Ticket.created_at > window_start
+    in_baseline = and_(Ticket.created_at >= baseline_start, Ticket.created_at <= window_start)
+    rows = (
+        await session.execute(
+            select(
+                Ticket.commune_insee,
+                Ticket.subtype,
+                func.count().filter(in_window),
+                func.count().filter(in_baseline),
+            )
+            .where(
+                *scope.filters(),
+                Ticket.created_at >= min(baseline_start, window_start),
+                Ticket.created_at <= now,
+            )
+            .group_by(Ticket.commune_insee, Ticket.subtype)
+        )
+    ).all()
+    observations = []
+    for key in keys:
+        observation = Observation(
+            key=key,
+            now=now,
+            window_start=window_start,
+            baseline_weeks=baseline_weeks,
+            groups=[],
+            residents_known=False,
+        )
+        assert observation.groups is not None
+        for commune, subtype, window, baseline in rows:
+            if _in_key(key, commune, subtype):
+                observation.count += int(window or 0)
+                observation.baseline_count += int(baseline or 0)
+                if window:
+                    observation.groups.append((commune, subtype, int(window)))
+        observations.append(observation)
+    return observations
+
+
+async def count_residents(
+    session: AsyncSession, observations: Iterable[Observation], config: VeilleConfig
+) -> None:
+    """Count the residents of observations whose decision depends on them (one statement)."""
+    observations = list(observations)
+    wanted = [
+        o
+        for o in observations
+        if not o.residents_known and _residents_decide(o.count, _expected(o, config), config)
+    ]
+    values = await _residents(
+        session, *([*_filters(o.key, config), *_in_window(o)] for o in wanted)
+    )
+    for observation, value in zip(wanted, values, strict=True):
+        observation.residents = value
+    for observation in observations:
+        observation.residents_known = True
 
 
 async def observe(
@@ -258,24 +416,9 @@ async def observe(
     config: VeilleConfig,
     history: History,
 ) -> Observation:
-    """An observation of one key from two aggregate queries on indexed columns."""
-    window_start = now - dt.timedelta(days=config.alerts.window_days)
-    observation = Observation(key=key, now=now, window_start=window_start)
-    filters = _filters(key, config)
-    observation.count, observation.residents = await _window_counts(
-        session, [*filters, *_in_window(observation)]
-    )
-    baseline_start, observation.baseline_weeks = _baseline_span(
-        config, window_start, await history.start(session, key.departement)
-    )
-    observation.baseline_count = int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Ticket)
-            .where(*filters, Ticket.created_at >= baseline_start, Ticket.created_at <= window_start)
-        )
-        or 0
-    )
+    """An observation of one key, residents counted (see :func:`observe_all`)."""
+    observation = (await observe_all(session, [key], now, config, history))[0]
+    await count_residents(session, [observation], config)
     return observation
 
 
@@ -352,6 +495,8 @@ class _Waves:
         self.current: dict[AlertKey, VeilleAlert] = {}
         # (report type, area kind, area code) → keys going on there
         self._by_area: dict[tuple[str, str, str], set[AlertKey]] = {}
+        # (report type, area code) whose waves were read (kept up to date by add and remove)
+        self._read: set[tuple[str, str]] = set()
 
     async def load(self, keys: Iterable[AlertKey]) -> None:
         for key, alert in (
@@ -379,22 +524,26 @@ class _Waves:
 
     async def narrower(self, key: AlertKey) -> list[AlertKey]:
         areas = self._areas(key)
-        if not self.everything and areas:
-            # keys only (no alert objects: an EPCI at a peak has hundreds of waves below it)
+        unread = sorted(
+            {code for _, code in areas} - {c for t, c in self._read if t == key.report_type}
+        )
+        if not self.everything and unread:
+            # keys only, read as table rows (no alert objects, no ORM loading: an EPCI at a
+            # peak has hundreds of waves below it)
+            table = VeilleAlert.__table__.c
+            await self.session.flush()  # the waves ended or raised so far (as an ORM query would)
             query = select(
-                VeilleAlert.area_kind,
-                VeilleAlert.area_code,
-                VeilleAlert.report_type,
-                VeilleAlert.subtype,
+                table.area_kind, table.area_code, table.report_type, table.subtype
             ).where(
-                VeilleAlert.departement == self.departement,
-                VeilleAlert.ended_at.is_(None),
-                VeilleAlert.report_type == key.report_type,
-                VeilleAlert.area_code.in_(sorted({code for _, code in areas})),
+                table.departement == self.departement,
+                table.ended_at.is_(None),
+                table.report_type == key.report_type,
+                table.area_code.in_(unread),
             )
             for kind, code, report_type, subtype in (await self.session.execute(query)).all():
                 other = AlertKey(self.departement, kind, code, report_type, subtype)
                 self._by_area.setdefault((report_type, kind, code), set()).add(other)
+            self._read.update((key.report_type, code) for code in unread)
         found: list[AlertKey] = []
         for kind, code in areas:
             for other in self._by_area.get((key.report_type, kind, code), ()):
@@ -431,13 +580,21 @@ class _Explained:
         )
 
     def condition(self) -> Any:
+        """The reports explained, as SQL (never NULL: a report without a sub-kind is explained
+        by its commune only, as in ``covers``). A (commune, sub-kind) pair is looked up as one
+        string: a hashed list, not one comparison per pair and report."""
         terms: list[Any] = []
+        stored = func.coalesce(Ticket.subtype, literal(""))
         if self.communes:
             terms.append(Ticket.commune_insee.in_(sorted(self.communes)))
         if self.subtypes:
-            terms.append(Ticket.subtype.in_(sorted(self.subtypes)))
+            terms.append(stored.in_(sorted(self.subtypes)))
         if self.pairs:
-            terms.append(tuple_(Ticket.commune_insee, Ticket.subtype).in_(sorted(self.pairs)))
+            terms.append(
+                (Ticket.commune_insee + literal(":") + stored).in_(
+                    sorted(f"{c}:{s}" for c, s in self.pairs)
+                )
+            )
         return or_(*terms) if terms else None
 
 
@@ -447,15 +604,22 @@ async def _residual(
     explained: _Explained,
     config: VeilleConfig,
 ) -> tuple[int, int]:
-    """(reports, residents) of the window that the narrower waves do not explain."""
+    """(reports, residents) of the window that the narrower waves do not explain (residents
+    counted only when they can change the decision)."""
     if observation.window is not None:
         left = [r for c, s, r in observation.window if not explained.covers(c, s)]
         return len(left), len(set(left))
-    condition = explained.condition()
+    assert observation.groups is not None
+    count = sum(
+        n for c, s, n in observation.groups if not explained.covers(str(c), s or NO_SUBTYPE)
+    )
+    if not _residents_decide(count, _expected(observation, config), config):
+        return count, 0
     filters = [*_filters(observation.key, config), *_in_window(observation)]
+    condition = explained.condition()
     if condition is not None:
         filters.append(not_(condition))
-    return await _window_counts(session, filters)
+    return count, (await _residents(session, filters))[0]
 
 
 async def settle(
@@ -476,12 +640,14 @@ async def settle(
     waves = _Waves(session, departement, geo, everything=len(observations) > 20)
     await waves.load(o.key for o in observations)
     deliveries = _Deliveries(session, config) if deliver else None
+    # the residents of the waves going on, in one statement (a new wave's are counted last)
+    await count_residents(session, (o for o in observations if o.key in waves.current), config)
     created: list[VeilleAlert] = []
     for observation in sorted(observations, key=lambda o: (o.key.precision, o.key)):
         key = observation.key
-        full = assess(observation, config)
         alert = waves.current.get(key)
         if alert is not None:
+            full = assess(observation, config)
             if full.raises:
                 _set_figures(alert, observation, full, now)
                 outcome.updated.append(alert.id)
@@ -491,7 +657,9 @@ async def settle(
                 waves.remove(key)
                 outcome.ended.append(alert.id)
             continue
-        if not full.raises:
+        # a new wave: its reports, then those the narrower waves do not explain, then its
+        # residents (the decision needs all three; residents, the costly part, come last)
+        if not _residents_decide(observation.count, _expected(observation, config), config):
             continue
         narrower = await waves.narrower(key)
         if narrower:
@@ -501,6 +669,10 @@ async def settle(
             )
             if not assess(observation, config, count, residents).raises:
                 continue
+        await count_residents(session, [observation], config)
+        full = assess(observation, config)
+        if not full.raises:
+            continue
         alert = VeilleAlert(
             departement=key.departement,
             area_kind=key.area_kind,
@@ -569,6 +741,7 @@ async def evaluate_in(
                 Ticket.commune_insee,
                 Ticket.report_type,
                 Ticket.subtype,
+                Ticket.epci_siren,
                 *(Ticket.fields[q].as_string() for q in questions),
             ).where(Ticket.id.in_(list(ticket_ids)), Ticket.commune_insee.is_not(None))
         )
@@ -576,15 +749,21 @@ async def evaluate_in(
     engine = routing.get_engine()
     by_departement: dict[str, set[AlertKey]] = {}
     for row in rows:
-        ticket_id, insee, report_type, subtype = row[0], row[1], row[2], row[3]
+        ticket_id, insee, report_type, subtype, epci = row[0], row[1], row[2], row[3], row[4]
+        missing: dict[str, Any] = {}
         if subtype is None and report_type in config.subtype_questions:
             # filed without the sub-kind (a process that did not load the veille): fill it in
-            answers = {q: row[4 + n] for n, q in enumerate(questions) if row[4 + n] is not None}
+            answers = {q: row[5 + n] for n, q in enumerate(questions) if row[5 + n] is not None}
             subtype = config.ticket_subtype(report_type, answers)
             if subtype is not None:
-                await session.execute(
-                    update(Ticket).where(Ticket.id == ticket_id).values(subtype=subtype)
-                )
+                missing["subtype"] = subtype
+        if epci is None and tickets.epci_of(insee) is not None:
+            # filed without its EPCI (a process older than migration 0006): fill it in
+            missing["epci_siren"] = tickets.epci_of(insee)
+            if "subtype" not in missing:
+                missing["updated_at"] = Ticket.updated_at  # a fact kept, not a change
+        if missing:
+            await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(**missing))
         commune = engine.commune(insee)
         if commune is None:
             continue
@@ -594,12 +773,12 @@ async def evaluate_in(
         for key in keys_for(geo, config, commune.insee, report_type, subtype):
             by_departement.setdefault(key.departement, set()).add(key)
     for keys in by_departement.values():
-        observations = [await observe(session, key, now, config, history) for key in sorted(keys)]
+        observations = await observe_all(session, sorted(keys), now, config, history)
         outcome.merge(await settle(session, observations, now, config))
 
 
 # Above this many waves going on in a département, a sweep reads its tickets in one pass
-# (recompute) rather than two queries per wave.
+# (recompute) rather than a query per area and type.
 SWEEP_IN_ONE_PASS = 50
 
 
@@ -632,7 +811,7 @@ async def sweep(
             outcome.merge(await recompute(sessions, departement, now, config))
             continue
         async with sessions() as session, session.begin():
-            observations = [await observe(session, k, now, config, history) for k in keys]
+            observations = await observe_all(session, keys, now, config, history)
             outcome.merge(await settle(session, observations, now, config))
     return outcome
 

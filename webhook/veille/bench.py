@@ -8,8 +8,9 @@ season) plus an hour at the national peak (``--peak-rate`` reports a second for
   tickets (one read) to the published tables (primary and secondary suppression, audit by linear
   algebra);
 - the full recomputation of the alerts: every key of the département in one pass;
-- the evaluation per filing: reports filed one by one through the real filing path, each
-  evaluated by the worker (queue, keys, aggregate queries, waves, links, deliveries).
+- the evaluation per filing: reports filed one by one through the real filing path (sub-kind
+  and EPCI kept as the gateway files them), each evaluated by the worker (queue, keys,
+  aggregate queries, waves, deliveries).
 
 Targets (issue 15): evaluation per filing under 50 ms, full recomputation under 10 s. The figures
 are printed, never asserted. Default: a temporary SQLite file and a throwaway PostgreSQL database
@@ -93,6 +94,8 @@ async def bench_url(
 ) -> BenchResult:
     config = get_config()
     engine = create_engine(url)
+    # as in the gateway (webhook.app): a filed report keeps its sub-kind
+    subtype_of, tickets.subtype_of = tickets.subtype_of, config.ticket_subtype
     try:
         await migrate(engine)
         sessions = session_factory(engine)
@@ -156,6 +159,7 @@ async def bench_url(
             per_filing_ms=durations,
         )
     finally:
+        tickets.subtype_of = subtype_of
         await engine.dispose()
 
 

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from webhook.config import Settings
+from webhook.store import tickets
 from webhook.store.db import create_engine, migrate, session_factory, utcnow
 from webhook.veille import alerts, channels
 from webhook.veille.channels import ChannelError, Sessions
@@ -63,7 +64,7 @@ def recompute_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tranquillite veille-recompute",
         description="Evaluate every alert key of a département now (after a restore, a change "
-        "of veille.yml or a worker stopped for long).",
+        "of veille.yml or of the routing reference data, or a worker stopped for long).",
     )
     parser.add_argument("--departement", required=True)
     parser.add_argument(
@@ -72,6 +73,10 @@ def recompute_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
 
     async def work(sessions: Sessions) -> int:
+        # the EPCI each ticket is counted in, from the routing reference data in use
+        aligned = await tickets.align_epcis(sessions, args.departement)
+        if aligned:
+            print(f"{args.departement} : EPCI mis à jour pour {aligned} signalement(s)")
         outcome = await alerts.recompute(
             sessions, args.departement, utcnow(), get_config(), deliver=not args.no_deliveries
         )

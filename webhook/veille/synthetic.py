@@ -22,7 +22,7 @@ import routing
 from reports.clock import PARIS
 from webhook.agency import territory as territories
 from webhook.store.db import ReferenceCounter, Ticket, TicketDestination
-from webhook.store.tickets import format_reference
+from webhook.store.tickets import epci_of, format_reference
 from webhook.veille.config import VeilleConfig
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -125,10 +125,12 @@ class Generator:
         answer = subtype if subtype is not None else self.subtype(report_type)
         if answer:
             fields[self.config.subtype_questions[report_type]] = answer
+        commune = commune or self.commune()
         return {
             "report_type": report_type,
             "departement": self.departement,
-            "commune_insee": commune or self.commune(),
+            "commune_insee": commune,
+            "epci_siren": epci_of(commune),
             "fields": fields,
             "subtype": self.config.ticket_subtype(report_type, fields),
             "created_at": moment,
