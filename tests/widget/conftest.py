@@ -39,8 +39,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tq_browser() -> Iterator[Browser]:
+    # one browser per test module: Playwright's sync API keeps an event loop running in this
+    # thread while it is started, and the asynchronous tests of other modules (tests/agency,
+    # tests/widget/test_tracking_api.py) need the thread's loop free
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install_browser.sh", pytrace=False)
     with sync_playwright() as pw:
