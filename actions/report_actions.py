@@ -530,6 +530,8 @@ _CONFIRMATION_INTENTS = {
     "corriger": "modifier",
 }
 CONFIRMATION_INTENT_CONFIDENCE = 0.9
+# Requests answered at the summary before it is asked again (rules in bot/data/rules.yml).
+CONFIRMATION_INTERRUPTIONS = frozenset({"parler_humain", "aide_menu", "statut_ticket"})
 
 
 class ValidateConfirmForm(FormValidationAction):
@@ -550,10 +552,15 @@ class ValidateConfirmForm(FormValidationAction):
         answer = _CONFIRMATION_PAYLOADS.get(message.split("{")[0]) or reports.read_confirmation(
             message
         )
-        if answer is None and float(intent_info.get("confidence") or 0.0) >= (
-            CONFIRMATION_INTENT_CONFIDENCE
-        ):
+        confidence = float(intent_info.get("confidence") or 0.0)
+        if answer is None and confidence >= CONFIRMATION_INTENT_CONFIDENCE:
             answer = _CONFIRMATION_INTENTS.get(str(intent_info.get("name")))
+        if (
+            answer is None
+            and intent_info.get("name") in CONFIRMATION_INTERRUPTIONS
+            and (message.startswith("/") or confidence >= FREE_TEXT_INTERRUPT_CONFIDENCE)
+        ):
+            return []  # "talk to someone", the menu, a status: a rule answers, then the summary
         if answer is None:
             if not _danger_shown(latest):
                 dispatcher.utter_message(

@@ -161,6 +161,28 @@ class Model:
             return second[language]
         return pick(first or second, language)
 
+    def question_in(self, text: str) -> str | None:
+        """The question whose wording (any form, language, chat or guided) ``text`` contains —
+        the longest wording wins — or None."""
+        if not text:
+            return None
+        found = [(len(w), qid) for w, qid in self._wordings() if w in text]
+        return max(found)[1] if found else None
+
+    def _wordings(self) -> list[tuple[str, str]]:
+        cached = self.__dict__.get("_wordings_cache")
+        if cached is None:
+            pairs = {
+                (self.ask_text(rt, qid, lang, short=short), qid)
+                for rt, form in self.forms.items()
+                for qid in form.questions
+                for lang in LANGUAGES
+                for short in (False, True)
+            }
+            cached = sorted(pairs, key=lambda p: -len(p[0]))
+            object.__setattr__(self, "_wordings_cache", cached)
+        return cached
+
     def all_question_ids(self) -> list[str]:
         """Every question used by some form, in a stable order."""
         seen: dict[str, None] = {}

@@ -11,7 +11,7 @@ and from the gateway (Python 3.11). It must never import rasa or rasa_sdk.
 
 from __future__ import annotations
 
-from .detector import DangerAssessment, assess, confirmed, helplines_for
+from .detector import MODEL_RULE_ID, DangerAssessment, assess, confirmed, helplines_for
 from .errors import SafetyDataError, SafetyError
 from .lexicon import Lexicon, default_lexicon, load_lexicon_file, parse_lexicon
 from .messages import (
@@ -30,6 +30,7 @@ from .messages import (
 __all__ = [
     "DANGER_NO",
     "DANGER_YES",
+    "MODEL_RULE_ID",
     "SUPPORTED_LANGUAGES",
     "DangerAssessment",
     "Helpline",

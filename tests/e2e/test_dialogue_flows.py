@@ -122,14 +122,17 @@ def test_summary_correction_of_the_commune(stack: Stack) -> None:
         chat.say("Il y a du trafic de drogue tous les soirs dans le hall de mon immeuble")
         chat.say("dans le hall du bâtiment B")
         chat.say("tous les soirs après 21 h")
-        summary = chat.say("Dole")
-        assert "/corriger" in buttons(summary).values()
-        choose = chat.say(payload="/corriger")
+        chat.say("Dole")
+        summary = chat.say("non")  # not to be contacted
+        assert "Modifier une réponse" in buttons(summary)
+        # "non attendez" at the summary: nothing is sent, the answers can be changed
+        choose = chat.say("non attendez")
         commune_button = next(p for t, p in buttons(choose).items() if "Commune" in t)
         assert "commune" in chat.text(payload=commune_button).lower()
         summary_text = chat.text("Lons-le-Saunier")
         assert "Lons-le-Saunier (39)" in summary_text and "Dole" not in summary_text
-        filed = chat.text("oui")
+        assert "Je n'ai pas compris" in chat.text("euh")  # unclear: asked again, not filed
+        filed = chat.text("c'est bon")
     reference = REFERENCE_RE.search(filed)
     assert reference, filed
     assert ticket(stack, reference.group(0))[:2] == ("drogue_trafic", "39300")
@@ -144,7 +147,8 @@ def test_talk_to_a_human_gives_the_unit_and_files_a_callback(stack: Stack) -> No
         chat.say("non")
         chat.say("hier soir")
         chat.say("dans mon garage")
-        chat.say("Arinthod")  # summary
+        chat.say("Arinthod")
+        chat.say(payload='/inform{"reponse":"anonyme"}')  # summary
         messages = chat.say("je voudrais parler à quelqu'un")
         reply = "\n".join(m["text"] for m in messages)
         assert "03 84 44 93 24" in reply and "Arinthod" in reply, reply  # from the data
@@ -174,11 +178,20 @@ def test_scam_with_money_lost_gives_bank_steps(stack: Stack) -> None:
         assert "banque" in reply and "Perceval" in reply, reply
         chat.say(payload='/inform{"reponse":"oui"}')  # senior
         chat.say(payload='/inform{"reponse":"non"}')  # not targeted several times
-        summary = chat.text("Manosque")
+        chat.say("Manosque")
+        chat.say("par SMS")
+        summary = chat.text("06 11 22 33 44")
         assert "06 98 76 54 32" in summary and "Faux conseiller bancaire" in summary, summary
+        assert "Oui, par SMS seulement" in summary and "06 11 22 33 44" in summary, summary
         filed = chat.text("oui")
     reference = REFERENCE_RE.search(filed)
     assert reference and reference.group(0).startswith("04-"), filed
+    assert "Ce service n'est pas un numéro d'urgence" in filed
+    with sqlite3.connect(stack.settings.database_url.split("///", 1)[1]) as conn:
+        (anonymous,) = conn.execute(
+            "SELECT anonymous FROM tickets WHERE reference = ?", (reference.group(0),)
+        ).fetchone()
+    assert anonymous == 0  # asked to be contacted, and said how
 
 
 def test_english_is_understood_and_answered(stack: Stack) -> None:

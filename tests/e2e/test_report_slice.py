@@ -58,12 +58,16 @@ def test_incivilite_report_is_filed_with_a_reference(stack: Stack) -> None:
         reply = joined(say(client, sender, "Dans mon immeuble, 12 rue des Arènes"))
         assert "commune" in reply.lower(), reply
         assert "Depuis quand" not in reply
-        messages = say(client, sender, "Dole")
+        asked = joined(say(client, sender, "Dole"))
+        assert "recontacte" in asked, asked  # every report asks whether to contact the citizen
+        messages = say(client, sender, "non merci, je préfère rester anonyme")
         summary = joined(messages)
         assert "Dole (39)" in summary
         assert "12 rue des Arènes" in summary
-        assert any(b["payload"] == "/affirm" for m in messages for b in m.get("buttons", []))
-        filed = joined(say(client, sender, "oui"))
+        assert "Non, rester anonyme" in summary
+        titles = [b["title"] for m in messages for b in m.get("buttons", [])]
+        assert titles == ["Oui, envoyer", "Modifier une réponse", "Non, ne pas envoyer"]
+        filed = joined(say(client, sender, "oui merci"))  # typed: read like the button
 
     match = REFERENCE_RE.search(filed)
     assert match, filed
@@ -117,7 +121,8 @@ def test_ambiguous_commune_asks_which_one(stack: Stack) -> None:
         assert "Plusieurs communes" in joined(messages)
         assert "Dans quelle commune" not in joined(messages), joined(messages)
         jura = next(b for b in buttons if "(39" in b["title"])
-        summary = joined(say(client, sender, payload=jura["payload"]))
+        say(client, sender, payload=jura["payload"])
+        summary = joined(say(client, sender, "non"))
         assert "Saint-Claude (39)" in summary
 
 
@@ -134,5 +139,6 @@ def test_unknown_commune_is_asked_once_then_accepted(stack: Stack) -> None:
         messages = joined(say(client, sender, "Zorglubville-sur-Mer"))
         assert "Je ne trouve pas la commune" in messages, messages
         assert "Dans quelle commune" not in messages, messages
-        summary = joined(say(client, sender, "39100 Dole"))
+        say(client, sender, "39100 Dole")
+        summary = joined(say(client, sender, "non"))
         assert "Dole (39)" in summary, summary

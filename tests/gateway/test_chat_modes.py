@@ -84,7 +84,9 @@ async def test_guided_report_is_filed_through_the_api(
         assert "souvent" in texts(q3)[0]
         q4 = await gw.tap(button_for(q3, "Tous les jours"))
         assert "commune" in texts(q4)[0]
-        summary = await gw.say("lons le saunier")
+        contact = await gw.say("lons le saunier")
+        assert texts(contact) == ["Voulez-vous être recontacté(e) ?"]
+        summary = await gw.tap(button_for(contact, "Non, rester anonyme"))
         text = texts(summary)[0]
         assert "Bruit" in text and "Lons-le-Saunier (39)" in text and "Tous les jours" in text
         assert "/guide:send" in payloads(summary)
@@ -109,7 +111,9 @@ async def test_guided_report_is_filed_through_the_api(
             "type_incivilite": "bruit",
             "lieu": "Place du 8 mai 🎺 <b>devant</b> le bar",
             "frequence": "tous_les_jours",
+            "recontact": "anonyme",
         }
+        assert ticket.anonymous
         expected = routing.get_engine().decide("incivilite", "39300", repeated=True)
         assert [d.agency_id for d in ticket.destinations] == [
             d.agency_id for d in expected.destinations

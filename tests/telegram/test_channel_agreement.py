@@ -58,6 +58,8 @@ class Scenario:
             return self.first_message
         if qid == "commune":
             return self.commune
+        if qid == "recontact" and qid not in self.answers:
+            return "anonyme"  # every report asks; these scenarios stay anonymous
         assert qid in self.answers, f"{self.report_type}: unexpected question {qid!r}"
         return self.answers[qid]
 
@@ -199,7 +201,7 @@ def via_chat(gateway_url: str, scenario: Scenario) -> str:
         for _ in range(MAX_TURNS):
             text = "\n".join(m.get("text") or "" for m in messages)
             payloads = [b["payload"] for m in messages for b in m.get("buttons") or []]
-            if "/affirm" in payloads:  # the summary
+            if "Oui, envoyer" in payloads:  # the summary: its buttons send their own words
                 return reference_in("\n".join(m.get("text") or "" for m in send({"text": "oui"})))
             qid = asked_question(scenario.report_type, text, short=False)
             assert qid, f"chat: no question recognised in {text!r}"

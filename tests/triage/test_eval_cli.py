@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from webhook.config import PROJECT_ROOT
+from webhook.nlu import independent
 from webhook.nlu.evaluate import missed_targets
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +24,9 @@ SECTIONS = (
     "== Immediate danger ==",
     "== Time ==",
     "parse per message: median",
+    "== Side by side ==",
+    "Independent set:",
+    "immediate danger: recall",
     "Targets: ",
 )
 
@@ -71,9 +75,18 @@ def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path:
     assert 0 < timing["model_load_seconds"] <= timing["startup_seconds"]
     assert 0 < timing["parse_median_seconds"] <= timing["parse_p95_seconds"] < 5
     # exit code: 1 exactly when a target is missed (no --no-fail here)
-    assert result.returncode == (1 if missed_targets(figures) else 0), result.stderr[-2000:]
+    missed = missed_targets(figures) + independent.missed_targets(figures["independent"])
+    assert result.returncode == (1 if missed else 0), result.stderr[-2000:]
     # the intent target (issue 3): report-intent macro-F1 >= 0.90 on the held-out split
     assert figures["intent"]["report_macro_f1"] >= 0.90, figures["intent"]["per_intent"]
     # the danger target is a real one: every labelled immediate danger is flagged
     assert figures["danger"]["safety_layer_recall"] == 1.0
     assert figures["danger"]["triage_recall"] == 1.0
+    # the independent set (issue 12), written apart and never trained or tuned on: floors
+    ind = figures["independent"]
+    assert ind["messages"] >= 600
+    assert ind["french_english"]["strict"]["macro_f1"] >= independent.TARGET_MACRO_F1
+    assert ind["french_english"]["strict"]["top3_accuracy"] >= independent.TARGET_TOP3
+    assert ind["danger"]["recall"] >= independent.TARGET_DANGER_RECALL
+    # languages the classifier does not read never get a confident report type
+    assert ind["other_languages"]["confident_report_type"] == 0

@@ -699,7 +699,7 @@ async def create_request(
             tickets.NewReport(
                 report_type=service_code,
                 commune_insee=commune_insee,
-                fields=fields,
+                fields=_with_contact_choice(service_code, fields, contact),
                 channel="open311",
                 language="fr",
                 anonymous=not contact,
@@ -718,3 +718,13 @@ async def create_request(
             account_id=None,
         )
     ]
+
+
+def _with_contact_choice(
+    report_type: str, fields: dict[str, str], contact: object
+) -> dict[str, str]:
+    """An Open311 request without contact details is the answer "stay anonymous" to the report
+    model's ``recontact`` question, as in the chat (the same ticket fields in every channel)."""
+    if contact or "recontact" not in reports.model().forms[report_type].questions:
+        return fields
+    return {**fields, "recontact": "anonyme"}

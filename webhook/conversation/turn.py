@@ -37,6 +37,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import reports
 import safety
 from webhook import replies
 from webhook.conversation import guided
@@ -93,6 +94,10 @@ class TurnResult:
     challenge: Challenge | None = None
 
 
+# An answer to a report's question this long may tell a new story (see the safety check in _turn).
+ANSWER_STORY_WORDS = 12
+
+
 # ----------------------------------------------------------------------------- state
 @dataclass
 class ConversationState:
@@ -117,6 +122,8 @@ class ConversationState:
     # answer
     danger_asked: bool = False
     danger_confirmed: bool = False
+    # the bot's last reply asked one of a report's questions (other than the description)
+    bot_asked: bool = False
 
 
 class ConversationStore:
@@ -450,7 +457,14 @@ async def _turn(
         return TurnResult([reply], language=lang)
     if text is not None:
         assessment = safety.assess(text, lang)
-        if assessment.immediate_danger:
+        model_alone = assessment.matched == (safety.MODEL_RULE_ID,)
+        if state.bot_asked and (model_alone or assessment.uncertain):
+            # An answer to one of a report's questions (a place, a time, a name...): the danger
+            # model was trained on descriptions, not on such answers, and the rules still apply.
+            # A long answer that it finds alarming may be a new story: ask (every time).
+            if assessment.immediate_danger and len(text.split()) >= ANSWER_STORY_WORDS:
+                first.append(_danger_question(lang))
+        elif assessment.immediate_danger:
             logger.info("immediate danger detected: rules=%s", ",".join(assessment.matched))
             emergency = safety.emergency_message(assessment, lang)
             # The conversation goes on right below, so no extra buttons here.
@@ -458,21 +472,26 @@ async def _turn(
         elif assessment.uncertain and not state.danger_asked:
             # the danger model is unsure: ask once, with buttons
             state.danger_asked = True
-            question = safety.danger_question(lang)
-            first.append(
-                replies.Reply(
-                    text=question["text"],
-                    buttons=[
-                        replies.Button(title=b["title"], payload=b["payload"])
-                        for b in question["buttons"]
-                    ],
-                )
-            )
+            first.append(_danger_question(lang))
 
     result = await _route(turn, rasa, state, services, payload, text, switched, bool(first))
+    # did the bot end on one of a report's questions (not the description)? The next message is
+    # then most likely its answer.
+    last = result.messages[-1].text if result.messages else ""
+    state.bot_asked = reports.model().question_in(last) not in (None, "description")
     result.messages = [*first, *result.messages]
     result.language = state.language
     return result
+
+
+def _danger_question(lang: str) -> replies.Reply:
+    question = safety.danger_question(lang)
+    return replies.Reply(
+        text=question["text"],
+        buttons=[
+            replies.Button(title=b["title"], payload=b["payload"]) for b in question["buttons"]
+        ],
+    )
 
 
 def _detects_language(state: ConversationState) -> bool:
