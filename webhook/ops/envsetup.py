@@ -127,6 +127,9 @@ def training_files() -> list[Path]:
     files = [BOT_DIR / "config.yml", *sorted((BOT_DIR / "domain").rglob("*.yml"))]
     files += sorted((BOT_DIR / "data").rglob("*.yml"))
     files += sorted(NLU_TRAIN_DIR.rglob("*.yml"))
+    # the pipeline's own components, and the reference data their gazetteer is built from
+    files += sorted(BOT_DIR.glob("*.py"))
+    files.append(PROJECT_ROOT / "routing" / "data" / "reference.json.gz")
     return files
 
 
@@ -141,6 +144,43 @@ def model_fingerprint() -> str:
 
 def models_dir() -> Path:
     return Path(os.environ.get("TRANQUILLITE_MODELS_DIR", PROJECT_ROOT / "var" / "models"))
+
+
+def model_cache_dir() -> Path | None:
+    """Trained models shared by every checkout of this machine, keyed by the content fingerprint
+    (a fresh clone of the same data reuses the model instead of training it again).
+    ``TRANQUILLITE_MODEL_CACHE=off`` turns it off."""
+    configured = os.environ.get("TRANQUILLITE_MODEL_CACHE", "")
+    if configured == "off":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tranquillite" / "models"
+
+
+def _from_cache(target: Path) -> bool:
+    cache = model_cache_dir()
+    cached = cache / target.name if cache else None
+    if cached is None or not cached.is_file():
+        return False
+    partial = target.with_suffix(".partial")
+    shutil.copyfile(cached, partial)
+    partial.replace(target)
+    return True
+
+
+def _to_cache(target: Path) -> None:
+    cache = model_cache_dir()
+    if cache is None:
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / (target.name + ".partial")
+        shutil.copyfile(target, partial)
+        partial.replace(cache / target.name)
+    except OSError as exc:  # a cache that cannot be written costs a training next time only
+        logger.warning("model cache not written: %s", exc)
 
 
 def ensure_model(force: bool = False, quiet: bool = False) -> Path:
@@ -158,6 +198,9 @@ def ensure_model(force: bool = False, quiet: bool = False) -> Path:
         return target
     with _lock(models_dir() / "train.lock"):
         if target.is_file() and not force:
+            return target
+        if not force and _from_cache(target):
+            _say(quiet, f"Trained model {target.name} taken from the cache {model_cache_dir()}")
             return target
         started = time.monotonic()
         _say(quiet, f"Training the Rasa model {target.name} (data or config changed)...")
@@ -193,6 +236,7 @@ def ensure_model(force: bool = False, quiet: bool = False) -> Path:
         if result.returncode != 0 or not target.is_file():
             raise SetupError(f"rasa train failed (exit {result.returncode}); see {log_file}")
         _say(quiet, f"Model trained in {time.monotonic() - started:.0f} s: {target}")
+        _to_cache(target)
         return target
 
 
