@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy import String, cast, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from veille_support import DIGNE, FORCALQUIER, MANE, NIOZELLES, NOW, aware, file_at
 
@@ -224,3 +224,28 @@ async def test_reports_without_a_sub_kind_are_not_explained_by_a_sub_kind_s_wave
             ("epci", EPCI_FORCALQUIER, "", 8),
         }
     )
+
+
+async def test_on_sqlite_the_counts_of_an_epci_read_an_index_alone(sessions: Sessions) -> None:
+    async with sessions() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            return
+        config = get_config()
+        key = alerts.AlertKey("04", "epci", EPCI_FORCALQUIER, "arnaque", "faux_conseiller")
+        explained = alerts._Explained.of(
+            [alerts.AlertKey("04", "commune", FORCALQUIER, "arnaque", "faux_policier")]
+        )
+        statements = [
+            select(func.count()).where(*alerts._filters(key, config), Ticket.created_at > NOW),
+            select(func.count()).where(
+                *alerts._filters(key, config), ~explained.condition(), Ticket.created_at > NOW
+            ),
+            select(alerts._residents_among([*alerts._filters(key, config)])),
+        ]
+        for statement in statements:
+            compiled = statement.compile(
+                dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+            )
+            plan = (await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))).all()
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "COVERING INDEX ix_tickets_veille_epci" in details, details

@@ -34,6 +34,11 @@ def _indexes(connection: Connection, table: str) -> set[str]:
     return {str(i["name"]) for i in inspect(connection).get_indexes(table)}
 
 
+def _index_columns(connection: Connection, table: str, name: str) -> list[str]:
+    found = [i for i in inspect(connection).get_indexes(table) if i["name"] == name]
+    return [str(c) for c in found[0]["column_names"]]
+
+
 async def test_veille_migrations_go_down_and_up_keeping_tickets(db_engine: AsyncEngine) -> None:
     sessions = session_factory(db_engine)
     ticket = await file_at(sessions, NOW - dt.timedelta(days=1))
@@ -64,9 +69,17 @@ async def test_veille_migrations_go_down_and_up_keeping_tickets(db_engine: Async
     async with db_engine.begin() as conn:
         assert VEILLE_TABLES <= await conn.run_sync(_tables)
         assert "veille_alert_tickets" not in await conn.run_sync(_tables)
-        assert {"ix_tickets_veille_epci", "ix_tickets_veille_departement"} <= await conn.run_sync(
-            _indexes, "tickets"
+        epci = await conn.run_sync(_index_columns, "tickets", "ix_tickets_veille_epci")
+        departement = await conn.run_sync(
+            _index_columns, "tickets", "ix_tickets_veille_departement"
         )
+        # covering on SQLite (index-only counts), narrow on PostgreSQL (see webhook.store.db)
+        if conn.dialect.name == "sqlite":
+            assert epci[4:] == ["status", "subtype", "commune_insee", "conversation_id"]
+            assert departement[3:] == ["status", "subtype", "conversation_id"]
+        else:
+            assert epci == ["epci_siren", "departement", "report_type", "created_at"]
+            assert departement == ["departement", "report_type", "created_at"]
         rows = (
             await conn.execute(
                 text("SELECT reference, subtype, epci_siren FROM tickets ORDER BY id")

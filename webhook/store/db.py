@@ -288,9 +288,10 @@ class TelegramUpdate(Base):
 # The cellule de veille reads tickets by département and date (figures) and, for its alerts,
 # by area, type and date: a commune (the window's counts read this index alone, status,
 # resident and sub-kind included), an EPCI part, the département (the types watched only
-# there). The last two are kept narrow: at a peak the reports of the last hours are not yet
-# marked all-visible by a vacuum, an index-only scan reads the table anyway, and a narrow index
-# is the one PostgreSQL's planner picks over the report type's.
+# there). On SQLite the last two hold what the alerts read too (their counts are index-only);
+# on PostgreSQL they are narrow: at a peak the reports of the last hours are not yet marked
+# all-visible by a vacuum, an index-only scan reads the table anyway, and a narrow index is the
+# one the planner picks over the report type's.
 Index("ix_tickets_departement_created", Ticket.departement, Ticket.created_at)
 Index(
     "ix_tickets_veille_window",
@@ -307,8 +308,30 @@ Index(
     Ticket.departement,
     Ticket.report_type,
     Ticket.created_at,
-)
-Index("ix_tickets_veille_departement", Ticket.departement, Ticket.report_type, Ticket.created_at)
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_tickets_veille_departement", Ticket.departement, Ticket.report_type, Ticket.created_at
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_tickets_veille_epci",
+    Ticket.epci_siren,
+    Ticket.departement,
+    Ticket.report_type,
+    Ticket.created_at,
+    Ticket.status,
+    Ticket.subtype,
+    Ticket.commune_insee,
+    Ticket.conversation_id,
+).ddl_if(dialect="sqlite")
+Index(
+    "ix_tickets_veille_departement",
+    Ticket.departement,
+    Ticket.report_type,
+    Ticket.created_at,
+    Ticket.status,
+    Ticket.subtype,
+    Ticket.conversation_id,
+).ddl_if(dialect="sqlite")
 
 
 class VeilleQueue(Base):

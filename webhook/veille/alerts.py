@@ -141,7 +141,8 @@ class Observation:
     baseline_weeks: float = 0.0
     # the window's reports as (commune, sub-kind, resident), when read in one pass (recompute)
     window: list[tuple[str, str, str]] | None = None
-    # the window's reports per (commune, sub-kind as stored): their number (evaluation per key)
+    # the window's reports per (commune, sub-kind as stored): their number (evaluation per key
+    # on PostgreSQL; on SQLite the reports a residual leaves are counted by a query)
     groups: list[tuple[str | None, str | None, int]] | None = None
     residents_known: bool = True
 
@@ -321,11 +322,16 @@ async def observe_all(
     config: VeilleConfig,
     history: History,
 ) -> list[Observation]:
-    """Observations of keys (of any départements), in the order of ``keys``: one aggregate query
-    per scope (an EPCI part with its communes, a commune, the département) × type gives every
-    key's window and baseline counts per commune and sub-kind. Residents are left to
-    :func:`count_residents` (only the keys whose decision depends on them need them)."""
+    """Observations of keys (of any départements), in the order of ``keys``. On PostgreSQL, one
+    aggregate query per scope (an EPCI part with its communes, a commune, the département) ×
+    type gives every key's window and baseline counts per commune and sub-kind: at a peak the
+    cost is reading the reports of the last hours from the table, once. On SQLite, one
+    statement counts each key's window and baseline on covering indexes (stepping through an
+    index is cheap there, grouping is not). Residents are left to :func:`count_residents` (only
+    the keys whose decision depends on them need them)."""
     keys = list(dict.fromkeys(keys))
+    if session.get_bind().dialect.name != "postgresql":
+        return await _observe_counted(session, keys, now, config, history)
     scopes: dict[_Scope, list[AlertKey]] = {}
     for key in keys:
         geo = figures.geography(key.departement)
@@ -337,6 +343,54 @@ async def observe_all(
         ):
             found[observation.key] = observation
     return [found[key] for key in keys]
+
+
+# keys counted per statement on SQLite (two counting subqueries each)
+COUNTED_PER_STATEMENT = 100
+
+
+async def _observe_counted(
+    session: AsyncSession,
+    keys: Sequence[AlertKey],
+    now: dt.datetime,
+    config: VeilleConfig,
+    history: History,
+) -> list[Observation]:
+    window_start = now - dt.timedelta(days=config.alerts.window_days)
+    spans = {
+        departement: _baseline_span(config, window_start, await history.start(session, departement))
+        for departement in sorted({k.departement for k in keys})
+    }
+    observations = []
+    for begin in range(0, len(keys), COUNTED_PER_STATEMENT):
+        part = keys[begin : begin + COUNTED_PER_STATEMENT]
+        columns = []
+        for key in part:
+            baseline_start = spans[key.departement][0]
+            for period in (
+                (Ticket.created_at > window_start, Ticket.created_at <= now),
+                (Ticket.created_at >= baseline_start, Ticket.created_at <= window_start),
+            ):
+                columns.append(
+                    select(func.count())
+                    .select_from(Ticket)
+                    .where(*_filters(key, config), *period)
+                    .scalar_subquery()
+                )
+        row = (await session.execute(select(*columns))).one()
+        for n, key in enumerate(part):
+            observations.append(
+                Observation(
+                    key=key,
+                    now=now,
+                    window_start=window_start,
+                    count=int(row[2 * n] or 0),
+                    baseline_count=int(row[2 * n + 1] or 0),
+                    baseline_weeks=spans[key.departement][1],
+                    residents_known=False,
+                )
+            )
+    return observations
 
 
 async def _observe_scope(
@@ -609,16 +663,20 @@ async def _residual(
     if observation.window is not None:
         left = [r for c, s, r in observation.window if not explained.covers(c, s)]
         return len(left), len(set(left))
-    assert observation.groups is not None
-    count = sum(
-        n for c, s, n in observation.groups if not explained.covers(str(c), s or NO_SUBTYPE)
-    )
-    if not _residents_decide(count, _expected(observation, config), config):
-        return count, 0
     filters = [*_filters(observation.key, config), *_in_window(observation)]
     condition = explained.condition()
     if condition is not None:
         filters.append(not_(condition))
+    if observation.groups is not None:
+        count = sum(
+            n for c, s, n in observation.groups if not explained.covers(str(c), s or NO_SUBTYPE)
+        )
+    else:
+        count = int(
+            await session.scalar(select(func.count()).select_from(Ticket).where(*filters)) or 0
+        )
+    if not _residents_decide(count, _expected(observation, config), config):
+        return count, 0
     return count, (await _residents(session, filters))[0]
 
 
