@@ -94,6 +94,15 @@ class DangerModel:
         )
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
 
+    def known_words(self, text: str, sms: Mapping[str, str] | None = None) -> int:
+        """How many words of the message the model has seen in training: on text it does not
+        know (garbage, another alphabet, markup) its probability is only its prior."""
+        return sum(
+            1
+            for word in _tokens(text, sms)
+            if word != "|" and (zlib.crc32(("w:" + word).encode("utf-8")) & _MASK) in self.weights
+        )
+
 
 def data_fingerprint(paths: Iterable[Path]) -> str:
     """Content hash of the training files (names and bytes), to tell a stale model."""

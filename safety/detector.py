@@ -21,8 +21,11 @@ from .normalize import normalize_clauses
 
 AGITATION_RULE_ID = "agitation"
 MODEL_RULE_ID = "danger_model"
-# the danger model decides alone only on messages of at least this many words
+# the danger model decides alone only on messages of at least this many words it knows
 MODEL_MIN_WORDS = 5
+# Its corpus is French and English, with a few messages in other languages that are mostly
+# dangers: in those languages it would take the language itself for a danger. The rules apply.
+MODEL_LANGUAGES = frozenset({"fr", "en"})
 _MODEL_CATEGORY = "help_call"
 _AGITATION_CATEGORY = "help_call"
 
@@ -190,12 +193,12 @@ def assess(
     if not strong and not weak_fires:
         cancelled.extend(f"{r.id}:weak_alone" for r in weak)
         chosen = default_model() if model is _DEFAULT else model
-        if not isinstance(chosen, DangerModel):
+        if not isinstance(chosen, DangerModel) or (language or "fr") not in MODEL_LANGUAGES:
             return DangerAssessment(
                 immediate_danger=False, cancelled=tuple(cancelled), language=language
             )
         probability = chosen.probability(text, lex.sms)
-        words = sum(len(clause.split()) for clause in clauses)
+        words = chosen.known_words(text, lex.sms)
         if probability < chosen.threshold or words < MODEL_MIN_WORDS:
             # a short answer ("12 rue des Lilas", "oui", a date) gives the model too little to
             # raise an alarm on its own: at most the question "is someone in danger now?"
@@ -204,7 +207,7 @@ def assess(
                 cancelled=tuple(cancelled),
                 language=language,
                 probability=probability,
-                uncertain=probability >= chosen.ask_threshold,
+                uncertain=probability >= chosen.ask_threshold and words >= MODEL_MIN_WORDS,
             )
         hinted = {r.category for r in weak} | {c for r in weak for c in r.adds_categories}
         categories = tuple(c for c in lex.category_priority if c in hinted) or (_MODEL_CATEGORY,)

@@ -35,7 +35,7 @@ from safety.normalize import normalize_clauses  # noqa: E402
 
 DATA_DIR = ROOT / "nlu_data" / "residents"
 TARGET_RECALL = 0.95
-ASK_RECALL = 0.98
+ASK_RECALL = 0.965
 C_GRID = (4.0, 16.0, 64.0)
 FOLDS = 5
 
@@ -113,8 +113,12 @@ def train(check_only: bool = False) -> int:
     x = matrix(texts)
     rules = [assess(t, model=None).immediate_danger for t in texts]
     sms = default_lexicon().sms
+    # known words: the words of the whole corpus (the shipped model's vocabulary)
+    vocabulary = {w for t in texts for c in normalize_clauses(t, sms) for w in c.split()}
     long_enough = [
-        sum(len(c.split()) for c in normalize_clauses(t, sms)) >= MODEL_MIN_WORDS for t in texts
+        sum(1 for c in normalize_clauses(t, sms) for w in c.split() if w in vocabulary)
+        >= MODEL_MIN_WORDS
+        for t in texts
     ]
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(x, y))
 

@@ -176,7 +176,8 @@ async def test_rasa_down_serves_guided_mode_files_and_recovers(
             assert "Où exactement" in texts(q2)[0]
             q3 = await gw.say("rue des Écoles")
             q4 = await gw.tap(button_for(q3, "Plusieurs fois"))
-            summary = await gw.say("Lons-le-Saunier")
+            contact = await gw.say("Lons-le-Saunier")
+            summary = await gw.tap(button_for(contact, "Non, rester anonyme"))
             # the message written while Rasa was down is the description: nothing lost
             assert "Mon voisin jette ses déchets dans mon jardin" in texts(summary)[0]
             filed = await gw.tap("/guide:send")
@@ -253,7 +254,8 @@ async def test_english_is_answered_by_rasa_after_set_language(
         sent = fake_rasa.received
         assert [r["message"] for r in sent] == ['/set_language{"language": "en"}', english]
         assert all(
-            r["metadata"] == {"channel": "web", "language": "en", "safety_checked": True}
+            r["metadata"]
+            == {"channel": "web", "language": "en", "safety_checked": True, "danger_shown": False}
             for r in sent
         )
         await gw.say("ok")  # too short to switch: still English, no new /set_language
@@ -348,15 +350,17 @@ async def test_names_typed_in_the_guided_mode_do_not_switch_the_language(
         assert place.json()["language"] == "fr"
         assert texts(place) == ["À quel moment ?"]
         await gw.tap("/guide:a:moment:nuit")
-        summary = await gw.say("Forcalquier")
-        assert summary.json()["language"] == "fr"
+        contact = await gw.say("Forcalquier")
+        assert contact.json()["language"] == "fr"
+        summary = await gw.tap(button_for(contact, "Non, rester anonyme"))
         assert texts(summary)[0].startswith("Voici votre signalement")
         # A description is real prose: it tells the language.
         await gw.tap("/guide:type:autre")
         summary = await gw.say("Jeden Abend verkaufen junge Leute Drogen vor dem Haus")
         assert summary.json()["language"] == "de"
         assert texts(summary)[0].startswith("In welcher Gemeinde")
-        summary = await gw.say("Forcalquier")
+        contact = await gw.say("Forcalquier")
+        summary = await gw.tap(button_for(contact, "Nein, anonym bleiben"))
         assert texts(summary)[0].startswith("Ihre Meldung:")
 
 
@@ -384,6 +388,8 @@ WORRIED = [
     "des jeunes traînent devant l'immeuble le soir",
     "ça crie souvent chez les voisins du dessus",
     "mon ex m'écrit tous les jours",
+    "mon ex revient parfois devant chez moi le soir",
+    "mon grand-père oublie tout et reste seul chez lui",
 ]
 
 

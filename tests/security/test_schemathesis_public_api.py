@@ -38,7 +38,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-PUBLIC = r"^/(api/v1/(chat|notifications|agency/tickets)|open311/)"
+PUBLIC = r"^/(api/v1/(chat|notifications|tracking|agency/tickets)|open311/)"
 OPERATIONS = {
     "POST /api/v1/chat",
     "POST /api/v1/notifications",

@@ -19,6 +19,7 @@ from webhook.security.bodylimit import KIB, Rule
 BODY_LIMITS = (
     Rule(web.CHAT_PATH, 32 * KIB),
     Rule("/api/v1/notifications", 4 * KIB),
+    Rule("/api/v1/tracking", 1 * KIB),
     Rule("/api/v1/agency/", 32 * KIB),
     Rule("/open311/", 64 * KIB),
     Rule("/agence", 64 * KIB),
