@@ -1,4 +1,4 @@
-"""The danger model beside the rules (safety/danger_model.py, trained by scripts/train_danger.py)."""
+"""The danger model beside the rules (safety/danger_model.py, scripts/train_danger.py)."""
 
 from __future__ import annotations
 
