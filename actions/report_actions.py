@@ -212,11 +212,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             )
             if other_topic and (tapped_topic or typed_topic):
                 return []  # change of topic: the rule of the other report type takes over
-            danger_now = (
-                bool(message)
-                and not is_payload
-                and safety.assess(message, language).immediate_danger
-            )
+            danger_now = bool(message) and not is_payload and _danger_in_answer(message, language)
             if danger_now and requested not in ("description", "danger_now", "commune"):
                 # A cry for help is not the answer to the question asked: it is kept with the
                 # description and the question is asked again after the emergency numbers.
@@ -253,7 +249,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         # numbers are given before the next question.
         if message and not is_payload:
             assessment = safety.assess(message, language)
-            if assessment.immediate_danger:
+            if assessment.immediate_danger and (
+                starting or assessment.matched != (safety.MODEL_RULE_ID,)
+            ):
                 updates["danger_signal"] = True
                 if "danger_now" in form.questions and not values.get("danger_now"):
                     updates["danger_now"] = "oui"
@@ -568,6 +566,13 @@ class ValidateConfirmForm(FormValidationAction):
                 )
             return [SlotSet("summary_answer", None), SlotSet("confirm_reask", True)]
         return [SlotSet("summary_answer", answer), SlotSet("confirm_reask", False)]
+
+
+def _danger_in_answer(message: str, language: str) -> bool:
+    """A danger written instead of the answer to a form's question: the rules decide; the
+    danger model alone does not judge answers (a place, a time), as in the gateway."""
+    assessment = safety.assess(message, language)
+    return assessment.immediate_danger and assessment.matched != (safety.MODEL_RULE_ID,)
 
 
 def _danger_shown(latest: dict[str, Any]) -> bool:

@@ -23,9 +23,8 @@ AGITATION_RULE_ID = "agitation"
 MODEL_RULE_ID = "danger_model"
 # the danger model decides alone only on messages of at least this many words it knows
 MODEL_MIN_WORDS = 5
-# Its corpus is French and English, with a few messages in other languages that are mostly
-# dangers: in those languages it would take the language itself for a danger. The rules apply.
-MODEL_LANGUAGES = frozenset({"fr", "en"})
+# (Its corpus is French and English with a few messages in other languages, most of them
+# dangers: in those languages it errs towards alarms — a false alarm costs a line, SPEC §3.)
 _MODEL_CATEGORY = "help_call"
 _AGITATION_CATEGORY = "help_call"
 
@@ -193,7 +192,7 @@ def assess(
     if not strong and not weak_fires:
         cancelled.extend(f"{r.id}:weak_alone" for r in weak)
         chosen = default_model() if model is _DEFAULT else model
-        if not isinstance(chosen, DangerModel) or (language or "fr") not in MODEL_LANGUAGES:
+        if not isinstance(chosen, DangerModel):
             return DangerAssessment(
                 immediate_danger=False, cancelled=tuple(cancelled), language=language
             )

@@ -124,7 +124,10 @@ async def guided_to_summary(
     await gw.chat(sender, payload=button(q1, "Bruit"), address=address)
     q3 = await gw.chat(sender, text=place, address=address)
     await gw.chat(sender, payload=button(q3, "Tous les jours"), address=address)
-    summary = await gw.chat(sender, text="lons le saunier", address=address)
+    contact = await gw.chat(sender, text="lons le saunier", address=address)
+    summary = await gw.chat(
+        sender, payload=button(contact, "Non, rester anonyme"), address=address
+    )
     assert "/guide:send" in str(summary.json()), texts(summary)
     return summary
 

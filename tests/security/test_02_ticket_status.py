@@ -87,6 +87,7 @@ def test_where_is_my_report_in_a_new_conversation_needs_the_tracking_code(stack:
             {"text": "Place du marché"},
             {"title": "Tous les jours"},
             {"text": "lons le saunier"},
+            {"title": "Non, rester anonyme"},
         ]
         last = client.post("/api/v1/chat", json={"sender": sender, "payload": "/mode_guide"})
         for step in steps:

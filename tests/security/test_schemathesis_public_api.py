@@ -42,6 +42,7 @@ PUBLIC = r"^/(api/v1/(chat|notifications|tracking|agency/tickets)|open311/)"
 OPERATIONS = {
     "POST /api/v1/chat",
     "POST /api/v1/notifications",
+    "POST /api/v1/tracking",
     "GET /api/v1/agency/tickets",
     "GET /api/v1/agency/tickets/{reference}",
     "POST /api/v1/agency/tickets/{reference}/acknowledge",

@@ -108,7 +108,9 @@ def test_whole_report_on_telegram(stack: Stack, fake_api: FakeBotAPI, gateway_pr
     assert len(fake_api.calls_of("sendMessage", chat_id=user.chat_id)) == sent_before
 
     choices = user.say("Saint-Claude")
-    summary = user.press(with_buttons(choices), "(39")
+    contact = user.press(with_buttons(choices), "(39")
+    assert "recontacte" in text_of(contact)
+    summary = user.press(with_buttons(contact), "Non, rester anonyme")
     summary_text = text_of(summary)
     assert "Saint-Claude (39)" in summary_text
     assert HTML_DESCRIPTION in summary_text  # shown as typed: plain text

@@ -78,7 +78,7 @@ async def test_veille_migrations_go_down_and_up_keeping_tickets(db_engine: Async
             assert epci[4:] == ["status", "subtype", "commune_insee", "conversation_id"]
             assert departement[3:] == ["status", "subtype", "conversation_id"]
         else:
-            assert epci == ["epci_siren", "departement", "report_type", "created_at"]
+            assert epci == ["epci_siren", "departement", "report_type", "created_at", "subtype"]
             assert departement == ["departement", "report_type", "created_at"]
         rows = (
             await conn.execute(

@@ -92,8 +92,12 @@ def check_messages() -> None:
     import safety
 
     for script in CONVERSATIONS:
-        for message in script:
-            if safety.assess(message, "fr").immediate_danger:
+        for number, message in enumerate(script):
+            assessment = safety.assess(message, "fr")
+            # after the first message, the scripts answer the report's questions: there the
+            # gateway does not let the danger model alone decide (webhook.conversation.turn)
+            model_alone = assessment.matched == (safety.MODEL_RULE_ID,)
+            if assessment.immediate_danger and not (number > 0 and model_alone):
                 raise SystemExit(f"benchmark message flagged as danger: {message!r}")
 
 
