@@ -289,9 +289,10 @@ class TelegramUpdate(Base):
 # by area, type and date: a commune (the window's counts read this index alone, status,
 # resident and sub-kind included), an EPCI part, the département (the types watched only
 # there). On SQLite the last two hold what the alerts read too (their counts are index-only);
-# on PostgreSQL they are narrow: at a peak the reports of the last hours are not yet marked
-# all-visible by a vacuum, an index-only scan reads the table anyway, and a narrow index is the
-# one the planner picks over the report type's.
+# on PostgreSQL they are narrow (the EPCI's keeps the sub-kind, read by a sub-kind's residents):
+# at a peak the reports of the last hours are not yet marked all-visible by a vacuum, an
+# index-only scan reads the table anyway, and a narrow index is the one the planner picks over
+# the report type's.
 Index("ix_tickets_departement_created", Ticket.departement, Ticket.created_at)
 Index(
     "ix_tickets_veille_window",
@@ -308,6 +309,7 @@ Index(
     Ticket.departement,
     Ticket.report_type,
     Ticket.created_at,
+    Ticket.subtype,
 ).ddl_if(dialect="postgresql")
 Index(
     "ix_tickets_veille_departement", Ticket.departement, Ticket.report_type, Ticket.created_at

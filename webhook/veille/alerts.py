@@ -18,15 +18,19 @@ type (and sub-kind), at time ``now``:
   × sub-kind) to the widest (EPCI × type); a wider key is raised only if its reports outside the
   waves already going on under it would raise it on their own.
 
-Evaluated when a report is filed (the worker reads ``veille_queue``), for the ticket's keys; the
-worker also re-checks the waves going on (``sweep``); ``recompute`` evaluates every key of a
-département in one pass over its tickets. A new alert is delivered through the outbox to the
-e-mail and webhook channels of the territories that cover its area.
+Evaluated when a report is filed (the worker reads ``veille_queue``), for the ticket's keys: the
+keys of one area and type are observed together (:func:`observe_all`: an EPCI part is read
+through ``tickets.epci_siren``, once for its keys and those of its communes), residents are
+counted only when the decision depends on them; the worker also re-checks the waves going on
+(``sweep``); ``recompute`` evaluates every key of a département in one pass over its tickets. A
+new alert is delivered through the outbox to the e-mail and webhook channels of the territories
+that cover its area.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import String, and_, cast, func, literal, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import flag_modified
 
 import routing
 from webhook.agency import territory as territories
@@ -227,6 +232,12 @@ def _area_filter(key: AlertKey) -> Any:
 
 def _filters(key: AlertKey, config: VeilleConfig) -> list[Any]:
     """The reports of a key (any date)."""
+    return list(_key_filters(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_filters(key: AlertKey) -> tuple[Any, ...]:
+    # SQL expressions are immutable: built once per key, reused by every statement
     filters = [
         _area_filter(key),
         Ticket.report_type == key.report_type,
@@ -234,16 +245,22 @@ def _filters(key: AlertKey, config: VeilleConfig) -> list[Any]:
     ]
     if key.subtype:
         filters.append(Ticket.subtype == key.subtype)
-    return filters
+    return tuple(filters)
+
+
+async def _read(session: AsyncSession, statement: Any) -> Any:
+    """Rows of a statement that reads tickets only, as plain rows (no ORM loading; nothing of
+    the session needs flushing before it)."""
+    return await (await session.connection()).execute(statement)
 
 
 def _in_window(observation: Observation) -> list[Any]:
     return [Ticket.created_at > observation.window_start, Ticket.created_at <= observation.now]
 
 
-# Residents are counted among this many reports of a window at most (deciding needs two; above
-# this, the stored figure is a floor): counting distinct residents is the costly part of an
-# evaluation at a peak.
+# Residents are counted among this many reports of a window at most, the first ones (deciding
+# needs two; above this, the stored figure is a floor): counting distinct residents is the
+# costly part of an evaluation at a peak.
 RESIDENTS_SCAN = 1000
 
 
@@ -251,7 +268,15 @@ def _residents_among(filters: list[Any]) -> Any:
     """Distinct residents among at most RESIDENTS_SCAN reports matching ``filters`` — a report
     without a conversation is its own resident (a scalar subquery)."""
     resident = func.coalesce(Ticket.conversation_id, literal("t:") + cast(Ticket.id, String))
-    sample = select(resident.label("resident")).where(*filters).limit(RESIDENTS_SCAN).subquery()
+    # the first reports of the window, read in the order of the area's index (without an order,
+    # PostgreSQL may scan the table from its start to find them)
+    sample = (
+        select(resident.label("resident"))
+        .where(*filters)
+        .order_by(Ticket.created_at)
+        .limit(RESIDENTS_SCAN)
+        .subquery()
+    )
     return select(func.count(func.distinct(sample.c.resident))).scalar_subquery()
 
 
@@ -259,7 +284,7 @@ async def _residents(session: AsyncSession, *filters: list[Any]) -> list[int]:
     """The residents of each list of ``filters``, in one statement."""
     if not filters:
         return []
-    row = (await session.execute(select(*(_residents_among(f) for f in filters)))).one()
+    row = (await _read(session, select(*(_residents_among(f) for f in filters)))).one()
     return [int(value or 0) for value in row]
 
 
@@ -291,12 +316,12 @@ class _Scope:
         return cls(key.departement, key.report_type, key.area_kind, key.area_code)
 
     def filters(self) -> list[Any]:
-        key = AlertKey(self.departement, self.area_kind, self.area_code, self.report_type)
-        return [
-            _area_filter(key),
-            Ticket.report_type == self.report_type,
-            Ticket.status.not_in(NOT_COUNTED_STATUSES),
-        ]
+        """The reports of the scope's area and type: those of its widest key."""
+        return list(
+            _key_filters(
+                AlertKey(self.departement, self.area_kind, self.area_code, self.report_type)
+            )
+        )
 
 
 def _narrowest(scope: _Scope, keys: Sequence[AlertKey]) -> _Scope:
@@ -377,7 +402,7 @@ async def _observe_counted(
                     .where(*_filters(key, config), *period)
                     .scalar_subquery()
                 )
-        row = (await session.execute(select(*columns))).one()
+        row = (await _read(session, select(*columns))).one()
         for n, key in enumerate(part):
             observations.append(
                 Observation(
@@ -408,7 +433,8 @@ async def _observe_scope(
     in_window = Ticket.created_at > window_start
     in_baseline = and_(Ticket.created_at >= baseline_start, Ticket.created_at <= window_start)
     rows = (
-        await session.execute(
+        await _read(
+            session,
             select(
                 Ticket.commune_insee,
                 Ticket.subtype,
@@ -420,7 +446,7 @@ async def _observe_scope(
                 Ticket.created_at >= min(baseline_start, window_start),
                 Ticket.created_at <= now,
             )
-            .group_by(Ticket.commune_insee, Ticket.subtype)
+            .group_by(Ticket.commune_insee, Ticket.subtype),
         )
     ).all()
     observations = []
@@ -522,6 +548,25 @@ def _set_figures(
     alert.floor_used = evaluation.floor_used
     alert.peak_count = max(alert.peak_count or 0, evaluation.count)
     alert.updated_at = now
+    # every figure written, changed or not: the UPDATEs of an evaluation have one shape, sent
+    # as one batch (and compiled once)
+    for name in _FIGURES:
+        flag_modified(alert, name)
+
+
+_FIGURES = (
+    "window_start",
+    "window_end",
+    "count",
+    "residents",
+    "baseline_count",
+    "baseline_weeks",
+    "expected",
+    "p_value",
+    "floor_used",
+    "peak_count",
+    "updated_at",
+)
 
 
 def alert_reports(

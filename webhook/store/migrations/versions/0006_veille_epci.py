@@ -7,9 +7,10 @@
 - the alerts' counts of an EPCI part read an index (EPCI, département, type, date), those of
   the types watched only per département another (département, type, date). On SQLite both
   also hold status, sub-kind, commune and resident: the alerts count on them alone. On
-  PostgreSQL both are narrow: at a peak the reports of the last hours are not all-visible yet
-  (no vacuum since), an index-only scan would read the table anyway, and the planner prefers
-  the index on the report type to a wide one.
+  PostgreSQL both are narrow (the EPCI's keeps the sub-kind, for a sub-kind's residents): at a
+  peak the reports of the last hours are not all-visible yet (no vacuum since), an index-only
+  scan would read the table anyway, and the planner prefers the index on the report type to a
+  wide one.
 
 The tickets filed before this revision get their EPCI from the routing reference data shipped
 with it (one UPDATE per EPCI).
@@ -71,6 +72,9 @@ def upgrade() -> None:
         # what the alerts read too: their counts are index-only
         epci += ["status", "subtype", "commune_insee", "conversation_id"]
         departement += ["status", "subtype", "conversation_id"]
+    else:
+        # the residents of a sub-kind are found in the index
+        epci += ["subtype"]
     op.create_index("ix_tickets_veille_epci", "tickets", epci)
     op.create_index("ix_tickets_veille_departement", "tickets", departement)
 
