@@ -529,7 +529,9 @@ _CONFIRMATION_INTENTS = {
 }
 CONFIRMATION_INTENT_CONFIDENCE = 0.9
 # Requests answered at the summary before it is asked again (rules in bot/data/rules.yml).
-CONFIRMATION_INTERRUPTIONS = frozenset({"parler_humain", "aide_menu", "statut_ticket"})
+CONFIRMATION_INTERRUPTIONS = frozenset(
+    {"parler_humain", "aide_menu", "statut_ticket", "demande_rappel"}
+)
 
 
 class ValidateConfirmForm(FormValidationAction):
