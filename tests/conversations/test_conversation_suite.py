@@ -478,6 +478,7 @@ class Runner:
         self.non_answers: list[tuple[int, str]] = []  # (turn, text) of messages meant as no answer
         self.counted_stored: set[int] = set()
         self.turn_no = 0
+        self.in_step = True
         self.recovered: set[str] = set()
 
     def problem(self, text: str) -> None:
@@ -561,6 +562,7 @@ class Runner:
             said = expand(str(step.say))
             body, shown = {"text": said}, said
         pending_before = self.pending
+        self.in_step = not self.outcome.problems  # nothing went off script before this turn
         text, kinds, filed_now = self.send(body, shown)
         text, kinds, filed_now = self.recover(step, text, kinds, filed_now)
         if body.get("payload") not in DANGER_PAYLOADS:
@@ -643,11 +645,13 @@ class Runner:
         pending_before: str | None,
     ) -> None:
         role = step.role
-        if role == "send" and pending_before == "summary":
+        if role == "send" and pending_before in ("summary", "correction"):
+            # "send it" while the report waits for its summary's answer (or for the answer to
+            # change): filed, or the same question again — anything else drops the report
             self.outcome.confirmations += 1
-            if not filed_now and self.pending != "summary":
+            if not filed_now and self.pending not in ("summary", "correction"):
                 self.outcome.dropped += 1
-                self.problem("DROPPED: the summary was confirmed and nothing was filed")
+                self.problem("DROPPED: the report was confirmed and nothing was filed")
         if role in ("cancel", "unclear", "change") and filed_now:
             self.problem(f"a report was filed on a {role!r} answer")
         if role == "cancel" and not any(k in kinds for k in ("cancelled", "not_filed")):
@@ -660,7 +664,10 @@ class Runner:
             self.check_danger(step, text)
         elif "emergency" in kinds and "text" in body:
             self.outcome.false_alarms += 1
-        if not step.is_answer and "text" in body:
+        # A message meant as no answer tells something only when the script and the bot were
+        # still in step (the bot asked what the script expected so far): out of step, a "non"
+        # meant for the summary may well answer the question the bot did ask.
+        if not step.is_answer and "text" in body and self.in_step:
             said = body["text"]
             self.non_answers.append((self.turn_no, said))
             moved_on = (
