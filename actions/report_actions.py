@@ -312,6 +312,8 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         if message.startswith("/"):
             return True  # a button or the gateway's language switch
         question = reports.model().questions.get(requested or "")
+        if question is not None and question.choices and reports.read_choice(question, message):
+            return False  # "je préfère rester anonyme" answers the question it was asked
         free_text = question is not None and (question.kind == "text" or question.free_text)
         if intent == "statut_ticket" and not reference.find(message):
             return False  # asking about a ticket needs its reference

@@ -358,7 +358,9 @@ async def test_names_typed_in_the_guided_mode_do_not_switch_the_language(
         await gw.tap("/guide:type:autre")
         summary = await gw.say("Jeden Abend verkaufen junge Leute Drogen vor dem Haus")
         assert summary.json()["language"] == "de"
-        assert texts(summary)[0].startswith("In welcher Gemeinde")
+        # (the danger model, which errs towards alarms outside French and English, may put the
+        # emergency numbers first: the question follows)
+        assert texts(summary)[-1].startswith("In welcher Gemeinde")
         contact = await gw.say("Forcalquier")
         summary = await gw.tap(button_for(contact, "Nein, anonym bleiben"))
         assert texts(summary)[0].startswith("Ihre Meldung:")

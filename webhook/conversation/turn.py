@@ -474,7 +474,10 @@ async def _turn(
             state.danger_asked = True
             first.append(_danger_question(lang))
 
-    result = await _route(turn, rasa, state, services, payload, text, switched, bool(first))
+    # only the emergency numbers count as shown (the danger question alone does not: the action
+    # server then gives the numbers of a "yes" to the form's danger question itself)
+    numbers_shown = any(not r.buttons for r in first)  # the question has buttons, not them
+    result = await _route(turn, rasa, state, services, payload, text, switched, numbers_shown)
     # did the bot end on one of a report's questions (not the description)? The next message is
     # then most likely its answer.
     last = result.messages[-1].text if result.messages else ""
