@@ -708,21 +708,23 @@ async def _residual(
     if observation.window is not None:
         left = [r for c, s, r in observation.window if not explained.covers(c, s)]
         return len(left), len(set(left))
-    filters = [*_filters(observation.key, config), *_in_window(observation)]
-    condition = explained.condition()
-    if condition is not None:
-        filters.append(not_(condition))
+
+    def filters() -> list[Any]:
+        found = [*_filters(observation.key, config), *_in_window(observation)]
+        condition = explained.condition()
+        return found if condition is None else [*found, not_(condition)]
+
     if observation.groups is not None:
         count = sum(
             n for c, s, n in observation.groups if not explained.covers(str(c), s or NO_SUBTYPE)
         )
     else:
         count = int(
-            await session.scalar(select(func.count()).select_from(Ticket).where(*filters)) or 0
+            await session.scalar(select(func.count()).select_from(Ticket).where(*filters())) or 0
         )
     if not _residents_decide(count, _expected(observation, config), config):
         return count, 0
-    return count, (await _residents(session, filters))[0]
+    return count, (await _residents(session, filters()))[0]
 
 
 async def settle(
