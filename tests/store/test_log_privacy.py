@@ -45,6 +45,9 @@ def test_no_personal_data_in_any_log(stack: Stack) -> None:
         say(client, sender, f"Au 17 {STREET}, devant chez {NAME}")
         say(client, sender, f"toutes les nuits, appelez {PHONE}")
         say(client, sender, "Dole")
+        asked = say(client, sender, "oui, par téléphone")  # to be contacted: how?
+        assert "numéro" in asked, asked
+        say(client, sender, f"{PHONE}, le soir après 18 h")  # personal: never logged either
         filed = say(client, sender, "oui")
     match = REFERENCE_RE.search(filed)
     assert match, filed

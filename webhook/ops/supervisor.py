@@ -178,6 +178,8 @@ class Stack:
                     str(endpoints),
                     "--credentials",
                     str(BOT_DIR / "credentials.yml"),
+                    "--logging-config-file",
+                    str(BOT_DIR / "logging.yml"),
                     "--interface",
                     s.host,
                     "--port",
