@@ -110,7 +110,8 @@ def test_rasa_stopped_mid_conversation_report_still_filed(own_stack: Stack) -> N
         assert "Où exactement" in texts(q2)[0]
         q3 = chat(client, sender, text="Résidence les Tilleuls")
         q4 = chat(client, sender, payload=payload_of(q3, "Tous les jours"))
-        summary = chat(client, sender, text="Forcalquier")
+        contact = chat(client, sender, text="Forcalquier")
+        summary = chat(client, sender, payload=payload_of(contact, "Non, rester anonyme"))
         assert "Il met la musique très fort jusqu'à trois heures" in texts(summary)[0]
         assert q2 and q4
         filed = chat(client, sender, payload="/guide:send")
