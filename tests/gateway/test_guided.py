@@ -102,6 +102,7 @@ def test_one_question_per_turn_with_back_and_human_every_time() -> None:
         "argent_perdu": "/guide:a:argent_perdu:oui",
         "victime_senior": "/guide:a:victime_senior:oui",
         "deja_cible": "/guide:a:deja_cible:non",
+        "recontact": "/guide:a:recontact:anonyme",
     }
     while state.step == "question":
         assert state.question is not None
@@ -124,6 +125,7 @@ def test_one_question_per_turn_with_back_and_human_every_time() -> None:
         "deja_cible",
         "traces_escroc",
         "commune",
+        "recontact",
     ]
     assert state.step == "summary"
     report = guided.build_report(state, conversation_id="web-1", channel="web", language="fr")
@@ -141,6 +143,7 @@ def test_one_question_per_turn_with_back_and_human_every_time() -> None:
         "victime_senior": "oui",
         "deja_cible": "non",
         "traces_escroc": "0612345678, www.faux-site.example",
+        "recontact": "anonyme",
     }
     # the bank steps were given when money was lost; the idempotency key is the report's
     # content in this conversation today (not a key kept in memory)
@@ -244,6 +247,7 @@ def test_unknown_commune_then_national_fallback() -> None:
     assert shown[0].text.startswith(replies.message("g_commune_not_found"))
     assert "/guide:a:commune:commune_inconnue" in payloads(shown)
     tap(state, "/guide:a:commune:commune_inconnue")
+    tap(state, "/guide:a:recontact:anonyme")
     assert state.step == "summary"
     report = guided.build_report(state, conversation_id="c", channel="web", language="fr")
     assert report.commune_insee is None
@@ -283,11 +287,12 @@ def test_summary_send_files_and_cancel_discards() -> None:
     say(state, "hall du bâtiment C")
     tap(state, "/guide:a:moment:soir")
     say(state, "Forcalquier")
+    tap(state, "/guide:a:recontact:anonyme")
     assert state.step == "summary"
     assert guided.handle(state, "fr", payload="/guide:send").file
     assert guided.handle(state, "fr", text="Envoyer le signalement").file
     report = guided.build_report(state, conversation_id="c", channel="telegram", language="fr")
-    assert report.fields == {"lieu": "hall du bâtiment C", "moment": "soir"}
+    assert report.fields == {"lieu": "hall du bâtiment C", "moment": "soir", "recontact": "anonyme"}
     shown = tap(state, "/guide:cancel")
     assert state.step == "menu" and state.answers == {}
     assert shown[0].text == replies.message("g_cancelled")
