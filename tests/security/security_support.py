@@ -125,9 +125,7 @@ async def guided_to_summary(
     q3 = await gw.chat(sender, text=place, address=address)
     await gw.chat(sender, payload=button(q3, "Tous les jours"), address=address)
     contact = await gw.chat(sender, text="lons le saunier", address=address)
-    summary = await gw.chat(
-        sender, payload=button(contact, "Non, rester anonyme"), address=address
-    )
+    summary = await gw.chat(sender, payload=button(contact, "Non, rester anonyme"), address=address)
     assert "/guide:send" in str(summary.json()), texts(summary)
     return summary
 
