@@ -38,6 +38,9 @@ def test_model_fingerprint_follows_training_data(
     nlu = tmp_path / "nlu_data" / "train"
     nlu.mkdir(parents=True)
     domain = bot / "domain" / "base.yml"
+    reference = tmp_path / "routing" / "data" / "reference.json.gz"
+    reference.parent.mkdir(parents=True)
+    reference.write_bytes(b"reference data")
     for path in (bot / "config.yml", domain, bot / "data" / "rules.yml", nlu / "a.yml"):
         path.write_text("version: '3.1'\n")
     monkeypatch.setattr(envsetup, "PROJECT_ROOT", tmp_path)
@@ -55,6 +58,12 @@ def test_model_fingerprint_follows_training_data(
     (tmp_path / "nlu_data" / "test").mkdir()
     (tmp_path / "nlu_data" / "test" / "t.yml").write_text("held-out split")
     assert envsetup.model_fingerprint() == second
+    # the pipeline's own components and the reference data of its gazetteer are inputs too
+    (bot / "component.py").write_text("# a Rasa graph component")
+    third = envsetup.model_fingerprint()
+    assert third != second
+    reference.write_bytes(b"other reference data")
+    assert envsetup.model_fingerprint() != third
 
 
 def test_cli_help_lists_commands() -> None:
