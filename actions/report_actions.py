@@ -249,9 +249,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         # numbers are given before the next question.
         if message and not is_payload:
             assessment = safety.assess(message, language)
-            if assessment.immediate_danger and (
-                starting or assessment.matched != (safety.MODEL_RULE_ID,)
-            ):
+            if assessment.immediate_danger and (starting or not assessment.model_alone):
                 updates["danger_signal"] = True
                 if "danger_now" in form.questions and not values.get("danger_now"):
                     updates["danger_now"] = "oui"
@@ -576,7 +574,7 @@ def _danger_in_answer(message: str, language: str) -> bool:
     """A danger written instead of the answer to a form's question: the rules decide; the
     danger model alone does not judge answers (a place, a time), as in the gateway."""
     assessment = safety.assess(message, language)
-    return assessment.immediate_danger and assessment.matched != (safety.MODEL_RULE_ID,)
+    return assessment.immediate_danger and not assessment.model_alone
 
 
 def _danger_shown(latest: dict[str, Any]) -> bool:

@@ -49,6 +49,12 @@ class DangerAssessment:
     probability: float | None = None
     uncertain: bool = False
 
+    @property
+    def model_alone(self) -> bool:
+        """The danger model decided alone (no rule): answers to a form's questions do not count
+        such a decision (webhook.conversation.turn, the action server)."""
+        return self.matched == (MODEL_RULE_ID,)
+
     def to_dict(self) -> dict[str, object]:
         """Plain-JSON view (for the triage CLI and action events)."""
         return {

@@ -457,8 +457,7 @@ async def _turn(
         return TurnResult([reply], language=lang)
     if text is not None:
         assessment = safety.assess(text, lang)
-        model_alone = assessment.matched == (safety.MODEL_RULE_ID,)
-        if state.bot_asked and (model_alone or assessment.uncertain):
+        if state.bot_asked and (assessment.model_alone or assessment.uncertain):
             # An answer to one of a report's questions (a place, a time, a name...): the danger
             # model was trained on descriptions, not on such answers, and the rules still apply.
             # A long answer that it finds alarming may be a new story: ask (every time).

@@ -96,8 +96,7 @@ def check_messages() -> None:
             assessment = safety.assess(message, "fr")
             # after the first message, the scripts answer the report's questions: there the
             # gateway does not let the danger model alone decide (webhook.conversation.turn)
-            model_alone = assessment.matched == (safety.MODEL_RULE_ID,)
-            if assessment.immediate_danger and not (number > 0 and model_alone):
+            if assessment.immediate_danger and not (number > 0 and assessment.model_alone):
                 raise SystemExit(f"benchmark message flagged as danger: {message!r}")
 
 
