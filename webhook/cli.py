@@ -107,6 +107,11 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
         "main",
         "latency of a message through the gateway vs directly to Rasa (median, p95, ratio)",
     ),
+    "bench-footprint": (
+        "webhook.ops.bench_footprint",
+        "main",
+        "RSS and time to ready per process, Rasa's messages/s, triage start-up, training time",
+    ),
     "triage": ("webhook.nlu.triage", "main", "triage JSON lines from stdin to stdout (SPEC §8)"),
     "eval": (
         "webhook.nlu.evaluate",
