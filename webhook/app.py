@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_engine = engine
         app.state.sessions = session_factory(engine)
         app.state.demo = await veille_figures.is_demo(app.state.sessions)
-        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout)
+        app.state.rasa = RasaClient(settings.rasa_urls or settings.rasa_url, settings.rasa_timeout)
         app.state.notifiers = notify.Notifiers()
         # Conversation states (guided mode, language), Rasa's health, rate limit, ticket store
         app.state.conversations = turn.Services(

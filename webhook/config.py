@@ -112,6 +112,9 @@ class Settings:
     var_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var")
     database_url: str = ""
     rasa_url: str = ""
+    # several Rasa instances (TRANQUILLITE_RASA_URLS, comma-separated): conversation-affine
+    # routing in webhook.conversation.rasa_client; empty: rasa_url alone
+    rasa_urls: tuple[str, ...] = ()
     internal_token: str = ""
     rasa_timeout: float = 15.0
     max_message_chars: int = 2000
@@ -150,6 +153,11 @@ class Settings:
             var_dir=var_dir,
             database_url=database_url,
             rasa_url=os.environ.get("TRANQUILLITE_RASA_URL", f"http://{host}:{rasa_port}"),
+            rasa_urls=tuple(
+                u.strip()
+                for u in os.environ.get("TRANQUILLITE_RASA_URLS", "").split(",")
+                if u.strip()
+            ),
             internal_token=os.environ.get("TRANQUILLITE_INTERNAL_TOKEN", ""),
             rasa_timeout=env_number("TRANQUILLITE_RASA_TIMEOUT", 15.0, float),
             max_message_chars=env_number("TRANQUILLITE_MAX_MESSAGE_CHARS", 2000, int),

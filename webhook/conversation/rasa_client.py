@@ -1,8 +1,30 @@
-"""HTTP client of the Rasa server's REST channel."""
+"""HTTP client of the Rasa servers' REST channel: one Rasa instance, or several with
+conversation affinity.
+
+With several instances (``TRANQUILLITE_RASA_URLS``), every message of a conversation goes to the
+same instance: the instances are ranked for each conversation id by rendezvous hashing
+(highest-random-weight), and a message goes to the first of that ranking that is up. A
+conversation therefore moves only when its instance is down, and only the conversations of that
+instance move (to their second choice, spread over the others). Why affinity although the tracker
+store is shared: Rasa's Redis lock store has a known race across instances, and an instance keeps
+no conversation in memory only if nothing else than its tracker store tells it about one.
+
+Health is kept per instance: a failed call marks the instance down and the message is tried on
+the next instance of the ranking (the same message reaches at most each instance once). A down
+instance is probed again (``GET /``, short timeout) when a message would go to it, after a delay
+that doubles from ``initial_backoff`` to ``max_backoff``; the first good probe brings it back
+(its conversations then return to it; their trackers are in the shared store). Only when no
+instance answers does :class:`RasaUnavailable` reach the turn, which then uses the guided mode.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -11,36 +33,159 @@ logger = logging.getLogger(__name__)
 
 
 class RasaUnavailable(Exception):
-    """Rasa did not answer (down, slow or erroring)."""
+    """No Rasa instance answered (down, slow or erroring)."""
+
+
+def parse_urls(raw: str | Sequence[str]) -> tuple[str, ...]:
+    """Base URLs from one URL, a comma-separated list or a sequence; duplicates dropped."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    urls: list[str] = []
+    for item in items:
+        url = item.strip().rstrip("/")
+        if url and url not in urls:
+            urls.append(url)
+    if not urls:
+        raise ValueError("no Rasa URL given")
+    return tuple(urls)
+
+
+def rendezvous_order(key: str, urls: Sequence[str]) -> list[str]:
+    """``urls`` ranked for ``key`` by rendezvous hashing: stable for a key, and removing one
+    URL changes the first choice only of the keys whose first choice it was."""
+
+    def weight(url: str) -> bytes:
+        return hashlib.blake2b(f"{url}\x00{key}".encode(), digest_size=8).digest()
+
+    return sorted(urls, key=weight, reverse=True)
+
+
+@dataclass
+class Instance:
+    """One Rasa server and what the gateway knows of its health."""
+
+    url: str
+    client: httpx.AsyncClient
+    available: bool = True
+    backoff: float = 0.0
+    next_probe: float = 0.0
+    failures: int = 0
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout: float) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+    """Sends messages to the Rasa instance of each conversation (see the module docstring)."""
 
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        timeout: float,
+        *,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        probe_timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.urls = parse_urls(base_url)
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.probe_timeout = probe_timeout
+        self._clock = clock
+        self.instances = {
+            url: Instance(
+                url=url,
+                client=httpx.AsyncClient(base_url=url, timeout=timeout),
+                backoff=initial_backoff,
+            )
+            for url in self.urls
+        }
+
+    # ------------------------------------------------------------------ routing
+    def ranking(self, sender: str) -> list[Instance]:
+        """Every instance, in the order a conversation's messages try them."""
+        return [self.instances[url] for url in rendezvous_order(sender, self.urls)]
+
+    def instance_for(self, sender: str) -> Instance | None:
+        """The instance the conversation's next message goes to, as far as known now (no
+        probe): the first of its ranking that is up or due for a probe."""
+        now = self._clock()
+        for instance in self.ranking(sender):
+            if instance.available or now >= instance.next_probe:
+                return instance
+        return None
+
+    def _mark_down(self, instance: Instance, reason: str) -> None:
+        instance.failures += 1
+        if instance.available:
+            logger.warning(
+                "Rasa instance %s unavailable (%s): its conversations go to the next instance",
+                instance.url,
+                reason,
+            )
+            instance.backoff = self.initial_backoff
+        else:
+            instance.backoff = min(instance.backoff * 2, self.max_backoff)
+        instance.available = False
+        instance.next_probe = self._clock() + instance.backoff
+
+    async def _probe(self, instance: Instance) -> bool:
+        try:
+            response = await asyncio.wait_for(instance.client.get("/"), self.probe_timeout)
+            ok = response.status_code == 200
+        except (httpx.HTTPError, TimeoutError):
+            ok = False
+        if ok:
+            logger.info("Rasa instance %s answers again", instance.url)
+            instance.available = True
+            instance.backoff = self.initial_backoff
+        else:
+            self._mark_down(instance, "probe failed")
+        return ok
+
+    async def _usable(self, instance: Instance) -> bool:
+        if instance.available:
+            return True
+        if self._clock() < instance.next_probe:
+            return False
+        return await self._probe(instance)
+
+    # ------------------------------------------------------------------ calls
     async def send(
         self, sender: str, message: str, metadata: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        try:
-            response = await self._client.post(
-                "/webhooks/rest/webhook",
-                json={"sender": sender, "message": message, "metadata": metadata or {}},
-            )
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            logger.warning("Rasa REST channel failed: %s", type(exc).__name__)
-            raise RasaUnavailable(type(exc).__name__) from exc
-        data = response.json()
-        if not isinstance(data, list):
-            raise RasaUnavailable("unexpected payload")
-        return data
+        """Rasa's replies to ``message`` in conversation ``sender``, from the conversation's
+        instance or, if it is down, from the next one up; RasaUnavailable if none answers."""
+        body = {"sender": sender, "message": message, "metadata": metadata or {}}
+        last_reason = "no instance up"
+        for instance in self.ranking(sender):
+            if not await self._usable(instance):
+                continue
+            try:
+                response = await instance.client.post("/webhooks/rest/webhook", json=body)
+                response.raise_for_status()
+                data = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                last_reason = type(exc).__name__
+                logger.warning("Rasa REST channel failed at %s: %s", instance.url, last_reason)
+                self._mark_down(instance, last_reason)
+                continue
+            if not isinstance(data, list):
+                last_reason = "unexpected payload"
+                self._mark_down(instance, last_reason)
+                continue
+            return data
+        raise RasaUnavailable(last_reason)
 
     async def is_ready(self) -> bool:
-        try:
-            response = await self._client.get("/")
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+        """Whether at least one instance answers (down instances are probed now)."""
+        results = await asyncio.gather(*(self._probe(i) for i in self.instances.values()))
+        return any(results)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each instance's health as the gateway sees it (for logs and operators)."""
+        return [
+            {"url": i.url, "available": i.available, "failures": i.failures}
+            for i in self.instances.values()
+        ]
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for instance in self.instances.values():
+            await instance.client.aclose()

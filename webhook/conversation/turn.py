@@ -238,8 +238,10 @@ class ConversationStore:
 
 
 class RasaHealth:
-    """Whether turns go to Rasa. After a failure, Rasa is probed again with a growing delay
-    (``initial_backoff`` doubling up to ``max_backoff``); the first good probe brings it back."""
+    """Whether turns go to Rasa at all. :class:`RasaClient` keeps each instance's health and
+    moves a conversation off a down instance; this is marked down only when no instance answered
+    (degraded mode). Rasa is then probed again with a growing delay (``initial_backoff`` doubling
+    up to ``max_backoff``); the first instance that answers a probe brings turns back to Rasa."""
 
     def __init__(
         self,
@@ -258,7 +260,7 @@ class RasaHealth:
 
     def mark_down(self) -> None:
         if self.available:
-            logger.warning("Rasa unavailable: guided mode for new turns (degraded mode)")
+            logger.warning("No Rasa instance answers: guided mode for new turns (degraded mode)")
             self.backoff = self.initial_backoff
         self.available = False
         self.next_probe = self._clock() + self.backoff
