@@ -12,6 +12,7 @@ run: setup
 
 test: setup
 	@scripts/install_browser.sh
+	@scripts/install_cluster_parts.sh
 	@.venv/bin/lint-imports
 	@.venv/bin/python -m pytest
 

@@ -112,6 +112,11 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
         "main",
         "RSS and time to ready per process, Rasa's messages/s, triage start-up, training time",
     ),
+    "cluster": (
+        "webhook.ops.cluster",
+        "main",
+        "start HAProxy, N gateways, M Rasa + action servers and the workers on PostgreSQL + Redis",
+    ),
     "triage": ("webhook.nlu.triage", "main", "triage JSON lines from stdin to stdout (SPEC §8)"),
     "eval": (
         "webhook.nlu.evaluate",
