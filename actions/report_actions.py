@@ -27,6 +27,7 @@ import routing
 import safety
 from reports import communes, confirmation, otv, reference, tracking
 from reports.model import CHAT_LANGUAGES
+from safety.messages import helpline_lines
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ INTERRUPTING_INTENTS = frozenset(
         "set_language",
     }
 )
+# Danger categories that tell the writer's own distress, not a danger to someone now: never
+# taken as a "yes" to the form's "is someone in danger right now?".
+DISTRESS_CATEGORIES = frozenset({"distress"})
 TOPIC_CHANGE_CONFIDENCE = 0.85
 # An answer to a free-text question interrupts the form only when the classifier is this sure.
 FREE_TEXT_INTERRUPT_CONFIDENCE = 0.7
@@ -213,12 +217,20 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             if other_topic and (tapped_topic or typed_topic):
                 return []  # change of topic: the rule of the other report type takes over
             danger_now = bool(message) and not is_payload and _danger_in_answer(message, language)
-            if danger_now and requested not in ("description", "danger_now", "commune"):
-                # A cry for help is not the answer to the question asked: it is kept with the
-                # description and the question is asked again after the emergency numbers.
+            if danger_now and requested not in ("description", "danger_now"):
+                # A cry for help (or distress) is not the answer to the question asked: it is
+                # kept with the description and the question is asked again after the emergency
+                # numbers — with those that fit this report (3919, 119...) if not shown yet.
                 before = str(values.get("description") or "")
                 updates["description"] = (before + "\n" + message.strip())[:MAX_FIELD_CHARS]
                 updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
+                _fitting_numbers(dispatcher, message, language, form.danger_category, latest)
+                spotted = _entity(tracker, "commune_insee") or _entity(tracker, "commune")
+                if requested == "commune" and spotted:
+                    # "il est là, il va me frapper, on est à Dole": the commune is kept
+                    resolved = resolve_commune(spotted, dispatcher, language, asked=False)
+                    if resolved.get("commune_insee"):
+                        updates.update(resolved)
             elif requested in form.questions:
                 updates.update(
                     self._answer(requested, message, intent, tracker, dispatcher, language)
@@ -231,12 +243,13 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                         # "yes, in danger now" (typed or tapped): the numbers that fit this
                         # report, in this very reply, before the next question
                         updates["danger_signal"] = True
-                        if not _danger_shown(latest):
-                            dispatcher.utter_message(
-                                text=safety.emergency_message(
-                                    safety.confirmed(form.danger_category), language
-                                )["text"]
-                            )
+                        _fitting_numbers(
+                            dispatcher,
+                            "" if is_payload else message,
+                            language,
+                            form.danger_category,
+                            latest,
+                        )
                     if requested == "description" and updates[requested] != reports.SKIP:
                         # what the description says is not asked again (as in the guided mode)
                         found = reports.extract(self.report_type, message, reports.today())
@@ -251,7 +264,13 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             assessment = safety.assess(message, language)
             if assessment.immediate_danger and (starting or not assessment.model_alone):
                 updates["danger_signal"] = True
-                if "danger_now" in form.questions and not values.get("danger_now"):
+                distress_only = set(assessment.categories) <= DISTRESS_CATEGORIES
+                if (
+                    "danger_now" in form.questions
+                    and not values.get("danger_now")
+                    and not updates.get("danger_now")
+                    and not distress_only
+                ):
                     updates["danger_now"] = "oui"
                 metadata = latest.get("metadata") or {}
                 if not metadata.get("safety_checked"):
@@ -575,6 +594,30 @@ def _danger_in_answer(message: str, language: str) -> bool:
     danger model alone does not judge answers (a place, a time), as in the gateway."""
     assessment = safety.assess(message, language)
     return assessment.immediate_danger and not assessment.model_alone
+
+
+def _fitting_numbers(
+    dispatcher: CollectingDispatcher,
+    message: str,
+    language: str,
+    category: str,
+    latest: dict[str, Any],
+) -> None:
+    """The numbers that fit the report (its form's danger category: 119 for a child, 3919 for
+    domestic violence...) in this very reply: all of them when the gateway showed none, else
+    only those its emergency message for ``message`` did not list."""
+    wanted = safety.helplines_for(category)
+    if not _danger_shown(latest):
+        dispatcher.utter_message(
+            text=safety.emergency_message(safety.confirmed(category), language)["text"]
+        )
+        return
+    shown = set(safety.assess(message, language).helplines) if message else set()
+    if not shown:  # a tapped "yes" to the gateway's question: its lines are help_call's
+        shown = set(safety.helplines_for("help_call"))
+    missing = [line for line in wanted if line not in shown]
+    if missing:
+        dispatcher.utter_message(text=helpline_lines(missing, language))
 
 
 def _danger_shown(latest: dict[str, Any]) -> bool:

@@ -21,6 +21,7 @@ SMS_LINE = "114"
 _TEMPLATE_KEYS = (
     "intro",
     "intro_suicidal",
+    "also",
     "line",
     "sms_suffix",
     "outro",
@@ -157,6 +158,24 @@ def emergency_message(assessment: DangerAssessment, language: str | None = "fr")
         {"title": tpl["buttons"]["deny"], "payload": "/deny"},
     ]
     return {"text": "\n".join(lines), "buttons": buttons}
+
+
+def helpline_lines(ids: tuple[str, ...] | list[str], language: str | None = "fr") -> str:
+    """The lines of ``ids`` alone (numbers and purposes) under a short "also" heading: added
+    when the numbers of the message were shown already and the report calls for more (119 for a
+    child, 3919 for domestic violence). Empty for no ids."""
+    if not ids:
+        return ""
+    tpl = load_messages()[_language(language)]
+    helplines = load_helplines()
+    unknown = [i for i in ids if i not in helplines]
+    if unknown:
+        raise SafetyDataError(f"helplines {unknown} are not in {HELPLINES_PATH.name}")
+    lines = [tpl["also"]]
+    for line_id in ids:
+        number = helplines[line_id].number + (tpl["sms_suffix"] if line_id == SMS_LINE else "")
+        lines.append(tpl["line"].format(number=number, purpose=tpl["purposes"][line_id]))
+    return "\n".join(lines)
 
 
 def danger_question(language: str | None = "fr") -> Reply:

@@ -91,3 +91,22 @@ def test_token_bucket_rejects_nonsense_settings() -> None:
         TokenBucketLimiter(burst=0, per_minute=10)
     with pytest.raises(ValueError):
         TokenBucketLimiter(burst=5, per_minute=0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "il rentre, il va me frapper",
+        "Il y a des dealers en bas de chez moi",
+        "Mes voisins mettent la musique à fond",
+    ],
+)
+def test_french_little_words_outweigh_a_wrong_guess(text: str) -> None:
+    """langdetect takes these for Italian or Spanish; their French little words say otherwise."""
+    assert language.next_language(text, "fr") == "fr"
+
+
+def test_an_english_message_langdetect_is_unsure_of_is_english() -> None:
+    text = "Hello, someone broke into our campervan in Manosque last night and stole our passports"
+    assert language.detect(text).probability < language.MIN_PROBABILITY
+    assert language.next_language(text, "fr") == "en"

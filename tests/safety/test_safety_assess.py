@@ -227,6 +227,24 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
         ("17",),
         "17",
     ),
+    # distress: a listening line first, the emergency lines with it
+    ("fr_distress_en_peux_plus", "j'en peux plus", "fr", ("3114", "15", "112"), "3114"),
+    ("fr_distress_jpp", "jpp", "fr", ("3114", "112"), "3114"),
+    (
+        "fr_distress_tout_s_arrete",
+        "j'en peux plus, je veux que tout s'arrête",
+        "fr",
+        ("3114", "112"),
+        "3114",
+    ),
+    ("en_distress_cant_take", "I can't take it anymore", "en", ("3114", "112"), "3114"),
+    (
+        "en_distress_husband",
+        "I can't take it anymore, my husband hits me every day",
+        "en",
+        ("17", "112", "3919"),
+        "17",
+    ),
 ]
 
 SAFE: list[tuple[str, str, str]] = [
@@ -300,6 +318,9 @@ SAFE: list[tuple[str, str, str]] = [
     ("it_info", "buongiorno, vorrei informazioni sulla raccolta dei rifiuti", "it"),
     ("fr_enlevement_encombrants", "quand passe l'enlèvement des encombrants ?", "fr"),
     ("fr_chat_disparu", "mon chat a disparu depuis hier", "fr"),
+    # exasperation about something is not distress
+    ("fr_peux_plus_de_ce_bruit", "je n'en peux plus de ce bruit", "fr"),
+    ("fr_peux_plus_sortir", "je ne peux plus sortir ma voiture du garage", "fr"),
     ("fr_jeunes_inconscients", "ces jeunes sont inconscients, ils roulent trop vite", "fr"),
 ]
 

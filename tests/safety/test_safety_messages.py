@@ -100,3 +100,13 @@ def test_package_does_not_import_rasa() -> None:
     for source in root.glob("*.py"):
         text = source.read_text(encoding="utf-8")
         assert not re.search(r"^\s*(import|from)\s+rasa", text, re.MULTILINE), source.name
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+def test_helpline_lines_list_only_the_lines_asked(language: str) -> None:
+    from safety.messages import helpline_lines
+
+    body = helpline_lines(["119", "3919"], language)
+    assert "• 119" in body and "• 3919" in body
+    assert "• 17 " not in body and "• 112" not in body
+    assert helpline_lines([], language) == ""
