@@ -117,6 +117,11 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
         "main",
         "start HAProxy, N gateways, M Rasa + action servers and the workers on PostgreSQL + Redis",
     ),
+    "bench-cluster": (
+        "webhook.ops.bench_cluster",
+        "main",
+        "messages/s, p50/p95 through HAProxy with 1 and 2 Rasa instances, RSS per instance",
+    ),
     "triage": ("webhook.nlu.triage", "main", "triage JSON lines from stdin to stdout (SPEC §8)"),
     "eval": (
         "webhook.nlu.evaluate",

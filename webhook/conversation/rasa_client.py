@@ -175,7 +175,11 @@ class RasaClient:
         raise RasaUnavailable(last_reason)
 
     async def is_ready(self) -> bool:
-        """Whether at least one instance answers (down instances are probed now)."""
+        """Whether at least one instance is up: true at once if one is not known down (an
+        instance under load may be slow to answer a probe: only failed messages mark it down);
+        otherwise every instance is probed now."""
+        if any(i.available for i in self.instances.values()):
+            return True
         results = await asyncio.gather(*(self._probe(i) for i in self.instances.values()))
         return any(results)
 

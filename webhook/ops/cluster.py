@@ -68,6 +68,17 @@ LOCK_STORE_DB = 1
 TICKET_LOCK_LIFETIME_SECONDS = 20
 
 
+# Load tests and benchmarks play hundreds of residents from one address (127.0.0.1): the limits
+# of one address are those of that bench, not of production.
+ONE_ADDRESS_BENCH_LIMITS = {
+    "TRANQUILLITE_LIMIT_MESSAGES_PER_ADDRESS": "100000,100000/s",
+    "TRANQUILLITE_LIMIT_CONVERSATIONS_PER_ADDRESS": "100000,100000/h",
+    "TRANQUILLITE_LIMIT_MAX_CONVERSATIONS_PER_ADDRESS": "100000",
+    "TRANQUILLITE_LIMIT_FILINGS_PER_ADDRESS": "100000,100000/h",
+    "TRANQUILLITE_LIMIT_FILINGS_PER_CONVERSATION": "1000,1000/h",
+}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
