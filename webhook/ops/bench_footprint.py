@@ -232,6 +232,8 @@ def triage_figures(model: Path, timeout: float = 600.0) -> dict[str, Any]:
             process.wait()
         for thread in threads:
             thread.join(timeout=10)
+        process.stdout.close()
+        process.stderr.close()
     model_ready = None
     for line in _drain(err):
         if line.startswith("triage: model ready in "):
