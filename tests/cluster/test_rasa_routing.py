@@ -3,6 +3,7 @@ against local stand-ins that speak Rasa's REST channel over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import Counter
@@ -27,6 +28,10 @@ class StandInRasa:
     def __init__(self, name: str) -> None:
         self.name = name
         self.senders: list[str] = []
+        # senders whose messages wait until ``release`` is set, or are answered 500
+        self.held: set[str] = set()
+        self.release = threading.Event()
+        self.failing: set[str] = set()
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self.start()
@@ -56,8 +61,14 @@ class StandInRasa:
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 payload = json.loads(self.rfile.read(length))
-                owner.senders.append(payload["sender"])
-                self._reply(200, [{"recipient_id": payload["sender"], "text": owner.name}])
+                sender = payload["sender"]
+                owner.senders.append(sender)
+                if sender in owner.held:
+                    owner.release.wait(timeout=30)
+                if sender in owner.failing:
+                    self._reply(500, {"error": "action failed"})
+                    return
+                self._reply(200, [{"recipient_id": sender, "text": owner.name}])
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
@@ -84,6 +95,7 @@ def servers() -> Iterator[list[StandInRasa]]:
     started = [StandInRasa(f"rasa-{i}") for i in range(3)]
     yield started
     for server in started:
+        server.release.set()
         if server._server is not None:
             server.stop()
 
@@ -206,5 +218,54 @@ async def test_a_single_url_works_as_before(servers: list[StandInRasa]) -> None:
         servers[1].stop()
         with pytest.raises(RasaUnavailable):
             await client.send("web-x", "bonjour")
+    finally:
+        await client.aclose()
+
+
+async def test_a_slow_conversation_on_a_live_instance_is_not_moved(
+    servers: list[StandInRasa],
+) -> None:
+    """A timeout while the instance answers other messages: the message may still be processed
+    there, so it is not sent to another instance, and the instance stays up for the others."""
+    client = RasaClient([s.url for s in servers], timeout=1.0)
+    try:
+        senders = [f"web-conv-{i}" for i in range(12)]
+        owners = {s: await answered_by(client, s) for s in senders}
+        slow = senders[0]
+        home = next(s for s in servers if s.name == owners[slow])
+        home.held.add(slow)
+        others = [s for s in senders if owners[s] == home.name and s != slow]
+        assert others
+
+        async def answer_others() -> None:
+            for sender in others * 3:
+                assert await answered_by(client, sender) == home.name
+
+        slow_call = asyncio.create_task(client.send(slow, "bonjour"))
+        await answer_others()
+        with pytest.raises(RasaUnavailable):
+            await slow_call
+        assert client.instances[home.url].available
+        assert home.senders.count(slow) == 2  # once before, once now: nowhere else
+        for server in servers:
+            if server is not home:
+                assert slow not in server.senders
+    finally:
+        await client.aclose()
+
+
+async def test_an_error_status_fails_the_turn_but_not_the_instance(
+    servers: list[StandInRasa],
+) -> None:
+    client = RasaClient([s.url for s in servers], timeout=5.0)
+    try:
+        owner = await answered_by(client, "web-broken")
+        home = next(s for s in servers if s.name == owner)
+        home.failing.add("web-broken")
+        with pytest.raises(RasaUnavailable):
+            await client.send("web-broken", "bonjour")
+        assert client.instances[home.url].available
+        assert client.any_up()
+        assert all("web-broken" not in s.senders for s in servers if s is not home)
     finally:
         await client.aclose()

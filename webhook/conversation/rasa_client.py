@@ -9,8 +9,12 @@ instance move (to their second choice, spread over the others). Why affinity alt
 store is shared: Rasa's Redis lock store has a known race across instances, and an instance keeps
 no conversation in memory only if nothing else than its tracker store tells it about one.
 
-Health is kept per instance: a failed call marks the instance down and the message is tried on
-the next instance of the ranking (the same message reaches at most each instance once). A down
+Health is kept per instance: a call that finds no server (refused, reset, cut, or a timeout on an
+instance that answered nothing since) marks the instance down, and the message is tried on the
+next instance of the ranking (the same message reaches at most each instance once). An instance
+that answers, but not this message (an error status, or a timeout while it answers others), is
+alive: the message is not sent elsewhere (it may still be processed there) and the turn alone
+fails. A down
 instance is probed again (``GET /``, short timeout) when a message would go to it, after a delay
 that doubles from ``initial_backoff`` to ``max_backoff``; the first good probe brings it back
 (its conversations then return to it; their trackers are in the shared store). Only when no
@@ -69,6 +73,8 @@ class Instance:
     backoff: float = 0.0
     next_probe: float = 0.0
     failures: int = 0
+    # when it last answered a message (the client's clock)
+    last_answer: float = float("-inf")
 
 
 class RasaClient:
@@ -158,27 +164,53 @@ class RasaClient:
         for instance in self.ranking(sender):
             if not await self._usable(instance):
                 continue
+            sent_at = self._clock()
             try:
                 response = await instance.client.post("/webhooks/rest/webhook", json=body)
-                response.raise_for_status()
-                data = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
+            except httpx.TimeoutException as exc:
+                last_reason = type(exc).__name__
+                logger.warning("Rasa REST channel failed at %s: %s", instance.url, last_reason)
+                if instance.last_answer > sent_at and not isinstance(exc, httpx.ConnectTimeout):
+                    # it answered other messages meanwhile: alive, only this conversation is
+                    # slow there (its message may still be processed: never sent elsewhere)
+                    raise RasaUnavailable(last_reason) from exc
+                self._mark_down(instance, last_reason)
+                continue
+            except httpx.HTTPError as exc:  # refused, reset, cut: the instance is down
                 last_reason = type(exc).__name__
                 logger.warning("Rasa REST channel failed at %s: %s", instance.url, last_reason)
                 self._mark_down(instance, last_reason)
                 continue
+            if response.status_code != 200:
+                # it answers HTTP: alive; this message failed there (e.g. a failing action)
+                logger.warning(
+                    "Rasa REST channel failed at %s: %s", instance.url, response.status_code
+                )
+                instance.last_answer = self._clock()
+                raise RasaUnavailable(f"status {response.status_code}")
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
             if not isinstance(data, list):
+                self._mark_down(instance, "unexpected payload")
                 last_reason = "unexpected payload"
-                self._mark_down(instance, last_reason)
                 continue
+            instance.last_answer = self._clock()
             return data
+        if not self.any_up():
+            logger.warning("No Rasa instance answers")
         raise RasaUnavailable(last_reason)
+
+    def any_up(self) -> bool:
+        """Whether some instance is not known down (no probe)."""
+        return any(i.available for i in self.instances.values())
 
     async def is_ready(self) -> bool:
         """Whether at least one instance is up: true at once if one is not known down (an
         instance under load may be slow to answer a probe: only failed messages mark it down);
         otherwise every instance is probed now."""
-        if any(i.available for i in self.instances.values()):
+        if self.any_up():
             return True
         results = await asyncio.gather(*(self._probe(i) for i in self.instances.values()))
         return any(results)

@@ -171,6 +171,9 @@ defaults
     timeout client 120s
     timeout server 120s
     timeout http-request 15s
+    # a gateway busy with a burst may take seconds to answer its check: only a gateway that
+    # answers nothing for 10 s (or refuses connections) is taken out
+    timeout check 10s
     # a request is retried on another gateway only when no connection could be made (a message
     # that reached a gateway is never sent twice by the load balancer)
     retries 2
