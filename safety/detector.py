@@ -8,6 +8,19 @@ Decision procedure (the lexicon's header comment says the same in data terms):
 * ``past_sensitive`` rules are dropped when the message is dated in the past ("hier",
   "last week") and nothing says it is still going on ("encore là", "en ce moment").
   A past event without a date ("il m'a frappée") stays flagged: when in doubt, flag.
+
+Then the danger model (:mod:`safety.danger_model`, issue 12):
+
+* when the rules find no danger, a probability at or above the model's ``threshold`` is a
+  danger (a call for help: 17, 112, 114), in its ask band the assessment is ``uncertain``;
+* when the rules find a danger in a long message (a story: at least ``VETO_MIN_WORDS`` words the
+  model knows) that says nothing of "now" (no present marker) and is not about suicide, and the
+  model finds it very unlikely (below its ``veto_threshold``: a past event told with violent
+  words, a film, a joke, a scam's "urgent"), the alarm becomes the question "is someone in danger
+  right now?" (``uncertain``, the rules in ``cancelled`` as ``<id>:model``).
+
+The thresholds are chosen together by cross-validation on the training corpus for the recall of
+this combined decision (``scripts/train_danger.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +36,11 @@ AGITATION_RULE_ID = "agitation"
 MODEL_RULE_ID = "danger_model"
 # the danger model decides alone only on messages of at least this many words it knows
 MODEL_MIN_WORDS = 5
+# ... and may turn the rules' alarm into the question only on stories of at least this many
+# (a short message, an answer to a form's question, keeps the rules' decision)
+VETO_MIN_WORDS = 12
+# never overruled: suicide (SPEC §3: suicidal phrases are never dropped)
+_NEVER_OVERRULED = frozenset({"suicidal"})
 # (Its corpus is French and English with a few messages in other languages, most of them
 # dangers: in those languages it errs towards alarms — a false alarm costs a line, SPEC §3.)
 _MODEL_CATEGORY = "help_call"
@@ -195,9 +213,9 @@ def assess(
     agitated = _is_agitated(text) and not reassured
     weak_count = len(weak_ids) + (1 if agitated else 0)
     weak_fires = weak_count >= 2 or (weak_count >= 1 and present)
+    chosen = default_model() if model is _DEFAULT else model
     if not strong and not weak_fires:
         cancelled.extend(f"{r.id}:weak_alone" for r in weak)
-        chosen = default_model() if model is _DEFAULT else model
         if not isinstance(chosen, DangerModel):
             return DangerAssessment(
                 immediate_danger=False, cancelled=tuple(cancelled), language=language
@@ -243,11 +261,44 @@ def assess(
             matched.append(combo.id)
 
     categories = tuple(c for c in lex.category_priority if c in found)
+    matched_ids = tuple(dict.fromkeys(matched))
+    if (
+        isinstance(chosen, DangerModel)
+        and chosen.veto_threshold > 0.0
+        and overrulable(categories, present)
+        and chosen.known_words(text, lex.sms) >= VETO_MIN_WORDS
+    ):
+        probability = chosen.probability(text, lex.sms)
+        if probability < chosen.veto_threshold:
+            # a story the model finds very unlikely to be a danger now: ask, do not alarm
+            return DangerAssessment(
+                immediate_danger=False,
+                cancelled=tuple(cancelled) + tuple(f"{m}:model" for m in matched_ids),
+                language=language,
+                probability=probability,
+                uncertain=True,
+            )
     return DangerAssessment(
         immediate_danger=True,
         categories=categories,
         helplines=_order_helplines(categories, lex),
-        matched=tuple(dict.fromkeys(matched)),
+        matched=matched_ids,
         cancelled=tuple(cancelled),
         language=language,
     )
+
+
+def overrulable(categories: tuple[str, ...], present: bool) -> bool:
+    """Whether the danger model may turn the rules' alarm into the question (with enough words):
+    not when the message says it is happening now, never for suicide."""
+    return not present and not _NEVER_OVERRULED & set(categories)
+
+
+def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAssessment, bool]:
+    """The rules' decision alone and whether the model may overrule it (for
+    ``scripts/train_danger.py``, which measures the combined decision by cross-validation)."""
+    lex = lexicon or default_lexicon()
+    rules = assess(text, lexicon=lex, model=None)
+    clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
+    present = _any(lex.present_markers, clauses)
+    return rules, rules.immediate_danger and overrulable(rules.categories, present)

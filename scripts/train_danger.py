@@ -3,19 +3,28 @@
 Runs in the Rasa environment (it has scikit-learn and SciPy; the model it writes is read by pure
 Python everywhere):
 
-    .venv-rasa/bin/python scripts/train_danger.py            # train, print the CV figures, write
-    .venv-rasa/bin/python scripts/train_danger.py --check    # exit 1 if the model is stale
+    .venv-rasa/bin/python scripts/train_danger.py              # train, print the CV figures, write
+    .venv-rasa/bin/python scripts/train_danger.py --check      # exit 1 if the model is stale
+    .venv-rasa/bin/python scripts/train_danger.py --cv-only    # the CV figures, nothing written
+    .venv-rasa/bin/python scripts/train_danger.py --cv-only --without hard_negatives.jsonl
+    .venv-rasa/bin/python scripts/train_danger.py --cv-only --errors   # + CV false alarms, misses
 
 Data: every ``nlu_data/residents/*.jsonl`` line (``text``, ``danger_now``). Never the
 held-out sets (``nlu_data/test``, ``nlu_data/danger``, ``nlu_data/independent``).
 
-Choice, by stratified 5-fold cross-validation on the training data only:
+Everything is chosen by stratified 5-fold cross-validation on the training data only, for the
+COMBINED decision of :func:`safety.assess` (rules, then the model), not for the model alone:
 
 * the regularisation ``C`` among a small grid, by average precision of the out-of-fold scores;
-* ``threshold``: the highest probability threshold at which the rules OR the model keep a
-  cross-validated recall ≥ ``TARGET_RECALL`` (recall first: a miss can cost a life);
-* ``ask_threshold``: the highest threshold at which rules OR model keep recall ≥
-  ``ASK_RECALL`` — between the two, the chat asks "is someone in danger right now?".
+* ``veto_threshold`` and ``threshold`` together: for each veto threshold of a grid, the highest
+  threshold at which the combined decision keeps a cross-validated recall ≥ ``TARGET_RECALL``
+  (recall first: a miss can cost a life); the pair with the fewest false alarms wins;
+* ``ask_threshold``: the highest threshold at which the dangers either flagged or asked about
+  ("is someone in danger right now?") keep recall ≥ ``ASK_RECALL``.
+
+The figures written with the model (``figures``) are then measured again by calling
+:func:`safety.assess` itself on each held-out fold with that fold's model and the chosen
+thresholds (``cv_*``): what the chat would have done.
 """
 
 from __future__ import annotations
@@ -23,28 +32,46 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from safety import assess, default_lexicon  # noqa: E402
-from safety.danger_model import HASH_BITS, MODEL_FILE, data_fingerprint, features  # noqa: E402
-from safety.detector import MODEL_MIN_WORDS  # noqa: E402
-from safety.normalize import normalize_clauses  # noqa: E402
+from safety.danger_model import (  # noqa: E402
+    FEATURES_VERSION,
+    HASH_BITS,
+    MODEL_FILE,
+    DangerModel,
+    _tokens,
+    data_fingerprint,
+    features,
+)
+from safety.detector import MODEL_MIN_WORDS, VETO_MIN_WORDS, rules_context  # noqa: E402
 
 DATA_DIR = ROOT / "nlu_data" / "residents"
 TARGET_RECALL = 0.95
 ASK_RECALL = 0.965
-C_GRID = (4.0, 16.0, 64.0)
+C_GRID = (16.0, 64.0, 128.0)
+VETO_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2)
 FOLDS = 5
 
 
-def load() -> tuple[list[str], list[int]]:
-    texts: list[str] = []
-    labels: list[int] = []
+@dataclass(frozen=True)
+class Message:
+    text: str
+    danger: bool
+    source: str
+
+
+def load(without: Sequence[str] = ()) -> list[Message]:
+    messages: list[Message] = []
     seen: set[str] = set()
     for path in sorted(DATA_DIR.glob("*.jsonl")):
+        if path.name in without:
+            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
@@ -53,9 +80,8 @@ def load() -> tuple[list[str], list[int]]:
             if not text or text.lower() in seen:
                 continue
             seen.add(text.lower())
-            texts.append(text)
-            labels.append(1 if item["danger_now"] else 0)
-    return texts, labels
+            messages.append(Message(text, bool(item["danger_now"]), path.name))
+    return messages
 
 
 def matrix(texts: list[str]):  # type: ignore[no-untyped-def]
@@ -71,34 +97,101 @@ def matrix(texts: list[str]):  # type: ignore[no-untyped-def]
     return csr_matrix((values, (rows, cols)), shape=(len(texts), 1 << HASH_BITS))
 
 
-def choose_threshold(probabilities, labels, rules, target):  # type: ignore[no-untyped-def]
-    """Highest threshold with recall(rules OR p >= t) >= target; with its false-alarm rate.
-    ``probabilities`` is None for messages too short for the model to decide alone."""
+@dataclass(frozen=True)
+class Context:
+    """What the combined decision needs besides the model's probability, per message."""
+
+    rules: bool  # the rules alone flag it
+    overrulable: bool  # ... and the model may turn that into the question
+    model_words: int  # words the model knows (fold vocabulary)
+
+
+def decide(p: float, c: Context, threshold: float, veto: float) -> bool:
+    """safety.assess's combined decision (immediate danger), from its parts."""
+    if c.rules:
+        return not (c.overrulable and c.model_words >= VETO_MIN_WORDS and p < veto)
+    return p >= threshold and c.model_words >= MODEL_MIN_WORDS
+
+
+def asked_or_flagged(p: float, c: Context, threshold: float, veto: float, ask: float) -> bool:
+    if c.rules:
+        return True  # flagged, or vetoed into the question
+    return c.model_words >= MODEL_MIN_WORDS and p >= min(ask, threshold)
+
+
+def rates(flags: Sequence[bool], labels: Sequence[bool]) -> tuple[float, float]:
     positives = sum(labels)
     negatives = len(labels) - positives
-    best = (0.01, 1.0, 1.0)
-    for step in range(99, 0, -1):
-        t = step / 100
-        flagged = [
-            r or (p is not None and p >= t) for p, r in zip(probabilities, rules, strict=True)
-        ]
-        recall = sum(1 for f, y in zip(flagged, labels, strict=True) if f and y) / positives
-        false_alarms = (
-            sum(1 for f, y in zip(flagged, labels, strict=True) if f and not y) / negatives
-        )
-        if recall >= target:
-            best = (t, recall, false_alarms)
-            break
+    hits = sum(1 for f, y in zip(flags, labels, strict=True) if f and y)
+    false = sum(1 for f, y in zip(flags, labels, strict=True) if f and not y)
+    return hits / positives, false / negatives
+
+
+def choose(scores, contexts, labels):  # type: ignore[no-untyped-def]
+    """(veto, threshold, recall, false alarms): fewest false alarms at recall ≥ the target."""
+    best = None
+    for veto in VETO_GRID:
+        for step in range(990, 0, -1):
+            t = step / 1000
+            if t <= veto:
+                break
+            flags = [decide(p, c, t, veto) for p, c in zip(scores, contexts, strict=True)]
+            recall, false = rates(flags, labels)
+            if recall >= TARGET_RECALL:
+                if best is None or false < best[3]:
+                    best = (veto, t, recall, false)
+                break
+    if best is None:
+        raise SystemExit(f"no threshold reaches a recall of {TARGET_RECALL} by cross-validation")
     return best
 
 
-def train(check_only: bool = False) -> int:
-    import numpy as np
+def choose_ask(scores, contexts, labels, veto, threshold):  # type: ignore[no-untyped-def]
+    for step in range(int(threshold * 1000), 0, -1):
+        ask = step / 1000
+        flags = [
+            asked_or_flagged(p, c, threshold, veto, ask)
+            for p, c in zip(scores, contexts, strict=True)
+        ]
+        recall, false = rates(flags, labels)
+        if recall >= ASK_RECALL:
+            return ask, recall, false
+    return 0.001, *rates([True] * len(labels), labels)
+
+
+def fit(x, y, c: float):  # type: ignore[no-untyped-def]
     from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=2000)
+    model.fit(x, y)
+    return model
+
+
+def to_model(fitted, texts: Sequence[str], threshold: float, ask: float, veto: float):  # type: ignore[no-untyped-def]
+    """A pure-Python DangerModel from a fitted regression (weights of the words it was trained
+    on included, so that known_words counts them)."""
+    import numpy as np
+
+    coefficients = fitted.coef_[0]
+    nonzero = np.nonzero(np.abs(coefficients) > 1e-4)[0]
+    weights = {int(k): round(float(coefficients[k]), 5) for k in nonzero}
+    return DangerModel(
+        weights=weights,
+        bias=round(float(fitted.intercept_[0]), 6),
+        threshold=threshold,
+        ask_threshold=ask,
+        fingerprint="",
+        figures={},
+        veto_threshold=veto,
+    )
+
+
+def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool) -> int:
+    import numpy as np
     from sklearn.metrics import average_precision_score
     from sklearn.model_selection import StratifiedKFold
 
-    paths = sorted(DATA_DIR.glob("*.jsonl"))
+    paths = sorted(p for p in DATA_DIR.glob("*.jsonl") if p.name not in without)
     fingerprint = data_fingerprint(paths)
     if check_only:
         current = json.loads(MODEL_FILE.read_text(encoding="utf-8")).get("fingerprint")
@@ -108,53 +201,85 @@ def train(check_only: bool = False) -> int:
         print("up to date")
         return 0
 
-    texts, labels = load()
-    y = np.array(labels)
+    messages = load(without)
+    texts = [m.text for m in messages]
+    labels = [m.danger for m in messages]
+    y = np.array([1 if d else 0 for d in labels])
     x = matrix(texts)
-    rules = [assess(t, model=None).immediate_danger for t in texts]
-    sms = default_lexicon().sms
-    # known words: the words of the whole corpus (the shipped model's vocabulary)
-    vocabulary = {w for t in texts for c in normalize_clauses(t, sms) for w in c.split()}
-    long_enough = [
-        sum(1 for c in normalize_clauses(t, sms) for w in c.split() if w in vocabulary)
-        >= MODEL_MIN_WORDS
-        for t in texts
-    ]
+    lexicon = default_lexicon()
+    sms = lexicon.sms
+    rule_context = [rules_context(t, lexicon) for t in texts]
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(x, y))
+    tokens = [[w for w in _tokens(t, sms) if w != "|"] for t in texts]
 
-    def out_of_fold(c: float):  # type: ignore[no-untyped-def]
-        scores = np.zeros(len(texts))
-        for train_idx, test_idx in folds:
-            model = LogisticRegression(
-                C=c, class_weight="balanced", solver="liblinear", max_iter=1000
-            )
-            model.fit(x[train_idx], y[train_idx])
-            scores[test_idx] = model.predict_proba(x[test_idx])[:, 1]
-        return scores
+    # words the model knows: those of its training fold (what it will know once shipped)
+    contexts: list[Context] = [Context(False, False, 0)] * len(texts)
+    for train_idx, test_idx in folds:
+        vocabulary = {w for i in train_idx for w in tokens[i]}
+        for i in test_idx:
+            rules, overrulable = rule_context[i]
+            words = sum(1 for w in tokens[i] if w in vocabulary)
+            contexts[i] = Context(rules.immediate_danger, overrulable, words)
 
     results = {}
     for c in C_GRID:
-        scores = out_of_fold(c)
-        results[c] = (average_precision_score(y, scores), scores)
+        oof = np.zeros(len(texts))
+        for train_idx, test_idx in folds:
+            oof[test_idx] = fit(x[train_idx], y[train_idx], c).predict_proba(x[test_idx])[:, 1]
+        results[c] = (average_precision_score(y, oof), oof)
         print(f"C={c:<5} cross-validated average precision {results[c][0]:.3f}")
     best_c = max(C_GRID, key=lambda c: results[c][0])
-    scores = [
-        float(p) if ok else None for p, ok in zip(results[best_c][1], long_enough, strict=True)
-    ]
-    threshold, recall, false_alarms = choose_threshold(scores, labels, rules, TARGET_RECALL)
-    ask, ask_recall, ask_false = choose_threshold(
-        [float(p) for p in results[best_c][1]], labels, rules, ASK_RECALL
-    )
-    ask = min(ask, threshold)
-    rules_recall = sum(1 for r, g in zip(rules, labels, strict=True) if r and g) / sum(labels)
-    rules_false = sum(1 for r, g in zip(rules, labels, strict=True) if r and not g) / (
-        len(labels) - sum(labels)
+    scores = [float(p) for p in results[best_c][1]]
+    veto, threshold, recall, false_alarms = choose(scores, contexts, labels)
+    ask = choose_ask(scores, contexts, labels, veto, threshold)[0]
+    rules_recall, rules_false = rates([c.rules for c in contexts], labels)
+    no_veto = choose_without_veto(scores, contexts, labels)
+    print(f"C={best_c}; rules alone: recall {rules_recall:.3f}, false alarms {rules_false:.3f}")
+    print(
+        f"rules OR model (no veto) at {no_veto[0]:.3f}: recall {no_veto[1]:.3f}, "
+        f"false alarms {no_veto[2]:.3f}"
     )
 
-    final = LogisticRegression(C=best_c, class_weight="balanced", solver="liblinear", max_iter=1000)
-    final.fit(x, y)
-    coefficients = final.coef_[0]
-    nonzero = np.nonzero(np.abs(coefficients) > 1e-4)[0]
+    # the same figures again, measured by safety.assess itself with each fold's model
+    flagged = [False] * len(texts)
+    asked = [False] * len(texts)
+    for train_idx, test_idx in folds:
+        fold_model = to_model(fit(x[train_idx], y[train_idx], best_c), texts, threshold, ask, veto)
+        for i in test_idx:
+            result = assess(texts[i], lexicon=lexicon, model=fold_model)
+            flagged[i] = result.immediate_danger
+            asked[i] = result.immediate_danger or result.uncertain
+    cv_recall, cv_false = rates(flagged, labels)
+    cv_ask_recall, cv_ask_false = rates(asked, labels)
+    print(
+        f"threshold {threshold:.3f}, veto {veto:.3f}: recall {recall:.3f}, false alarms "
+        f"{false_alarms:.3f} (chosen); safety.assess: recall {cv_recall:.3f}, false alarms "
+        f"{cv_false:.3f} (cross-validated)"
+    )
+    print(
+        f"ask threshold {ask:.3f}: flagged or asked: recall {cv_ask_recall:.3f}, "
+        f"false alarms or questions {cv_ask_false:.3f}"
+    )
+    by_source: dict[str, list[int]] = {}
+    for m, f in zip(messages, flagged, strict=True):
+        row = by_source.setdefault(m.source, [0, 0, 0, 0])
+        row[0 if m.danger else 2] += 1
+        row[1 if m.danger else 3] += int(f)
+    for source, (n_danger, caught, n_calm, false) in sorted(by_source.items()):
+        print(f"  {source:<28} danger caught {caught}/{n_danger}  false alarms {false}/{n_calm}")
+    if errors:
+        print("== cross-validated false alarms (p: the model's out-of-fold probability)")
+        for m, f, p, ctx in zip(messages, flagged, scores, contexts, strict=True):
+            if f and not m.danger:
+                print(f"{p:.2f} {'rules' if ctx.rules else 'model'} {m.text[:240]!r}")
+        print("== cross-validated misses")
+        for m, f, p, ctx in zip(messages, flagged, scores, contexts, strict=True):
+            if m.danger and not f:
+                print(f"{p:.2f} {'vetoed' if ctx.rules else '-'} {m.text[:240]!r}")
+    if cv_only:
+        return 0
+
+    final = to_model(fit(x, y, best_c), texts, threshold, ask, veto)
     figures = {
         "messages": len(texts),
         "danger_messages": int(sum(labels)),
@@ -162,36 +287,55 @@ def train(check_only: bool = False) -> int:
         "cv_average_precision": round(float(results[best_c][0]), 4),
         "cv_rules_recall": round(rules_recall, 4),
         "cv_rules_false_alarms": round(rules_false, 4),
-        "cv_recall": round(recall, 4),
-        "cv_false_alarms": round(false_alarms, 4),
-        "cv_ask_recall": round(ask_recall, 4),
-        "cv_ask_false_alarms": round(ask_false, 4),
+        "cv_or_recall": round(no_veto[1], 4),
+        "cv_or_false_alarms": round(no_veto[2], 4),
+        "cv_recall": round(cv_recall, 4),
+        "cv_false_alarms": round(cv_false, 4),
+        "cv_ask_recall": round(cv_ask_recall, 4),
+        "cv_ask_false_alarms": round(cv_ask_false, 4),
     }
     model = {
-        "version": 1,
+        "version": FEATURES_VERSION,
         "about": "written by scripts/train_danger.py; do not edit (see safety/danger_model.py)",
         "fingerprint": fingerprint,
         "threshold": threshold,
         "ask_threshold": ask,
-        "bias": round(float(final.intercept_[0]), 6),
+        "veto_threshold": veto,
+        "bias": final.bias,
         "figures": figures,
-        "weights": {str(int(k)): round(float(coefficients[k]), 5) for k in nonzero},
+        "weights": {str(k): v for k, v in final.weights.items()},
     }
     MODEL_FILE.write_text(json.dumps(model, separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"C={best_c}; rules alone: recall {rules_recall:.3f}, false alarms {rules_false:.3f}")
-    print(
-        f"threshold {threshold:.2f}: recall {recall:.3f}, false alarms {false_alarms:.3f} "
-        f"(cross-validated, rules OR model)"
-    )
-    print(f"ask threshold {ask:.2f}: recall {ask_recall:.3f}, false alarms {ask_false:.3f}")
-    print(f"{len(nonzero)} weights → {MODEL_FILE.relative_to(ROOT)}")
+    print(f"{len(final.weights)} weights → {MODEL_FILE.relative_to(ROOT)}")
     return 0
+
+
+def choose_without_veto(scores, contexts, labels):  # type: ignore[no-untyped-def]
+    """The plain "rules OR model" decision at the recall target (for comparison)."""
+    for step in range(990, 0, -1):
+        t = step / 1000
+        flags = [
+            decide(p, replace(c, overrulable=False), t, 0.0)
+            for p, c in zip(scores, contexts, strict=True)
+        ]
+        recall, false = rates(flags, labels)
+        if recall >= TARGET_RECALL:
+            return t, recall, false
+    return 0.001, *rates([True] * len(labels), labels)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the model is stale")
-    return train(check_only=parser.parse_args().check)
+    parser.add_argument("--cv-only", action="store_true", help="print the CV figures only")
+    parser.add_argument(
+        "--without", action="append", default=[], help="leave a corpus file out (with --cv-only)"
+    )
+    parser.add_argument("--errors", action="store_true", help="print the CV false alarms/misses")
+    args = parser.parse_args()
+    if args.without and not args.cv_only:
+        parser.error("--without only measures (--cv-only): the shipped model uses every file")
+    return train(args.check, args.cv_only, args.without, args.errors)
 
 
 if __name__ == "__main__":
