@@ -70,3 +70,44 @@ def test_lock_store_config_reads_a_redis_url() -> None:
     assert yaml.safe_load(lock_store_config("redis://127.0.0.1"))["lock_store"]["port"] == 6379
     with pytest.raises(ValueError):
         lock_store_config("http://127.0.0.1:6379")
+
+
+def test_compose_layout_is_consistent() -> None:
+    """deploy/compose.yml: every name a service refers to exists, every long-running service
+    reserves resources, and the load balancer's servers are the gateways."""
+    compose = yaml.safe_load((DEPLOY / "compose.yml").read_text())
+    services = compose["services"]
+    gateways = sorted(n for n in services if n.startswith("gateway-"))
+    rasas = sorted(n for n in services if n.startswith("rasa-"))
+    assert len(gateways) >= 2 and len(rasas) >= 2
+    for name in gateways:
+        env = services[name]["environment"]
+        urls = env["TRANQUILLITE_RASA_URLS"].split(",")
+        assert sorted(u.split("//")[1].split(":")[0] for u in urls) == rasas
+        assert env["TRANQUILLITE_OUTBOX_WORKER"] == "off"
+        assert env["TRANQUILLITE_AUTO_MIGRATE"] == "0"
+        assert (
+            env["TRANQUILLITE_TRUSTED_PROXIES"]
+            == (services["haproxy"]["networks"]["tranquillite"]["ipv4_address"])
+        )
+    actions = set()
+    for name in rasas:
+        url = services[name]["environment"]["ACTION_SERVER_URL"]
+        actions.add(url.split("//")[1].split(":")[0])
+        assert "TRACKER_STORE_URL" in services[name]["environment"]
+    assert actions == {n for n in services if n.startswith("actions-")}
+    assert len(actions) == len(rasas)  # one action server per Rasa instance
+    for name in actions:
+        assert services[name]["environment"]["TRANQUILLITE_GATEWAY_URL"] == "http://haproxy:80"
+    assert services["migrate"]["command"] == ["tranquillite", "db-upgrade"]
+    for name, service in services.items():
+        if name != "migrate":
+            assert service["deploy"]["resources"]["reservations"]["memory"], name
+    haproxy = (DEPLOY / "haproxy.cfg").read_text()
+    servers = sorted(
+        line.split()[1] for line in haproxy.splitlines() if line.strip().startswith("server ")
+    )
+    assert servers == gateways
+    endpoints = yaml.safe_load((DEPLOY / "rasa" / "endpoints.yml").read_text())
+    assert endpoints["lock_store"]["type"] == "redis"
+    assert endpoints["tracker_store"]["dialect"] == "postgresql"
