@@ -4,6 +4,8 @@ here."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,17 +14,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from webhook.agency import api as agency_api
-from webhook.agency import dashboard, open311
+from webhook.agency import auth, dashboard, open311
 from webhook.channels import hardening, internal_api, notifications_api, telegram_channel, web
 from webhook.channels.cors import ChatCORS
 from webhook.config import Settings
 from webhook.conversation import turn
 from webhook.conversation.admission import Admission
 from webhook.conversation.rasa_client import RasaClient
-from webhook.conversation.ratelimit import TokenBucketLimiter
+from webhook.conversation.ratelimit import SharedLimiter
 from webhook.delivery import notify, outbox
 from webhook.delivery.base import OutboxConfig
-from webhook.store import tickets
+from webhook.store import retention, tickets
+from webhook.store import state as shared_state
 from webhook.store.db import create_engine, migrate, session_factory
 from webhook.veille import api as veille_api
 from webhook.veille import config as veille_config
@@ -31,6 +34,21 @@ from webhook.veille import pages as veille_pages
 from webhook.veille import worker as veille_worker
 
 logger = logging.getLogger(__name__)
+
+# how often a gateway deletes expired shared state (idle conversations, full buckets, ...)
+STATE_SWEEP_SECONDS = 600.0
+
+
+async def _sweep_state(backend: shared_state.StateBackend, idle_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(STATE_SWEEP_SECONDS)
+        try:
+            removed = await backend.expire(idle_seconds)
+        except Exception as exc:  # noqa: BLE001 - the sweep runs again later
+            logger.warning("shared state sweep failed: %s", type(exc).__name__)
+        else:
+            if any(removed.values()):
+                logger.info("shared state expired: %s", removed)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,14 +73,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.demo = await veille_figures.is_demo(app.state.sessions)
         app.state.rasa = RasaClient(settings.rasa_urls or settings.rasa_url, settings.rasa_timeout)
         app.state.notifiers = notify.Notifiers()
+        # The gateways' shared state (webhook.store.state): conversation states, rate limits,
+        # Telegram buttons, login delays — in the database, or Redis when configured
+        policy = retention.RetentionPolicy.load()
+        idle_seconds = policy.conversation_state_hours * 3600
+        app.state.state_backend = shared_state.backend_for(
+            engine, settings.redis_url, conversation_ttl=idle_seconds
+        )
+        key = auth.load_secret_key(settings)  # the same on every instance (see .env.example)
         # Conversation states (guided mode, language), Rasa's health, rate limit, ticket store
         app.state.conversations = turn.Services(
             store=turn.ConversationStore(
-                max_per_owner=settings.limits.max_conversations_per_address
+                app.state.state_backend,
+                idle_seconds=idle_seconds,
+                max_per_owner=settings.limits.max_conversations_per_address,
             ),
-            limiter=TokenBucketLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute),
+            limiter=SharedLimiter(
+                app.state.state_backend,
+                "sender",
+                settings.rate_limit_burst,
+                settings.rate_limit_per_minute,
+            ),
             sessions=app.state.sessions,
-            admission=Admission(settings.limits, settings.secret_key.encode() or None),
+            admission=Admission(settings.limits, key, app.state.state_backend),
+        )
+        auth.context(app.state).throttle.backend = app.state.state_backend
+        app.state.state_sweeper = asyncio.create_task(
+            _sweep_state(app.state.state_backend, idle_seconds)
         )
         turn.attach(app.state.rasa, app.state.conversations)  # also used by Telegram
         app.state.telegram = await telegram_channel.start(
@@ -92,7 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.outbox.stop()
             if app.state.telegram is not None:
                 await app.state.telegram.stop()
+            app.state.state_sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await app.state.state_sweeper
             await app.state.rasa.aclose()
+            await app.state.state_backend.close()
             await engine.dispose()
 
     app = FastAPI(

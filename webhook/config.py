@@ -136,6 +136,9 @@ class Settings:
     cookie_secure: bool = False
     # abuse protection: per-address and global limits, proof of work, trusted proxies
     limits: AbuseLimits = field(default_factory=AbuseLimits)
+    # the gateways' shared state (conversations, rate limits, Telegram buttons, login delays):
+    # Redis at this URL when set, else the ticket store's database (webhook.store.state)
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -178,6 +181,7 @@ class Settings:
             secret_key=os.environ.get("TRANQUILLITE_SECRET_KEY", ""),
             cookie_secure=os.environ.get("TRANQUILLITE_COOKIE_SECURE", "0") in ("1", "true"),
             limits=AbuseLimits.from_env(),
+            redis_url=os.environ.get("TRANQUILLITE_REDIS_URL", ""),
         )
 
     @property

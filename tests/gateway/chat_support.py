@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from webhook.app import create_app
 from webhook.config import Settings
@@ -144,9 +145,14 @@ def button_for(response: httpx.Response, title: str) -> str:
 
 @asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    """The real app with its lifespan (migrations, services), called over ASGI."""
+    """The real app with its lifespan (migrations, services), called over ASGI. Conversations
+    are kept in the database across gateway restarts: each test starts with none in progress
+    (the PostgreSQL database is shared by the whole session)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        async with app.state.db_engine.begin() as connection:
+            for table in ("conversation_states", "conversation_notes", "rate_buckets"):
+                await connection.execute(text(f"DELETE FROM {table}"))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield Gateway(app, client)

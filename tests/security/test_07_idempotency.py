@@ -19,13 +19,16 @@ from security_support import (
 async def test_sent_again_after_a_restart_is_the_same_ticket(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with start_gateway(database_url, tmp_path) as gw:
+    # three reports in a row from one sender: more than the default per-sender burst, whose
+    # bucket is kept across the restart like the conversation
+    burst = {"rate_limit_burst": 40}
+    async with start_gateway(database_url, tmp_path, **burst) as gw:
         await guided_to_summary(gw, "mme-martin")
         first = await gw.chat("mme-martin", payload="/guide:send")
         reference = first.json()["tickets"][0]["reference"]
-        # ... the answer is lost on the way, and the gateway restarts (memory lost)
+        # ... the answer is lost on the way, and the gateway restarts
 
-    async with start_gateway(database_url, tmp_path, reset=False) as gw:
+    async with start_gateway(database_url, tmp_path, reset=False, **burst) as gw:
         again = await gw.chat("mme-martin", payload="/guide:send")  # "Réessayer"
         assert again.status_code == 200
         assert reference in "\n".join(texts(again))  # the confirmation, not the menu

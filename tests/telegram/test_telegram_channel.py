@@ -23,6 +23,7 @@ from webhook.channels.telegram_channel import (
     split_text,
 )
 from webhook.config import Settings
+from webhook.store.state import MemoryStateBackend
 
 TEXT_ONLY = replies.message("telegram_text_only")
 EXPIRED = replies.message("telegram_button_expired")
@@ -125,7 +126,8 @@ async def test_push_sends_plain_text_and_a_short_key_for_a_long_payload(
         assert len(button["callback_data"].encode()) <= MAX_CALLBACK_DATA
         # The key resolves to the full payload on the server side.
         channel: TelegramChannel = gw.app.state.telegram
-        stored = channel.buttons._chats[4242][button["callback_data"]]
+        stored = await channel.buttons.get(4242, button["callback_data"])
+        assert stored is not None
         assert stored.payload == long_payload
 
         # Pressing it: the query is answered and the keyboard removed; a second tap on the same
@@ -197,24 +199,26 @@ def test_settings_are_checked() -> None:
     check_settings(replace(base, telegram_mode="webhook", telegram_secret=SECRET))
 
 
-def test_button_store_expires_and_stays_bounded() -> None:
+async def test_button_store_expires_and_stays_bounded() -> None:
+    """The map lives in the gateways' shared state (here the one-process backend): keys expire,
+    one keyboard is answered once, and the backend keeps at most ``max_entries``."""
     now = [0.0]
-    store = ButtonStore(ttl=60, per_chat=3, max_chats=2, clock=lambda: now[0])
+    backend = MemoryStateBackend(clock=lambda: now[0], max_entries=6)
+    store = ButtonStore(backend, ttl=60)
     group = store.new_group()
-    key = store.put(1, group, "A", "/a")
-    other = store.put(1, group, "B", "/b")
-    first = store.take(1, key)
+    key = await store.put(1, group, "A", "/a")
+    other = await store.put(1, group, "B", "/b")
+    first = await store.take(1, key)
     assert first is not None and first.payload == "/a" and not first.used
-    again = store.take(1, other)
+    again = await store.take(1, other)
     assert again is not None and again.used  # same keyboard: already answered
-    late = store.put(1, store.new_group(), "C", "/c")
+    assert await store.take(2, key) is None  # another chat's key is unknown here
+    late = await store.put(1, store.new_group(), "C", "/c")
     now[0] = 61
-    assert store.take(1, late) is None  # expired
-    keys = [store.put(1, store.new_group(), str(i), f"/{i}") for i in range(5)]
-    assert store.take(1, keys[0]) is None and store.take(1, keys[-1]) is not None
-    store.put(2, store.new_group(), "x", "/x")
-    store.put(3, store.new_group(), "y", "/y")
-    assert store.take(1, keys[-1]) is None  # the least recently used chat was dropped
+    assert await store.take(1, late) is None  # expired
+    keys = [await store.put(1, store.new_group(), str(i), f"/{i}") for i in range(8)]
+    assert await store.take(1, keys[0]) is None  # the least recently stored were dropped
+    assert await store.take(1, keys[-1]) is not None
 
 
 def test_recent_ids_are_bounded() -> None:

@@ -413,7 +413,7 @@ async def login(request: Request) -> Response:
     resolver: clients.ClientResolver = request.app.state.client_resolver
     address = clients.address_key(resolver.client(request))
     device = ctx.throttle.device_of(request.cookies.get(throttle.DEVICE_COOKIE), username)
-    wait = ctx.throttle.retry_after(username, address, device)
+    wait = await ctx.throttle.retry_after(username, address, device)
     if wait:
         response = _login_page(
             request,
@@ -425,10 +425,10 @@ async def login(request: Request) -> Response:
         return response
     agent = await auth.authenticate(_sessions(request), username, form.get("password", ""))
     if agent is None:
-        ctx.throttle.failure(username, address, device)
+        await ctx.throttle.failure(username, address, device)
         logger.info("dashboard login refused")
         return _login_page(request, 401, "Identifiant ou mot de passe incorrect.")
-    ctx.throttle.success(username, address, device)
+    await ctx.throttle.success(username, address, device)
     cookie_value, _ = await ctx.sessions.issue(_sessions(request), agent.id)
     logger.info("dashboard login: agent %s (agency %s)", agent.id, agent.agency_id)
     redirect = _redirect("/agence/")

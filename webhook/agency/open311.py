@@ -681,7 +681,7 @@ async def create_request(
     existing = await tickets.get_by_idempotency_key(sessions, filing_key) if filing_key else None
     admission = getattr(getattr(request.app.state, "conversations", None), "admission", None)
     if existing is None and admission is not None:
-        refusal = admission.token_filing(f"token:{principal.token_id}")
+        refusal = await admission.token_filing(f"token:{principal.token_id}")
         if refusal is not None:
             logger.info(
                 "open311: filing by agency %s refused (%s limit)",

@@ -12,8 +12,10 @@ attacker can use against the real agent (OWASP "Blocking Brute Force Attacks", d
 
 While a delay runs the login answers 429 with ``Retry-After`` and the attempt is not counted;
 no password is checked. A success clears the account's and the device's failures. Counts are
-forgotten after ``forget_seconds`` and live in memory, per gateway process. The client address
-is the connection's, or the one a trusted proxy reports (``TRANQUILLITE_TRUSTED_PROXIES``).
+forgotten after ``forget_seconds`` and live in the gateways' shared state
+(:mod:`webhook.store.state`, keys hashed): every gateway instance applies the same delays. The
+client address is the connection's, or the one a trusted proxy reports
+(``TRANQUILLITE_TRUSTED_PROXIES``).
 """
 
 from __future__ import annotations
@@ -22,20 +24,14 @@ import base64
 import hashlib
 import hmac
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from webhook.store.state import MemoryStateBackend, StateBackend, hashed
+
 DEVICE_COOKIE = "tq_appareil"
 DEVICE_MAX_AGE = 365 * 24 * 3600
-
-
-@dataclass
-class _Counter:
-    failures: int = 0
-    last: float = 0.0
 
 
 def _b64(data: bytes) -> str:
@@ -51,10 +47,9 @@ class LoginThrottle:
     base_delay: float = 1.0
     max_delay: float = 15 * 60
     forget_seconds: float = 24 * 3600
-    max_keys: int = 50_000
-    clock: Callable[[], float] = time.monotonic
-    _counters: OrderedDict[str, _Counter] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], float] = time.time
+    # where the failure counters live (shared by the gateway instances)
+    backend: StateBackend = field(default_factory=MemoryStateBackend)
 
     # -- device cookies
     def _device_key(self) -> bytes:
@@ -89,45 +84,45 @@ class LoginThrottle:
             (f"address:{address}", self.free_per_address),
         ]
 
-    def _counter(self, key: str, now: float) -> _Counter | None:
-        counter = self._counters.get(key)
-        if counter is not None and now - counter.last > self.forget_seconds:
-            del self._counters[key]
+    @staticmethod
+    def _stored(key: str) -> str:
+        return f"login:{hashed(key)}"
+
+    async def _counter(self, key: str, now: float) -> tuple[int, float] | None:
+        """(failures, time of the last one), None when none or forgotten."""
+        last = await self.backend.get(self._stored(key))
+        if not isinstance(last, (int, float)):
             return None
-        return counter
+        if now - last > self.forget_seconds:
+            await self.backend.delete(self._stored(key))
+            return None
+        return await self.backend.count(self._stored(key)), float(last)
 
     def _delay(self, failures: int, free: int) -> float:
         if failures < free:
             return 0.0
         return min(self.max_delay, self.base_delay * 2 ** (failures - free))
 
-    def retry_after(self, username: str, address: str, device: str | None = None) -> int:
+    async def retry_after(self, username: str, address: str, device: str | None = None) -> int:
         """Seconds the next attempt must still wait (0: it may be tried now)."""
         now = self.clock()
         wait = 0.0
-        with self._lock:
-            for key, free in self._keys(username, address, device):
-                counter = self._counter(key, now)
-                if counter is not None:
-                    wait = max(wait, counter.last + self._delay(counter.failures, free) - now)
+        for key, free in self._keys(username, address, device):
+            counter = await self._counter(key, now)
+            if counter is not None:
+                failures, last = counter
+                wait = max(wait, last + self._delay(failures, free) - now)
         return max(0, int(wait + 0.999))
 
-    def failure(self, username: str, address: str, device: str | None = None) -> None:
+    async def failure(self, username: str, address: str, device: str | None = None) -> None:
         now = self.clock()
-        with self._lock:
-            for key, _free in self._keys(username, address, device):
-                counter = self._counter(key, now) or _Counter()
-                counter.failures += 1
-                counter.last = now
-                self._counters[key] = counter
-                self._counters.move_to_end(key)
-            while len(self._counters) > self.max_keys:
-                self._counters.popitem(last=False)
+        for key, _free in self._keys(username, address, device):
+            await self._counter(key, now)  # forgets an old count first
+            await self.backend.incr(self._stored(key), now, self.forget_seconds)
 
-    def success(self, username: str, address: str, device: str | None = None) -> None:
+    async def success(self, username: str, address: str, device: str | None = None) -> None:
         """Clear the failures of the way the agent came in (the device's, or the account's)."""
-        with self._lock:
-            if device is not None:
-                self._counters.pop(f"device:{device}", None)
-            else:
-                self._counters.pop(f"account:{username}", None)
+        if device is not None:
+            await self.backend.delete(self._stored(f"device:{device}"))
+        else:
+            await self.backend.delete(self._stored(f"account:{username}"))

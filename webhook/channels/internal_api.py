@@ -118,29 +118,39 @@ async def file_report(request: Request) -> JSONResponse:
         danger_signal=body.danger_signal,
     )
     conversation = None
+    services: turn.Services | None = getattr(state, "conversations", None)
     if body.conversation_id:
         # the key comes from the report itself: the same report from the same conversation on
         # the same day is one ticket, whatever restarted in between
         report = replace(report, idempotency_key=tickets.conversation_key(report))
-        services: turn.Services | None = getattr(state, "conversations", None)
         if services is not None:
-            conversation = services.store.peek(body.conversation_id)
+            # the conversation's last saved state (its running turn may be on another gateway)
+            conversation = await services.store.peek(body.conversation_id)
     existing = (
         await tickets.get_by_idempotency_key(state.sessions, report.idempotency_key)
         if report.idempotency_key
         else None
     )
-    admission = getattr(getattr(state, "conversations", None), "admission", None)
+    admission = services.admission if services is not None else None
     if existing is None and admission is not None:
-        refusal = admission.filing(
+        credits = conversation.filing_credits if conversation is not None else 0
+        refusal = await admission.filing(
             body.conversation_id,
             conversation.client if conversation is not None else None,
             conversation,
         )
+        if services is not None and body.conversation_id and conversation is not None:
+            if refusal is not None:  # the turn says why to the citizen
+                await services.store.note(
+                    body.conversation_id,
+                    refusal={"scope": refusal.scope, "retry_after": refusal.retry_after},
+                )
+            elif conversation.filing_credits != credits:
+                await services.store.note(
+                    body.conversation_id, credits_used=credits - conversation.filing_credits
+                )
         if refusal is not None:
             logger.info("internal api: filing refused (%s limit)", refusal.scope)
-            if conversation is not None:
-                conversation.filing_refusal = refusal  # the turn says why to the citizen
             headers = dict(NO_STORE)
             if refusal.retry_after:
                 headers["Retry-After"] = retry_after_header(refusal.retry_after)
@@ -158,9 +168,10 @@ async def file_report(request: Request) -> JSONResponse:
     # the tracking code goes back to the conversation that filed the ticket, and only to it
     own = bool(body.conversation_id) and ticket.conversation_id == body.conversation_id
     summary = tickets.ticket_summary(ticket, with_tracking_code=own)
-    if own and conversation is not None and summary.get("tracking_code"):
-        conversation.filed.append(
-            {"reference": summary["reference"], "tracking_code": summary["tracking_code"]}
+    if own and services is not None and summary.get("tracking_code"):
+        await services.store.note(
+            str(body.conversation_id),
+            filed={"reference": summary["reference"], "tracking_code": summary["tracking_code"]},
         )
     return JSONResponse(summary, status_code=201 if created else 200, headers=NO_STORE)
 

@@ -24,9 +24,8 @@ import json
 import logging
 import re
 import secrets
-import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -56,6 +55,7 @@ from webhook.config import Settings
 from webhook.conversation import turn
 from webhook.conversation.rasa_client import RasaClient
 from webhook.delivery import notify
+from webhook.store.state import MemoryStateBackend, StateBackend
 
 logger = logging.getLogger(__name__)
 
@@ -95,71 +95,53 @@ class _Button:
     title: str
     payload: str
     group: str
-    expires: float
     used: bool = False
 
 
 class ButtonStore:
-    """Short callback keys → button payloads, per chat, bounded and expiring.
+    """Short callback keys → button payloads, per chat, expiring after ``ttl`` seconds, in the
+    gateways' shared state (:mod:`webhook.store.state`): a button sent by one gateway instance
+    works when the tap reaches another, or the same one after a restart.
 
     The keys of one keyboard form a group: once one of its buttons is pressed, the whole
-    keyboard is used (a double tap does not send the choice twice).
+    keyboard is used (a double tap does not send the choice twice, whichever gateway gets it).
     """
 
-    def __init__(
-        self,
-        *,
-        ttl: float = 7 * 24 * 3600,
-        per_chat: int = 256,
-        max_chats: int = 20_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, backend: StateBackend | None = None, *, ttl: float = 7 * 24 * 3600) -> None:
+        self.backend = backend or MemoryStateBackend()
         self._ttl = ttl
-        self._per_chat = per_chat
-        self._max_chats = max_chats
-        self._clock = clock
-        self._chats: OrderedDict[int, OrderedDict[str, _Button]] = OrderedDict()
-
-    def _chat(self, chat_id: int) -> OrderedDict[str, _Button]:
-        entries = self._chats.get(chat_id)
-        if entries is None:
-            entries = self._chats[chat_id] = OrderedDict()
-            while len(self._chats) > self._max_chats:
-                self._chats.popitem(last=False)
-        else:
-            self._chats.move_to_end(chat_id)
-        return entries
 
     def new_group(self) -> str:
         return secrets.token_hex(4)
 
-    def put(self, chat_id: int, group: str, title: str, payload: str) -> str:
-        entries = self._chat(chat_id)
+    async def put(self, chat_id: int, group: str, title: str, payload: str) -> str:
         key = "k" + secrets.token_urlsafe(9)
-        entries[key] = _Button(title, payload, group, self._clock() + self._ttl)
-        while len(entries) > self._per_chat:
-            entries.popitem(last=False)
+        await self.backend.put(
+            f"tg_button:{chat_id}:{key}", {"t": title, "p": payload, "g": group}, self._ttl
+        )
         return key
 
-    def take(self, chat_id: int, key: str) -> _Button | None:
-        """The button for ``key`` (marking its keyboard used), or None if unknown/expired."""
-        entries = self._chats.get(chat_id)
-        button = entries.get(key) if entries is not None else None
-        if button is None or entries is None:
+    async def get(self, chat_id: int, key: str) -> _Button | None:
+        """The button for ``key`` (unknown or expired: None), without pressing it."""
+        value = await self.backend.get(f"tg_button:{chat_id}:{key}")
+        if not isinstance(value, dict):
             return None
-        if button.expires < self._clock():
-            del entries[key]
+        return _Button(str(value["t"]), str(value["p"]), str(value["g"]))
+
+    async def take(self, chat_id: int, key: str) -> _Button | None:
+        """The button for ``key`` (marking its keyboard used), or None if unknown/expired;
+        ``used`` is set when its keyboard was already pressed."""
+        button = await self.get(chat_id, key)
+        if button is None:
             return None
-        if not button.used:
-            for other in entries.values():
-                if other.group == button.group:
-                    other.used = True
-            button = _Button(button.title, button.payload, button.group, button.expires)
+        first = await self.backend.add(f"tg_group:{chat_id}:{button.group}", 1, self._ttl)
+        button.used = not first
         return button
 
 
 class RecentIds:
-    """The last ``size`` update ids seen (bounded memory)."""
+    """The last ``size`` update ids seen by this process (bounded memory): a shortcut before the
+    durable, shared record of updates (:mod:`webhook.channels.telegram_updates`)."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._order: deque[int] = deque()
@@ -243,7 +225,8 @@ class TelegramChannel:
         self.mode = settings.telegram_mode
         self._rasa = rasa
         self._notifiers = notifiers
-        self.buttons = ButtonStore()
+        conversations = getattr(state, "conversations", None)
+        self.buttons = ButtonStore(conversations.store.backend if conversations else None)
         self.recent_updates = RecentIds()
         self.ready = False
         self._retry_task: asyncio.Task[None] | None = None
@@ -392,13 +375,15 @@ class TelegramChannel:
 
     # --- rendering --------------------------------------------------------------------------
 
-    def _markup(self, chat_id: int, buttons: list[replies.Button]) -> InlineKeyboardMarkup | None:
+    async def _markup(
+        self, chat_id: int, buttons: list[replies.Button]
+    ) -> InlineKeyboardMarkup | None:
         if not buttons:
             return None
         group = self.buttons.new_group()
         rows = []
         for button in buttons:
-            key = self.buttons.put(chat_id, group, button.title, button.payload)
+            key = await self.buttons.put(chat_id, group, button.title, button.payload)
             assert len(key.encode()) <= MAX_CALLBACK_DATA
             rows.append([InlineKeyboardButton(button.title, callback_data=key)])
         return InlineKeyboardMarkup(rows)
@@ -414,7 +399,7 @@ class TelegramChannel:
                 await self.application.bot.send_message(
                     chat_id=chat_id,
                     text=part,
-                    reply_markup=self._markup(chat_id, reply.buttons) if last else None,
+                    reply_markup=await self._markup(chat_id, reply.buttons) if last else None,
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
 
@@ -483,7 +468,7 @@ class TelegramChannel:
         if query is None:
             return
         chat = update.effective_chat
-        button = self.buttons.take(chat.id, query.data) if chat and query.data else None
+        button = await self.buttons.take(chat.id, query.data) if chat and query.data else None
         if chat is None or button is None:
             expired = replies.message("telegram_button_expired")
             await query.answer(text=expired)

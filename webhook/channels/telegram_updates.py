@@ -40,8 +40,10 @@ async def record(sessions: Sessions, update_id: int, payload: dict[str, Any]) ->
             insert_fn(TelegramUpdate)
             .values(update_id=update_id, payload=payload, received_at=utcnow(), attempts=1)
             .on_conflict_do_nothing(index_elements=["update_id"])
+            .returning(TelegramUpdate.update_id)
         )
-    return bool(getattr(result, "rowcount", 0))
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
+        return result.first() is not None
 
 
 async def done(sessions: Sessions, update_id: int) -> None:

@@ -1,9 +1,11 @@
-"""Per-sender rate limit: one token bucket per key, bounded memory.
+"""Per-sender rate limit: one token bucket per key.
 
 A bucket holds ``burst`` tokens and refills at ``rate`` tokens per second; a message takes one.
-Only the most recently used ``max_keys`` buckets are kept: a forgotten bucket comes back full,
-which is the state an idle sender would be in anyway. The limit protects one gateway process;
-several replicas each apply it (the load balancer's own limits are the shared line of defence).
+:class:`SharedLimiter` (what the gateway uses) keeps its buckets in the gateways' shared state
+(:mod:`webhook.store.state`: the database or Redis), one atomic statement per message, so that
+every gateway instance applies the same limit. :class:`TokenBucketLimiter` is the same bucket in
+one process's memory, bounded: only the most recently used ``max_keys`` buckets are kept (a
+forgotten bucket comes back full, which is the state an idle sender would be in anyway).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from webhook.store.state import StateBackend
 
 
 @dataclass
@@ -73,6 +77,23 @@ class TokenBucketLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class SharedLimiter:
+    """Token buckets named ``name:<key>`` in a shared state backend."""
+
+    def __init__(self, backend: StateBackend, name: str, burst: int, per_minute: float) -> None:
+        if burst < 1 or per_minute <= 0:
+            raise ValueError("burst must be >= 1 and per_minute > 0")
+        self.backend = backend
+        self.name = name
+        self.burst = float(burst)
+        self.rate = per_minute / 60.0
+
+    async def hit(self, key: str) -> Decision:
+        """Take one token for ``key`` if there is one."""
+        decision = await self.backend.hit(f"{self.name}:{key}", self.burst, self.rate)
+        return Decision(decision.allowed, decision.retry_after)
 
 
 def retry_after_header(seconds: float) -> str:

@@ -13,24 +13,27 @@ One turn:
    the citizen asks for it, for German, Dutch, Italian and Spanish speakers, and whenever Rasa
    is down or too slow (degraded mode) — or Rasa's REST channel.
 
-The state of a conversation (language, mode, guided-mode answers) is kept in memory by
-:class:`ConversationStore`, bounded in size and idle time. Why in memory: it must survive a Rasa
-outage, which the gateway process does; a gateway restart loses open guided reports (never a
-filed ticket), and several gateway replicas need sticky sessions until the state moves to the
-database.
+The state of a conversation (language, mode, guided-mode answers, ...) is kept outside the
+process by :class:`ConversationStore` (:mod:`webhook.store.state`: the ticket store's database
+by default, Redis when configured): loaded at the start of a turn and saved at its end (JSON of a
+versioned dataclass), under a per-conversation lease that holds across processes, so two gateways
+never interleave one conversation's turns, any gateway instance serves any turn, and a restart of
+the gateway loses nothing. Idle states expire (``conversation_state_hours`` of the retention
+policy).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
 import time
 import unicodedata
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,8 +47,9 @@ from webhook.conversation import guided
 from webhook.conversation import language as languages
 from webhook.conversation.admission import Admission, Refusal
 from webhook.conversation.rasa_client import RasaClient, RasaUnavailable
-from webhook.conversation.ratelimit import TokenBucketLimiter
+from webhook.conversation.ratelimit import SharedLimiter
 from webhook.security.pow import Challenge
+from webhook.store import state as state_backends
 from webhook.store import tickets
 
 logger = logging.getLogger(__name__)
@@ -107,8 +111,6 @@ class ConversationState:
     # language Rasa was last told for this conversation (its tracker starts in French)
     rasa_language: str = languages.DEFAULT_LANGUAGE
     guided: guided.GuidedState = field(default_factory=guided.GuidedState)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    touched: float = 0.0
     channel: str = "web"
     # the address key this conversation came from last (None: no address, e.g. Telegram)
     client: str | None = None
@@ -126,122 +128,147 @@ class ConversationState:
     bot_asked: bool = False
 
 
+# The stored form of a ConversationState: {"v": STATE_VERSION, "state": {...}}. A field added
+# later gets its default in states saved before; a state of another version starts afresh.
+STATE_VERSION = 1
+# what lives for one turn only (the internal API's notes, collected after Rasa answered)
+_TURN_ONLY = frozenset({"filed", "filing_refusal"})
+
+
+def state_to_json(state: ConversationState) -> dict[str, Any]:
+    data = {
+        f.name: getattr(state, f.name)
+        for f in dataclasses.fields(state)
+        if f.name not in _TURN_ONLY and f.name != "guided"
+    }
+    data["guided"] = dataclasses.asdict(state.guided)
+    return {"v": STATE_VERSION, "state": data}
+
+
+def state_from_json(raw: dict[str, Any]) -> ConversationState | None:
+    """The state saved by :func:`state_to_json`; None for another version or a broken one."""
+    if raw.get("v") != STATE_VERSION or not isinstance(raw.get("state"), dict):
+        return None
+    data = raw["state"]
+    known = {f.name for f in dataclasses.fields(ConversationState)} - _TURN_ONLY - {"guided"}
+    guided_known = {f.name for f in dataclasses.fields(guided.GuidedState)}
+    saved_guided = data.get("guided") if isinstance(data.get("guided"), dict) else {}
+    try:
+        return ConversationState(
+            **{k: v for k, v in data.items() if k in known},
+            guided=guided.GuidedState(
+                **{k: v for k, v in saved_guided.items() if k in guided_known}
+            ),
+        )
+    except TypeError:
+        return None
+
+
 class ConversationStore:
-    """Conversation states in memory: the ``max_conversations`` most recent, idle at most
+    """Conversation states in a :class:`webhook.store.state.StateBackend`, idle at most
     ``idle_seconds`` (an expired conversation starts again from the menu).
 
-    One address keeps at most ``max_per_owner`` conversations: beyond, its own oldest goes, so
-    a script rotating sender ids from one address cannot push out everyone else's. When the
-    store is full, conversations in the middle of a guided report are the last to go."""
-
-    # how far from the old end eviction looks for a conversation that is not in a report
-    EVICTION_SCAN = 64
+    At most ``max_conversations`` live at once and one address keeps at most ``max_per_owner``
+    (beyond, its own oldest go, so a script rotating sender ids from one address cannot push out
+    everyone else's); conversations in the middle of a guided report are never pushed out by
+    the total bound. Both bounds are checked when a conversation starts."""
 
     def __init__(
         self,
-        max_conversations: int = 20_000,
+        backend: state_backends.StateBackend | None = None,
+        *,
+        max_conversations: int = 100_000,
         idle_seconds: float = 6 * 3600,
-        clock: Callable[[], float] = time.monotonic,
         max_per_owner: int = 500,
     ) -> None:
+        self.backend = backend or state_backends.MemoryStateBackend()
         self.max_conversations = max_conversations
         self.idle_seconds = idle_seconds
         self.max_per_owner = max_per_owner
-        self._clock = clock
-        self._states: OrderedDict[str, ConversationState] = OrderedDict()
-        self._owners: dict[str, OrderedDict[str, None]] = {}
-        self._owner_of: dict[str, str] = {}
+        # turns of one conversation in this process queue here before taking the shared lease
+        self._local: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    def __contains__(self, conversation_id: object) -> bool:
-        if not isinstance(conversation_id, str):
-            return False
-        state = self._states.get(conversation_id)
-        return state is not None and self._clock() - state.touched <= self.idle_seconds
+    async def contains(self, conversation_id: str) -> bool:
+        return await self.backend.load(conversation_id, self.idle_seconds) is not None
 
-    def peek(self, conversation_id: str) -> ConversationState | None:
-        """The state of a live conversation, without creating or touching it."""
-        return self._states.get(conversation_id) if conversation_id in self else None
+    async def peek(self, conversation_id: str) -> ConversationState | None:
+        """The last saved state of a live conversation (no lease: read only)."""
+        stored = await self.backend.load(conversation_id, self.idle_seconds)
+        return state_from_json(stored.data) if stored is not None else None
 
-    def get(
+    @contextlib.asynccontextmanager
+    async def _local_lock(self, conversation_id: str) -> AsyncIterator[None]:
+        lock, users = self._local.get(conversation_id, (asyncio.Lock(), 0))
+        self._local[conversation_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._local[conversation_id]
+            if users <= 1:
+                del self._local[conversation_id]
+            else:
+                self._local[conversation_id] = (lock, users - 1)
+
+    @contextlib.asynccontextmanager
+    async def open(
         self, conversation_id: str, default_language: str = "fr", owner: str | None = None
-    ) -> ConversationState:
-        now = self._clock()
-        state = self._states.get(conversation_id)
-        if (
-            state is not None
-            and now - state.touched > self.idle_seconds
-            and not state.lock.locked()
+    ) -> AsyncIterator[ConversationState]:
+        """The conversation's state for one turn, saved when the block ends without an error
+        (raises :class:`webhook.store.state.StateBusy` when another turn holds it too long)."""
+        async with (
+            self._local_lock(conversation_id),
+            self.backend.leased(conversation_id) as lease,
         ):
-            self._remove(conversation_id)
-            state = None
-        if state is None:
-            state = ConversationState(language=languages.normalise(default_language))
-            state.channel = conversation_id.split("-", 1)[0]
-            self._states[conversation_id] = state
-        self._states.move_to_end(conversation_id)
-        state.touched = now
-        if owner is not None:
-            self._own(conversation_id, owner)
-        self._evict(now)
-        return state
+            stored = await self.backend.load(conversation_id, self.idle_seconds)
+            state = state_from_json(stored.data) if stored is not None else None
+            if state is None:
+                state = ConversationState(language=languages.normalise(default_language))
+                state.channel = conversation_id.split("-", 1)[0]
+                await self.backend.evict(
+                    owner, self.max_per_owner, self.max_conversations, self.idle_seconds
+                )
+            yield state
+            saved = await self.backend.save(
+                conversation_id,
+                state_to_json(state),
+                owner=state.client or owner,
+                in_report=state.guided.in_report,
+                token=lease.token,
+                release=True,
+            )
+            lease.released = saved
+            if not saved:
+                logger.error("a conversation's state was not saved: its lease was lost")
 
-    def _own(self, conversation_id: str, owner: str) -> None:
-        previous = self._owner_of.get(conversation_id)
-        if previous is not None and previous != owner:
-            self._owners.get(previous, OrderedDict()).pop(conversation_id, None)
-        self._owner_of[conversation_id] = owner
-        owned = self._owners.setdefault(owner, OrderedDict())
-        owned[conversation_id] = None
-        owned.move_to_end(conversation_id)
-        while len(owned) > self.max_per_owner:
-            oldest_id = next(iter(owned))
-            oldest = self._states.get(oldest_id)
-            if oldest is not None and oldest.lock.locked():
-                break
-            self._remove(oldest_id)
+    async def note(self, conversation_id: str, **note: Any) -> None:
+        """Leave something for the conversation's running turn (``filed``: a ticket,
+        ``refusal``: a refused filing, ``credits_used``: proof-of-work filings used)."""
+        await self.backend.add_note(conversation_id, note)
 
-    def _remove(self, conversation_id: str) -> None:
-        self._states.pop(conversation_id, None)
-        owner = self._owner_of.pop(conversation_id, None)
-        if owner is not None:
-            owned = self._owners.get(owner)
-            if owned is not None:
-                owned.pop(conversation_id, None)
-                if not owned:
-                    del self._owners[owner]
+    async def collect(self, conversation_id: str, state: ConversationState) -> None:
+        """Apply the notes left for this turn (by the internal API, on any gateway)."""
+        for note in await self.backend.take_notes(conversation_id):
+            if isinstance(note.get("filed"), dict):
+                state.filed.append({k: str(v) for k, v in note["filed"].items()})
+            if isinstance(note.get("refusal"), dict):
+                state.filing_refusal = Refusal(
+                    str(note["refusal"].get("scope", "")),
+                    float(note["refusal"].get("retry_after", 0.0)),
+                )
+            if isinstance(note.get("credits_used"), int):
+                state.filing_credits -= note["credits_used"]
 
-    def _evict(self, now: float) -> None:
-        while len(self._states) > self.max_conversations:
-            victim = None
-            for index, (candidate_id, candidate) in enumerate(self._states.items()):
-                if index >= self.EVICTION_SCAN:
-                    break
-                if not candidate.lock.locked() and not candidate.guided.in_report:
-                    victim = candidate_id
-                    break
-            if victim is None:
-                oldest_id, oldest = next(iter(self._states.items()))
-                if oldest.lock.locked():  # a turn is running: keep it, it is not that old
-                    self._states.move_to_end(oldest_id)
-                    break
-                victim = oldest_id
-            self._remove(victim)
-        # idle ones at the old end
-        while self._states:
-            oldest_id, oldest = next(iter(self._states.items()))
-            if now - oldest.touched <= self.idle_seconds or oldest.lock.locked():
-                break
-            self._remove(oldest_id)
-
-    def __len__(self) -> int:
-        return len(self._states)
+    async def count(self) -> int:
+        return await self.backend.conversation_count(self.idle_seconds)
 
 
 class RasaHealth:
     """Whether turns go to Rasa at all. :class:`RasaClient` keeps each instance's health and
-    moves a conversation off a down instance; this is marked down only when no instance answered
-    (degraded mode). Rasa is then probed again with a growing delay (``initial_backoff`` doubling
-    up to ``max_backoff``); the first instance that answers a probe brings turns back to Rasa."""
+    moves a conversation off a down instance; this is marked down when a message got no answer,
+    and stays down (degraded mode) only while no instance is up: Rasa is then probed again with a
+    growing delay (``initial_backoff`` doubling up to ``max_backoff``); the first instance that
+    answers a probe brings turns back to Rasa."""
 
     def __init__(
         self,
@@ -260,13 +287,18 @@ class RasaHealth:
 
     def mark_down(self) -> None:
         if self.available:
-            logger.warning("No Rasa instance answers: guided mode for new turns (degraded mode)")
+            logger.warning("Rasa did not answer a message: guided mode until an instance answers")
             self.backoff = self.initial_backoff
         self.available = False
         self.next_probe = self._clock() + self.backoff
 
     async def usable(self, rasa: RasaClient) -> bool:
         if self.available:
+            return True
+        if rasa.any_up():
+            # one conversation's message failed on a live instance: the others go on with Rasa
+            self.available = True
+            self.backoff = self.initial_backoff
             return True
         now = self._clock()
         if now < self.next_probe:
@@ -291,7 +323,7 @@ class Services:
 
     store: ConversationStore = field(default_factory=ConversationStore)
     health: RasaHealth = field(default_factory=RasaHealth)
-    limiter: TokenBucketLimiter | None = None
+    limiter: SharedLimiter | None = None
     # the ticket store, to file guided-mode reports (the gateway is the single writer)
     sessions: async_sessionmaker[AsyncSession] | None = None
     # per-address and global limits of messages and filings, proof of work
@@ -373,9 +405,10 @@ async def handle_turn(
     services = services or services_for(rasa)
     conversation_id = turn.conversation_id
     admission = services.admission
+    store = services.store
 
-    def limited(retry_after: float) -> TurnResult:
-        known = services.store.peek(conversation_id)
+    async def limited(retry_after: float) -> TurnResult:
+        known = await store.peek(conversation_id)
         lang = known.language if known is not None else languages.normalise(turn.language)
         return TurnResult(
             [replies.Reply(text=replies.message("rate_limited", lang))],
@@ -385,26 +418,30 @@ async def handle_turn(
         )
 
     if services.limiter is not None:
-        decision = services.limiter.hit(conversation_id)
+        decision = await services.limiter.hit(conversation_id)
         if not decision.allowed:
-            return limited(decision.retry_after)
+            return await limited(decision.retry_after)
     if admission is not None:
-        refusal = admission.message(turn.client)
-        if refusal is None and conversation_id not in services.store:
-            refusal = admission.new_conversation(turn.client)
+        refusal = await admission.message(turn.client)
+        if refusal is None and not await store.contains(conversation_id):
+            refusal = await admission.new_conversation(turn.client)
         if refusal is not None:
             logger.info("%s message refused: %s limit", turn.channel, refusal.scope)
-            return limited(refusal.retry_after)
-    state = services.store.get(conversation_id, turn.language, owner=turn.client)
-    async with state.lock:
-        if turn.client is not None:
-            state.client = turn.client
-        if admission is not None and turn.proof:
-            admission.accept_proof(conversation_id, state, turn.proof)
-        result = await _turn(turn, rasa, state, services, max_message_chars)
-        if admission is not None and turn.channel == "web" and admission.needs_proof(state):
-            result.challenge = admission.pow.challenge(conversation_id)
-        return result
+            return await limited(refusal.retry_after)
+    try:
+        async with store.open(conversation_id, turn.language, owner=turn.client) as state:
+            if turn.client is not None:
+                state.client = turn.client
+            if admission is not None and turn.proof:
+                await admission.accept_proof(conversation_id, state, turn.proof)
+            result = await _turn(turn, rasa, state, services, max_message_chars)
+            if admission is not None and turn.channel == "web" and admission.needs_proof(state):
+                result.challenge = admission.pow.challenge(conversation_id)
+            return result
+    except state_backends.StateBusy:
+        # another turn of this conversation holds it (a double send, a stuck gateway)
+        logger.warning("%s turn refused: its conversation is busy", turn.channel)
+        return await limited(1.0)
 
 
 async def _turn(
@@ -479,13 +516,34 @@ async def _turn(
     # server then gives the numbers of a "yes" to the form's danger question itself)
     numbers_shown = any(not r.buttons for r in first)  # the question has buttons, not them
     result = await _route(turn, rasa, state, services, payload, text, switched, numbers_shown)
-    # did the bot end on one of a report's questions (not the description)? The next message is
-    # then most likely its answer.
-    last = result.messages[-1].text if result.messages else ""
-    state.bot_asked = reports.model().question_in(last) not in (None, "description")
+    # did the bot end on one of a report's questions (not the description), its summary or the
+    # answers to change? The next message is then most likely its answer.
+    state.bot_asked = _awaits_answer(result.messages)
     result.messages = [*first, *result.messages]
     result.language = state.language
     return result
+
+
+CANCEL_PAYLOAD = "/annuler"
+# Buttons of the bot's own questions outside a form's questions: the summary's answers (their
+# payloads are their titles) and the answers to change after "Modifier".
+_CORRECTION_PAYLOAD = "/modifier_champ"
+
+
+def _awaits_answer(messages: list[replies.Reply]) -> bool:
+    """The bot's reply ends on a question of a report (not its description), on the summary or
+    on the choice of the answer to change: the next message most likely answers it."""
+    if not messages:
+        return False
+    last = messages[-1]
+    if reports.model().question_in(last.text) not in (None, "description"):
+        return True
+    confirmation = {
+        label for choice in reports.model().confirmation for label in choice.labels.values()
+    }
+    return any(
+        b.payload in confirmation or b.payload.startswith(_CORRECTION_PAYLOAD) for b in last.buttons
+    )
 
 
 def _danger_question(lang: str) -> replies.Reply:
@@ -545,6 +603,10 @@ async def _route(
         return await _enter_guided(turn, state, services, "degraded", payload, text, False)
 
     message = payload if payload is not None else (text or "")
+    if payload is None and text and state.bot_asked and reports.reads_as_cancel(text):
+        # "non laissez tomber, il va voir mes messages" at a report's question: a cancel, even
+        # when the classifier hears the report's own topic in it (the text is not kept)
+        message = CANCEL_PAYLOAD
     # safety_checked: the gateway ran the danger check on this message (the action server
     # does not repeat the emergency numbers).
     metadata: dict[str, Any] = {
@@ -570,6 +632,8 @@ async def _route(
         result = await _enter_guided(turn, state, services, "degraded", payload, text, False)
         result.problem = "rasa_unavailable"
         return result
+    # what the action server filed for this turn (internal API, maybe on another gateway)
+    await services.store.collect(turn.conversation_id, state)
     refusal = state.filing_refusal
     state.filing_refusal = None
     filed, state.filed = state.filed, []
@@ -712,7 +776,7 @@ async def _file(
             services.sessions, report.idempotency_key or ""
         )
         if ticket is None and services.admission is not None:
-            refusal = services.admission.filing(turn.conversation_id, state.client, state)
+            refusal = await services.admission.filing(turn.conversation_id, state.client, state)
             if refusal is not None:
                 logger.info("guided mode: filing refused (%s limit)", refusal.scope)
                 return TurnResult(

@@ -20,9 +20,10 @@ import hmac
 import json
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from webhook.store.state import MemoryStateBackend, StateBackend, hashed
 
 MAX_PROOF_CHARS = 400
 
@@ -70,15 +71,15 @@ class ProofOfWork:
         key: bytes | None = None,
         *,
         ttl_seconds: int = 600,
-        max_remembered: int = 100_000,
         clock: Callable[[], float] = time.time,
+        backend: StateBackend | None = None,
     ) -> None:
         self.bits = bits
         self._key = hashlib.sha256(b"tranquillite-pow|" + (key or secrets.token_bytes(32))).digest()
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._used: OrderedDict[str, float] = OrderedDict()
-        self._max_remembered = max_remembered
+        # the challenges already used (shared by the gateway instances)
+        self.backend = backend or MemoryStateBackend(clock)
 
     @property
     def enabled(self) -> bool:
@@ -98,7 +99,7 @@ class ProofOfWork:
         ).encode()
         return Challenge(f"{_b64(payload)}.{self._sign(payload)}", self.bits, self.ttl_seconds)
 
-    def verify(self, conversation_id: str, proof: str | None) -> bool:
+    async def verify(self, conversation_id: str, proof: str | None) -> bool:
         """True for a fresh, solved challenge of this conversation (then never again)."""
         if not proof or len(proof) > MAX_PROOF_CHARS or ":" not in proof:
             return False
@@ -123,17 +124,5 @@ class ProofOfWork:
         digest = hashlib.sha256(f"{challenge}:{solution}".encode()).digest()
         if leading_zero_bits(digest) < self.bits:
             return False
-        self._forget_expired(now)
-        if challenge in self._used:
-            return False
-        self._used[challenge] = float(expires)
-        while len(self._used) > self._max_remembered:
-            self._used.popitem(last=False)
-        return True
-
-    def _forget_expired(self, now: float) -> None:
-        while self._used:
-            oldest, expires = next(iter(self._used.items()))
-            if expires >= now:
-                break
-            del self._used[oldest]
+        # accepted once: the first gateway to record it wins
+        return await self.backend.add(f"pow:{hashed(challenge)}", 1, expires - now + 1)

@@ -424,6 +424,62 @@ class VeilleChannel(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ConversationStateRow(Base):
+    """A conversation's gateway state (webhook.store.state): JSON saved at the end of each turn,
+    under a lease (``lock_token`` until ``locked_until``) taken at its start. ``version`` 0: a
+    row made for a lease only. Times are seconds since the epoch."""
+
+    __tablename__ = "conversation_states"
+
+    conversation_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # the hashed address key the conversation came from last (per-address bound)
+    owner: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    data: Mapped[str | None] = mapped_column(Text, default=None)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    in_report: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[float] = mapped_column(Float, index=True)
+    lock_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    locked_until: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class ConversationNote(Base):
+    """What the action server's filing (internal API, any gateway) leaves for the running turn
+    of its conversation: a ticket filed, a refusal, a proof-of-work credit used."""
+
+    __tablename__ = "conversation_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class RateBucket(Base):
+    """A token bucket shared by the gateways (key hashed: it may name an address)."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float)
+    # the last hit was allowed (read back by the same statement)
+    allowed: Mapped[bool] = mapped_column(Boolean, default=True)
+    # when the bucket is full again (then it is the same as no row: deleted by the purge)
+    full_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class StateEntry(Base):
+    """A small shared value with an expiry: a proof of work used, a Telegram button, a
+    login-failure counter."""
+
+    __tablename__ = "state_entries"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text, default=None)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class StoreMeta(Base):
     """Facts about the database itself, e.g. ``demo`` for a database filled by
     ``tranquillite veille-demo`` (every page and export says so)."""

@@ -6,7 +6,10 @@ touches the history after the fact: it blanks the free-text notes of events (Cor
 the ORM's append-only guard does not cover on purpose) and never removes an event.
 
 It also deletes the conversations Rasa keeps (its SQL tracker store, every message typed) once
-they have been idle for ``conversation_days``: what a report needs is in its ticket.
+they have been idle for ``conversation_days``: what a report needs is in its ticket; and the
+gateways' shared state (:mod:`webhook.store.state`: conversation states with guided-mode answers,
+rate-limit buckets, expired entries) once idle for ``conversation_state_hours`` — the same period
+after which a gateway starts an idle conversation again from the menu.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 import routing
 from webhook.store.db import CitizenMessage, OutboxMessage, Ticket, TicketEvent, utcnow
+from webhook.store.state import StateBackend, backend_for
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ class RetentionPolicy:
     days: dict[str, int]
     # Rasa's conversations (every message typed), after their last event
     conversation_days: int = 7
+    # the gateways' conversation states (guided-mode answers), after their last turn
+    conversation_state_hours: int = 6
 
     def days_for(self, report_type: str) -> int:
         return self.days.get(report_type, self.default_days)
@@ -70,10 +76,14 @@ class RetentionPolicy:
         conversation_days = data.get("conversation_days", 7)
         if not isinstance(conversation_days, int) or conversation_days < 1:
             raise PolicyError(f"{path}: conversation_days must be a positive integer")
+        state_hours = data.get("conversation_state_hours", 6)
+        if not isinstance(state_hours, int) or state_hours < 1:
+            raise PolicyError(f"{path}: conversation_state_hours must be a positive integer")
         return cls(
             default_days=default,
             days={str(k): int(v) for k, v in types.items()},
             conversation_days=conversation_days,
+            conversation_state_hours=state_hours,
         )
 
 
@@ -217,6 +227,21 @@ async def purge_conversations(
     return int(count)
 
 
+async def purge_state(
+    backend: StateBackend, policy: RetentionPolicy, *, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete the gateways' shared state that has expired: conversation states idle for
+    ``conversation_state_hours`` (their guided-mode answers), notes, full buckets, expired
+    entries (Redis expires its keys itself)."""
+    counts = await backend.expire(policy.conversation_state_hours * 3600, dry_run=dry_run)
+    logger.info(
+        "retention purge%s: shared state %s",
+        " (dry run)" if dry_run else "",
+        json.dumps(counts, sort_keys=True),
+    )
+    return counts
+
+
 def purge_main(argv: list[str]) -> int:
     """``tranquillite purge [--dry-run]``"""
     from webhook.config import Settings
@@ -239,18 +264,21 @@ def purge_main(argv: list[str]) -> int:
 
     settings = Settings.from_env()
 
-    async def run() -> tuple[PurgeResult, int]:
+    async def run() -> tuple[PurgeResult, int, dict[str, int]]:
         engine = create_engine(settings.database_url)
+        backend = backend_for(engine, settings.redis_url)
         try:
             result = await purge(session_factory(engine), policy, dry_run=args.dry_run)
+            state = await purge_state(backend, policy, dry_run=args.dry_run)
         finally:
+            await backend.close()
             await engine.dispose()
         conversations = await purge_conversations(
             settings.rasa_tracker_url, policy.conversation_days, dry_run=args.dry_run
         )
-        return result, conversations
+        return result, conversations, state
 
-    result, conversations = asyncio.run(run())
+    result, conversations, state = asyncio.run(run())
     verb = "would be anonymised" if args.dry_run else "anonymised"
     print(f"{result.total} ticket(s) {verb}")
     for report_type, count in sorted(result.per_type.items()):
@@ -259,5 +287,11 @@ def purge_main(argv: list[str]) -> int:
     print(
         f"{conversations} Rasa conversation(s) {deleted} "
         f"(idle for more than {policy.conversation_days} days)"
+    )
+    print(
+        f"{state.get('conversations', 0)} gateway conversation state(s) {deleted} "
+        f"(idle for more than {policy.conversation_state_hours} hours); "
+        f"expired shared state {deleted}: {state.get('buckets', 0)} rate bucket(s), "
+        f"{state.get('entries', 0)} entr(y/ies), {state.get('notes', 0)} note(s)"
     )
     return 0
