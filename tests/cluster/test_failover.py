@@ -1,0 +1,289 @@
+"""Failover on the local cluster (issue 16): HAProxy + 2 gateways + 2 Rasa (+ 2 action servers)
++ outbox and veille workers, on PostgreSQL and Redis (webhook.ops.cluster).
+
+100 scripted conversations (free-text reports answered up to the summary, the contact question
+answered "Non, rester anonyme", then confirmed) run through the load balancer, 20 at a time; a
+third of the way through, one gateway and one Rasa server are killed with SIGKILL. Every
+conversation must end with a reference, and every confirmed report must be stored exactly once
+(the action server files through the load balancer; a message retried after a lost answer files
+idempotently, webhook.store.tickets.conversation_key).
+
+A client whose request was cut by the kill (HAProxy answers 502, or the connection drops) sends
+the same message again, as the chat page lets the citizen do; nothing else is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import POSTGRES_ADMIN_DSN
+from webhook import replies
+from webhook.ops.cluster import ONE_ADDRESS_BENCH_LIMITS, Cluster, ClusterConfig
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+CONVERSATIONS = 100
+CONCURRENCY = 20
+# SIGKILL once this many messages were answered (of about 5 per conversation)
+KILL_AFTER_MESSAGES = 170
+MAX_TURNS = 14
+MAX_RESENDS = 4
+REFERENCE_RE = re.compile(r"\b(\d{2,3}|2A|2B)-\d{4}-\d{6}\b")
+
+
+@dataclass(frozen=True)
+class Script:
+    description: str
+    place: str
+    commune: str
+    departement: str
+
+
+SCRIPTS = (
+    Script(
+        "Mes voisins mettent la musique à fond et crient toutes les nuits",
+        "Dans mon immeuble, 12 rue des Arènes",
+        "Dole",
+        "39",
+    ),
+    Script(
+        "Des sacs poubelle sont déposés tous les jours derrière le stade",
+        "derrière le stade municipal",
+        "Forcalquier",
+        "04",
+    ),
+    Script(
+        "Des voitures sont garées sur le trottoir devant l'école tous les matins",
+        "devant l'école primaire, rue de la Gare",
+        "Manosque",
+        "04",
+    ),
+)
+
+
+@dataclass
+class Outcome:
+    sender: str
+    script: Script
+    reference: str | None = None
+    resends: int = 0
+    turns: list[str] = field(default_factory=list)  # what the bot asked (for a failure message)
+    problem: str | None = None
+
+
+@dataclass
+class Progress:
+    answered: int = 0
+    answered_at_kill: int | None = None
+    kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture(scope="module")
+def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    config = ClusterConfig(
+        gateways=2,
+        rasa=2,
+        database="tranquillite_cluster_test",
+        fresh_database=True,
+        postgres_admin_dsn=POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/postgres",
+        var_dir=tmp_path_factory.mktemp("cluster"),
+        gateway_env=dict(ONE_ADDRESS_BENCH_LIMITS),
+    )
+    running = Cluster.build(config, trained_model)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        assert all(not p.alive() for p in running.processes)
+
+
+def texts(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(m.get("text") or "" for m in messages)
+
+
+def button(messages: list[dict[str, Any]], title: str) -> str | None:
+    for message in messages:
+        for b in message.get("buttons") or []:
+            if b.get("title") == title:
+                return str(b["payload"])
+    return None
+
+
+def next_message(script: Script, messages: list[dict[str, Any]]) -> dict[str, str] | None:
+    """What a resident following ``script`` answers to the bot's last messages."""
+    said = texts(messages)
+    confirm = button(messages, "Oui, envoyer")
+    if confirm is not None:
+        return {"payload": confirm}
+    if "recontacte" in said:
+        anonymous = button(messages, "Non, rester anonyme")
+        return {"payload": anonymous} if anonymous else {"text": "Non, rester anonyme"}
+    if "commune" in said.lower():
+        return {"text": script.commune}
+    if "Où" in said:
+        return {"text": script.place}
+    if "epuis quand" in said:
+        return {"text": "depuis deux semaines"}
+    return None
+
+
+async def send(
+    client: httpx.AsyncClient, outcome: Outcome, body: dict[str, str], progress: Progress
+) -> list[dict[str, Any]]:
+    """POST one message; the same message again if the request was cut (502/503, dropped)."""
+    for attempt in range(MAX_RESENDS + 1):
+        try:
+            response = await client.post("/api/v1/chat", json={"sender": outcome.sender, **body})
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code == 200:
+            progress.answered += 1
+            if progress.answered >= KILL_AFTER_MESSAGES:
+                progress.kill_requested.set()
+            messages: list[dict[str, Any]] = response.json()["messages"]
+            return messages
+        if response is not None and response.status_code not in (502, 503, 504):
+            raise AssertionError(f"chat answered {response.status_code}: {response.text[:300]}")
+        if attempt < MAX_RESENDS:
+            outcome.resends += 1
+    raise AssertionError("message not answered after resends")
+
+
+async def converse(client: httpx.AsyncClient, outcome: Outcome, progress: Progress) -> None:
+    body: dict[str, str] | None = {"text": outcome.script.description}
+    degraded = replies.message("g_degraded")
+    for _ in range(MAX_TURNS):
+        assert body is not None
+        messages = await send(client, outcome, body, progress)
+        said = texts(messages)
+        outcome.turns.append(said[:160])
+        if degraded in said:
+            outcome.problem = "degraded (guided) mode although one Rasa instance was up"
+            return
+        match = REFERENCE_RE.search(said)
+        if match:
+            outcome.reference = match.group(0)
+            return
+        body = next_message(outcome.script, messages)
+        if body is None:
+            outcome.problem = "unexpected question"
+            return
+    outcome.problem = "no reference after the maximum number of turns"
+
+
+async def run_conversations(cluster: Cluster, run_id: str) -> tuple[list[Outcome], Progress]:
+    outcomes = [
+        Outcome(sender=f"fo-{run_id}-{i:03d}", script=SCRIPTS[i % len(SCRIPTS)])
+        for i in range(CONVERSATIONS)
+    ]
+    progress = Progress()
+    queue: asyncio.Queue[Outcome] = asyncio.Queue()
+    for outcome in outcomes:
+        queue.put_nowait(outcome)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            outcome = queue.get_nowait()
+            try:
+                await converse(client, outcome, progress)
+            except AssertionError as exc:
+                outcome.problem = str(exc)
+
+    async def killer() -> None:
+        await progress.kill_requested.wait()
+        progress.answered_at_kill = progress.answered
+        # one gateway and one Rasa server die at once, as in a crash
+        await asyncio.gather(
+            asyncio.to_thread(cluster.process("gateway-1").kill),
+            asyncio.to_thread(cluster.process("rasa-1").kill),
+        )
+
+    limits = httpx.Limits(max_connections=CONCURRENCY + 4)
+    async with httpx.AsyncClient(base_url=cluster.lb_url, timeout=180.0, limits=limits) as client:
+        kill_task = asyncio.create_task(killer())
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+        if not kill_task.done():
+            kill_task.cancel()
+    return outcomes, progress
+
+
+def stored_tickets(cluster: Cluster, run_id: str) -> list[tuple[str, str, str]]:
+    dsn = "postgresql://" + cluster.database_url.split("://", 1)[1]
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT conversation_id, reference, report_type FROM tickets "
+            "WHERE conversation_id LIKE %s",
+            (f"web-fo-{run_id}-%",),
+        ).fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def test_the_cluster_is_wired_as_documented(cluster: Cluster) -> None:
+    # HAProxy checks both gateways and sees them up; both Rasa servers take a conversation's
+    # lock in Redis and keep it in PostgreSQL; action servers file through the load balancer
+    assert set(cluster.backend_status()) == {"gateway-1", "gateway-2"}
+    for i in (1, 2):
+        endpoints = (cluster.config.var_dir / "run" / f"endpoints-rasa-{i}.yml").read_text()
+        assert "lock_store:\n  type: redis" in endpoints
+        assert "dialect: postgresql" in endpoints
+        assert cluster.process(f"actions-{i}").env["TRANQUILLITE_GATEWAY_URL"] == cluster.lb_url
+        gateway = cluster.process(f"gateway-{i}").env
+        assert gateway["TRANQUILLITE_RASA_URLS"] == ",".join(cluster.rasa_urls)
+        assert gateway["TRANQUILLITE_OUTBOX_WORKER"] == "off"
+    assert cluster.process("outbox-worker").alive()
+    health = httpx.get(f"{cluster.lb_url}/health", timeout=10.0).json()
+    assert health["database"] is True and health["rasa"] is True
+
+
+def test_killing_a_gateway_and_a_rasa_loses_and_duplicates_no_report(cluster: Cluster) -> None:
+    run_id = secrets.token_hex(3)
+    outcomes, progress = asyncio.run(run_conversations(cluster, run_id))
+
+    # the kill happened mid-way: both processes are dead, and many messages came after it
+    assert progress.answered_at_kill is not None, "the run ended before the kill"
+    assert not cluster.process("gateway-1").alive()
+    assert not cluster.process("rasa-1").alive()
+    after_kill = progress.answered - progress.answered_at_kill
+    assert after_kill >= progress.answered // 3, (progress.answered_at_kill, progress.answered)
+    cluster.wait_backend_down("gateway-1")
+
+    failed = [o for o in outcomes if o.reference is None]
+    assert not failed, f"{len(failed)} conversations did not complete; first: " + "; ".join(
+        f"{o.sender}: {o.problem} after {o.turns}" for o in failed[:3]
+    )
+    for outcome in outcomes:
+        assert outcome.reference is not None
+        assert outcome.reference.startswith(outcome.script.departement + "-"), outcome
+
+    # every confirmed report stored exactly once, under its own conversation and reference
+    rows = stored_tickets(cluster, run_id)
+    by_conversation: dict[str, list[str]] = {}
+    for conversation_id, reference, _ in rows:
+        by_conversation.setdefault(conversation_id, []).append(reference)
+    duplicated = {c: refs for c, refs in by_conversation.items() if len(refs) > 1}
+    assert not duplicated, f"reports stored more than once: {duplicated}"
+    expected = {f"web-{o.sender}": o.reference for o in outcomes}
+    assert {c: refs[0] for c, refs in by_conversation.items()} == expected
+
+    # the failover was exercised: the surviving gateway moved conversations off the dead Rasa
+    # server, and never fell back to the guided mode
+    survivor_log = cluster.process("gateway-2").log_path.read_text(errors="replace")
+    dead_rasa = cluster.rasa_urls[0]
+    assert f"Rasa instance {dead_rasa} unavailable" in survivor_log
+    assert "No Rasa instance answers" not in survivor_log
+    print(
+        f"\nfailover: {progress.answered} messages answered, {after_kill} after the kill, "
+        f"{sum(o.resends for o in outcomes)} resent after a cut request, "
+        f"{len(rows)} tickets for {len(outcomes)} conversations"
+    )
