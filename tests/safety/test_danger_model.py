@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from safety import assess
-from safety.danger_model import MODEL_FILE, data_fingerprint, default_model, features
+from safety.danger_model import (
+    FEATURES_VERSION,
+    MODEL_FILE,
+    data_fingerprint,
+    default_model,
+    features,
+    parse_model,
+)
+from safety.errors import SafetyDataError
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "nlu_data" / "residents"
@@ -26,6 +35,20 @@ def test_thresholds_were_chosen_for_recall_by_cross_validation() -> None:
     # recall first: the cross-validated recall of rules + model at the threshold
     assert model.figures["cv_recall"] >= 0.95
     assert model.figures["cv_recall"] > model.figures["cv_rules_recall"]
+    # the combined decision (safety.assess on each fold) alarms less than "rules OR model" at the
+    # same recall target: the veto pays for itself by cross-validation
+    assert 0 < model.veto_threshold < model.threshold
+    assert model.figures["cv_false_alarms"] < model.figures["cv_or_false_alarms"]
+    assert model.figures["cv_ask_recall"] >= model.figures["cv_recall"]
+
+
+def test_a_model_trained_on_other_features_or_with_a_veto_above_its_threshold_is_refused() -> None:
+    data = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    with pytest.raises(SafetyDataError, match="version"):
+        parse_model({**data, "version": FEATURES_VERSION - 1})
+    with pytest.raises(SafetyDataError, match="veto_threshold"):
+        parse_model({**data, "veto_threshold": data["threshold"]})
+    assert parse_model(data).veto_threshold == data["veto_threshold"]
 
 
 # Written for this test (not in the training corpus, not from the evaluation sets): danger told
@@ -66,3 +89,49 @@ def test_features_are_stable_and_normalised() -> None:
     norm = sum(v * v for v in a.values())
     assert abs(norm - 1.0) < 1e-9
     assert features("") == features("   ")
+
+
+# Written for this test: long stories the rules flag, that say nothing of "now".
+STORY_PAST = (
+    "L'hiver dernier un cambrioleur est entré chez nous avec un couteau pendant la nuit, il est"
+    " reparti avec la télé. On a déménagé depuis. L'assurance demande encore une attestation, à"
+    " qui dois-je la demander ?"
+)
+
+
+def test_a_past_story_the_rules_flag_gets_the_question_not_the_alarm() -> None:
+    rules = assess(STORY_PAST, model=None)
+    assert rules.immediate_danger  # the rules alone alarm (a weapon, an intrusion)
+    result = assess(STORY_PAST)
+    assert not result.immediate_danger and result.uncertain, result
+    assert result.helplines == () and result.matched == ()
+    assert {f"{m}:model" for m in rules.matched} <= set(result.cancelled)
+    assert result.probability is not None and result.probability < default_model().veto_threshold
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # suicide is never overruled
+        "J'ai fait une tentative de suicide il y a dix ans et je voudrais aujourd'hui aider une"
+        " association de prévention dans la commune, à qui dois-je m'adresser pour proposer mon"
+        " aide ?",
+        # "now": the rules are trusted
+        "Un cambrioleur est entré chez nous avec un couteau, il est encore là en ce moment, il"
+        " fouille les tiroirs du salon et je suis cachée dans la chambre avec mon fils",
+        # too short for the model to overrule (an answer to a form's question, a cry), however
+        # unlikely it finds it
+        "mon mari me frappe depuis des années",
+    ],
+)
+def test_the_model_never_overrules_suicide_now_or_a_short_message(message: str) -> None:
+    rules = assess(message, model=None)
+    assert rules.immediate_danger, rules
+    result = assess(message)
+    assert result.immediate_danger and result.matched == rules.matched, result
+
+
+def test_a_short_message_is_kept_even_when_the_model_finds_it_unlikely() -> None:
+    message = "mon mari me frappe depuis des années"
+    assert default_model().probability(message) < default_model().veto_threshold
+    assert assess(message).immediate_danger
