@@ -11,6 +11,7 @@ import abc
 import json
 import logging
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import aiohttp
 import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -27,6 +28,7 @@ import routing
 import safety
 from reports import communes, confirmation, otv, reference, tracking
 from reports.model import CHAT_LANGUAGES
+from routing.normalize import fold
 from safety.messages import helpline_lines
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,17 @@ INTERRUPTING_INTENTS = frozenset(
 # taken as a "yes" to the form's "is someone in danger right now?".
 DISTRESS_CATEGORIES = frozenset({"distress"})
 TOPIC_CHANGE_CONFIDENCE = 0.85
+# Questions any wording may answer: another topic is taken from them only when the message says
+# it changes the story ("en fait c'est plus grave, on m'a volé...") or tells a long, sure one.
+FREE_ANSWER_QUESTIONS = frozenset({"description", "commune", "personne", "lieu"})
+NEW_TOPIC_MARKERS = re.compile(
+    r"(?<!\w)(en fait|en realite|finalement|plutot|autre chose|plus grave|c est pas ca|"
+    r"ce n est pas ca|je me suis trompe|actually|in fact|something else)(?!\w)"
+)
+NEW_TOPIC_WORDS = 10
+# A question to the bot at a free question is an aside only when the classifier is this sure.
+ASIDE_QUESTION_CONFIDENCE = 0.9
+NEW_TOPIC_CONFIDENCE = 0.99
 # An answer to a free-text question interrupts the form only when the classifier is this sure.
 FREE_TEXT_INTERRUPT_CONFIDENCE = 0.7
 # Slots that describe a report; reset together after filing or cancelling.
@@ -204,15 +217,29 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             if not is_payload:
                 updates.update(self._spotted(message, tracker, values, dispatcher, language))
         else:
+            if message.startswith(_CORRECTION_PAYLOAD):
+                # an answer to change chosen in the middle of the form ("pardon, je me suis
+                # trompé"): forgotten, and the form asks the first missing answer again
+                field = _entity(tracker, "champ")
+                if field not in form.questions:
+                    return [SlotSet("requested_slot", requested)]
+                forget = forget_answer(field)
+                merged = {**values, **{e["name"]: e["value"] for e in forget}}
+                first_missing = reports.next_missing(self.report_type, merged)
+                return [*forget, SlotSet("requested_slot", first_missing)]
             if self._interrupts(intent, confidence, requested, message, tracker):
                 return []  # the form steps aside: a rule answers, then the form resumes
             other_topic = intent in REPORT_TYPES and intent != self.report_type
             tapped_topic = is_payload and _entity(tracker, "reponse") is None
-            typed_topic = confidence >= TOPIC_CHANGE_CONFIDENCE and requested not in (
-                "description",
-                "commune",
-                "personne",
-                "lieu",
+            asked = model.questions.get(requested or "")
+            # "sur whatsapp et par sms" answers "where?" (online) although it sounds like a scam
+            fits = bool(asked and asked.choices and reports.read_choice(asked, message))
+            typed_topic = (
+                confidence >= TOPIC_CHANGE_CONFIDENCE
+                and not fits
+                and (
+                    requested not in FREE_ANSWER_QUESTIONS or _tells_new_topic(message, confidence)
+                )
             )
             if other_topic and (tapped_topic or typed_topic):
                 return []  # change of topic: the rule of the other report type takes over
@@ -335,7 +362,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         if intent == "statut_ticket" and not reference.find(message):
             return False  # asking about a ticket needs its reference
         if free_text and intent == "hors_sujet":
-            return False  # any wording answers a free question
+            # any wording answers a free question, except a question to the bot ("c'est quoi
+            # les horaires de la mairie ?"): answered by its rule, then the form asks again
+            return confidence >= ASIDE_QUESTION_CONFIDENCE and _is_question(message)
         return not (free_text and confidence < FREE_TEXT_INTERRUPT_CONFIDENCE)
 
     # -------------------------------------------------------------- reading the answer
@@ -354,6 +383,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             query = _entity(tracker, "commune_insee") or message
             if query.startswith("/") and not query.startswith("/choisir_commune"):
                 return {}
+            spotted = _entity(tracker, "commune")
+            if spotted and not query.startswith("/") and not communes.resolve(query).communes:
+                query = spotted  # "c'est à Forcalquier": the commune inside the sentence
             return resolve_commune(query, dispatcher, language)
         answer = reports.read_answer(
             question,
@@ -423,6 +455,25 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             # the answers that break the rule are asked again
             for qid in otv.answers_to_forget(key):
                 updates[qid] = None
+
+
+QUESTION_OPENERS = re.compile(
+    r"^(c est quoi|qu est ce|est ce que|comment|pourquoi|quand est ce|quel|quels|quelle|"
+    r"quelles|ou est|ou sont|combien|a quelle heure|what|how|why|when|where|which|is it|are)\b"
+)
+
+
+def _is_question(message: str) -> bool:
+    """A question asked to the bot (a question mark, or a question's first words)."""
+    return message.rstrip().endswith("?") or bool(QUESTION_OPENERS.search(fold(message)))
+
+
+def _tells_new_topic(message: str, confidence: float) -> bool:
+    """A message at a free question that tells another story, not the answer."""
+    norm = fold(message)
+    if NEW_TOPIC_MARKERS.search(norm):
+        return True
+    return confidence >= NEW_TOPIC_CONFIDENCE and len(norm.split()) >= NEW_TOPIC_WORDS
 
 
 def _previous_unclear_message(tracker: Tracker) -> str | None:
@@ -524,6 +575,8 @@ class ActionAskSummaryAnswer(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         language = language_of(tracker)
+        if _correction_offered(tracker, since_user=True):
+            return []  # the answers to change were just offered: that is the question now
         if tracker.get_slot("confirm_reask"):
             dispatcher.utter_message(
                 text=text("texts", "confirm_again", language),
@@ -568,12 +621,41 @@ class ValidateConfirmForm(FormValidationAction):
         latest = tracker.latest_message or {}
         message = str(latest.get("text") or "").strip()
         intent_info = latest.get("intent") or {}
+        language = language_of(tracker)
+        is_payload = message.startswith("/")
+        correcting = _correction_offered(tracker, since_user=False)
+        # the answer to change, tapped or (while the answers to change are offered) typed
+        field = _entity(tracker, "champ") if message.startswith(_CORRECTION_PAYLOAD) else None
+        if field is None and correcting and not is_payload:
+            field = _field_named(message, tracker, language)
+        if field in reports.model().questions:
+            return [
+                SlotSet("summary_answer", CORRECT_PREFIX + field),
+                SlotSet("confirm_reask", False),
+            ]
         answer = _CONFIRMATION_PAYLOADS.get(message.split("{")[0]) or reports.read_confirmation(
             message
         )
         confidence = float(intent_info.get("confidence") or 0.0)
         if answer is None and confidence >= CONFIRMATION_INTENT_CONFIDENCE:
             answer = _CONFIRMATION_INTENTS.get(str(intent_info.get("name")))
+        if answer != "envoyer" and not is_payload:
+            # "non c'est à Dole pas à Lons": another commune named at the summary is a correction
+            commune = _other_commune(tracker, dispatcher, language)
+            if commune:
+                return [
+                    *[SlotSet(k, v) for k, v in commune.items()],
+                    SlotSet("summary_answer", None),
+                    SlotSet("confirm_reask", False),
+                ]
+        if answer == "modifier":
+            # the answers to change are offered while the summary stays open: a typed "send it"
+            # or a field's name is then read here too, nothing is dropped
+            choose_correction(dispatcher, tracker)
+            return [SlotSet("summary_answer", None), SlotSet("confirm_reask", False)]
+        if correcting and answer == "annuler":
+            # "non" to "which answer do you want to change?": the summary again, with its buttons
+            return [SlotSet("summary_answer", None), SlotSet("confirm_reask", False)]
         if (
             answer is None
             and intent_info.get("name") in CONFIRMATION_INTERRUPTIONS
@@ -582,9 +664,7 @@ class ValidateConfirmForm(FormValidationAction):
             return []  # "talk to someone", the menu, a status: a rule answers, then the summary
         if answer is None:
             if not _danger_shown(latest):
-                dispatcher.utter_message(
-                    text=text("texts", "confirm_unclear", language_of(tracker))
-                )
+                dispatcher.utter_message(text=text("texts", "confirm_unclear", language))
             return [SlotSet("summary_answer", None), SlotSet("confirm_reask", True)]
         return [SlotSet("summary_answer", answer), SlotSet("confirm_reask", False)]
 
@@ -594,6 +674,63 @@ def _danger_in_answer(message: str, language: str) -> bool:
     danger model alone does not judge answers (a place, a time), as in the gateway."""
     assessment = safety.assess(message, language)
     return assessment.immediate_danger and not assessment.model_alone
+
+
+CORRECT_PREFIX = "modifier:"
+_CORRECTION_PAYLOAD = "/modifier_champ"
+
+
+def _correction_offered(tracker: Tracker, since_user: bool) -> bool:
+    """The bot's last message offered the answers to change (buttons /modifier_champ): since the
+    latest user message (``since_user``), or just before it."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            if since_user or seen_user:
+                return False
+            seen_user = True
+            continue
+        if kind == "bot" and (since_user or seen_user):
+            buttons = (event.get("data") or {}).get("buttons") or []
+            return any(str(b.get("payload", "")).startswith(_CORRECTION_PAYLOAD) for b in buttons)
+    return False
+
+
+def _field_named(message: str, tracker: Tracker, language: str) -> str | None:
+    """The one answer of the report a typed message names ("la commune", "le lieu")."""
+    report_type = tracker.get_slot("report_type")
+    if report_type not in REPORT_TYPES:
+        return None
+    norm = fold(message)
+    named = set()
+    for slot in reports.applicable(report_type, {s: tracker.get_slot(s) for s in REPORT_SLOTS}):
+        for name in {fold(reports.label(slot, language)), fold(slot.replace("_", " "))}:
+            if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", norm):
+                named.add(slot)
+    return named.pop() if len(named) == 1 else None
+
+
+def _other_commune(
+    tracker: Tracker, dispatcher: CollectingDispatcher, language: str
+) -> dict[str, Any] | None:
+    """The commune slots of the one commune a message names, when it is not the report's."""
+    current = tracker.get_slot("commune_insee")
+    if not current:
+        return None
+    # "pas à Lons" names the current commune (Lons-le-Saunier) by a part of its name
+    current_name = fold(str(tracker.get_slot("commune_name") or tracker.get_slot("commune") or ""))
+    found: dict[str, dict[str, Any]] = {}
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") not in ("commune", "commune_insee") or not entity.get("value"):
+            continue
+        if fold(str(entity["value"])) in current_name:
+            continue
+        resolved = resolve_commune(str(entity["value"]), dispatcher, language, asked=False)
+        insee = resolved.get("commune_insee")
+        if insee and insee != current:
+            found[str(insee)] = resolved
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 def _fitting_numbers(
@@ -641,6 +778,16 @@ class ActionAfterConfirmation(Action):
             return events + await file_report(dispatcher, tracker)
         if answer == "modifier":
             return events + choose_correction(dispatcher, tracker)
+        if answer and answer.startswith(CORRECT_PREFIX):
+            # the answer to change: forgotten, and the report's form asks it again
+            field = answer[len(CORRECT_PREFIX) :]
+            report_type = tracker.get_slot("report_type")
+            if report_type in REPORT_TYPES:
+                return [
+                    *events,
+                    *forget_answer(field),
+                    FollowupAction(reports.model().forms[report_type].name),
+                ]
         dispatcher.utter_message(response="utter_report_not_filed")
         return [
             *events,
@@ -690,12 +837,17 @@ class ActionCorrectReport(Action):
         field = _entity(tracker, "champ")
         if field not in reports.model().questions:
             return []
-        events: list[EventType] = [SlotSet(field, None)]
-        if field == "commune":
-            events += [SlotSet("commune_insee", None), SlotSet("commune_name", None)]
-        if field == "date_depart":
-            events.append(SlotSet("date_retour", None))
-        return events
+        return forget_answer(field)
+
+
+def forget_answer(field: str) -> list[EventType]:
+    """Events that forget one answer (and those that depend on it)."""
+    events: list[EventType] = [SlotSet(field, None)]
+    if field == "commune":
+        events += [SlotSet("commune_insee", None), SlotSet("commune_name", None)]
+    if field == "date_depart":
+        events.append(SlotSet("date_retour", None))
+    return events
 
 
 class ActionFileReport(Action):

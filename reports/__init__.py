@@ -22,6 +22,7 @@ from reports.answers import (
     read_answer,
     read_choice,
     read_confirmation,
+    reads_as_cancel,
     validate,
 )
 from reports.clock import today
@@ -53,6 +54,7 @@ __all__ = [
     "read_answer",
     "read_choice",
     "read_confirmation",
+    "reads_as_cancel",
     "text_flags",
     "ticket_fields",
     "today",

@@ -28,16 +28,30 @@ _NOTHING = frozenset(
     {
         "non", "rien", "aucun", "aucune", "pas de", "no", "none", "nothing", "nein",
         "je n en ai pas", "j en ai pas", "jen ai pas", "je n ai rien", "non rien",
-        "pas de numero", "i have none", "i don t have any",
+        "pas de numero", "i have none", "i don t have any", "rien du tout", "je n en ai aucun",
+        "je n en ai aucune", "j en ai aucun", "j en ai aucune", "je ne l ai pas", "je l ai pas",
     }
 )  # fmt: skip
 
 
+# Words that may open such an answer: "non, j'en ai pas", "bah non rien".
+_NOTHING_OPENERS = frozenset(
+    {"non", "no", "nan", "bah", "ben", "euh", "alors", "helas", "desole", "desolee"}
+)
+
+
 def _says_nothing(question: Question, text: str) -> bool:
-    """A typed answer that means "skip" (its button's label, "rien", "jen ai pas")."""
+    """A typed answer that means "skip" (its button's label, "rien", "jen ai pas", "non j'en ai
+    pas")."""
     folded = fold(text)
     labels = {fold(label) for label in question.skip_labels.values()}
-    return folded in _NOTHING or folded in labels
+    if folded in _NOTHING or folded in labels:
+        return True
+    words = folded.split()
+    while len(words) > 1 and words[0] in _NOTHING_OPENERS:
+        words = words[1:]
+    rest = " ".join(words)
+    return rest != folded and (rest in _NOTHING or rest in labels)
 
 
 @dataclass
@@ -100,6 +114,22 @@ def read_confirmation(text: str) -> str | None:
     return kept.pop() if len(kept) == 1 else None
 
 
+# Words that cancel a report whatever question is pending ("non laissez tomber, il va voir mes
+# messages"); a bare "non" is not one of them: it answers yes/no questions.
+_CANCEL_RE = re.compile(
+    r"(?<!\w)(laissez tomber|laisse tomber|annuler|annulez|annule|j abandonne|abandonner|"
+    r"on arrete tout|cancel|forget it)(?!\w)"
+)
+
+
+def reads_as_cancel(text: str) -> bool:
+    """A typed message that cancels the report: an explicit cancel word, and nothing that says
+    "send" or "change" (see :func:`read_confirmation`)."""
+    if (text or "").rstrip().endswith("?"):
+        return False  # a question about something cancelled is no cancel
+    return bool(_CANCEL_RE.search(fold(text or ""))) and read_confirmation(text) == "annuler"
+
+
 def age_choice(question: Question, text: str) -> str | None:
     """The age bracket of an age written in the text ("8 ans", "14 year old", "8")."""
     norm = fold(text or "")
@@ -153,6 +183,13 @@ def read_answer(
             found = age_choice(question, cleaned)
         if found is None and question.kind == "yesno":
             found = {"affirm": "oui", "deny": "non"}.get(intent or "")
+        if (
+            found is not None
+            and question.free_text
+            and question.extract != "age"
+            and any(ch.isdigit() for ch in cleaned)
+        ):
+            return Answer(cleaned)  # "depuis 2 mois" says more than "Quelques semaines"
         if found is not None:
             return Answer(found)
         if question.free_text and len(fold(cleaned)) >= 2:

@@ -392,6 +392,8 @@ WORRIED = [
     "mon ex m'écrit tous les jours",
     "mon ex revient parfois devant chez moi le soir",
     "mon grand-père oublie tout et reste seul chez lui",
+    "ma voisine pleure souvent, son mari crie",
+    "mon ex sait où j'habite",
 ]
 
 

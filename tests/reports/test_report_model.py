@@ -396,3 +396,42 @@ def test_confirmation_buttons_read_back_as_their_own_answer() -> None:
                 choice.id,
                 language,
             )
+
+
+@pytest.mark.parametrize(
+    "text", ["non j'en ai pas", "non, rien du tout", "bah non", "non je n'en ai aucune"]
+)
+def test_an_optional_question_is_skipped_by_a_no_with_fillers(text: str) -> None:
+    question = reports.model().questions["traces_escroc"]
+    answer = reports.read_answer(question, text, optional=True, today=dt.date(2026, 6, 1))
+    assert answer.value == SKIP
+
+
+def test_a_no_with_fillers_is_no_skip_of_a_required_question() -> None:
+    question = reports.model().questions["traces_escroc"]
+    answer = reports.read_answer(
+        question, "non j'en ai pas", optional=False, today=dt.date(2026, 6, 1)
+    )
+    assert answer.value != SKIP
+
+
+def test_a_free_choice_keeps_a_typed_answer_more_precise_than_its_choice() -> None:
+    question = reports.model().questions["depuis_quand"]
+    today = dt.date(2026, 6, 1)
+    assert reports.read_answer(question, "depuis 2 mois", today=today).value == "depuis 2 mois"
+    assert reports.read_answer(question, "quelques semaines", today=today).value == "mois"
+
+
+@pytest.mark.parametrize(
+    ("text", "cancels"),
+    [
+        ("non laissez tomber, il va voir mes messages", True),
+        ("désolé laissez tomber", True),
+        ("je préfère annuler", True),
+        ("non", False),  # a yes/no answer
+        ("laissez tomber la commune, envoyez", False),
+        ("la réunion est annulée ?", False),
+    ],
+)
+def test_reads_as_cancel(text: str, cancels: bool) -> None:
+    assert reports.reads_as_cancel(text) is cancels
