@@ -4,7 +4,7 @@ server; each test gets two backend objects on the same storage (two gateways).""
 from __future__ import annotations
 
 import os
-import time
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from webhook.store.db import Base, create_engine, migrate
-from webhook.store.state import (
+TESTS = Path(__file__).resolve().parents[1]
+for support in ("state", "gateway", "agency", "telegram", "security"):
+    if str(TESTS / support) not in sys.path:
+        sys.path.insert(0, str(TESTS / support))
+
+from state_support import Clock  # noqa: E402
+
+from webhook.store.db import Base, create_engine, migrate  # noqa: E402
+from webhook.store.state import (  # noqa: E402
     MemoryStateBackend,
     RedisStateBackend,
     SqlStateBackend,
@@ -21,19 +28,6 @@ from webhook.store.state import (
 )
 
 REDIS_URL = os.environ.get("TRANQUILLITE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-class Clock:
-    """Wall-clock time plus an offset the test moves forward (what several processes share)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import time
 
 import pytest
-from conftest import Clock
+from state_support import Clock
 
 from webhook.store.state import StateBackend, StateBusy
 
