@@ -26,7 +26,7 @@ from typing import Any
 
 from webhook.ops import bench_latency
 from webhook.ops.bench_footprint import load_average, rss_bytes
-from webhook.ops.cluster import ONE_ADDRESS_BENCH_LIMITS, Cluster, ClusterConfig
+from webhook.ops.cluster import DEFAULT_REDIS, ONE_ADDRESS_BENCH_LIMITS, Cluster, ClusterConfig
 
 MB = 1_000_000
 
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="PostgreSQL server (admin DSN); database tranquillite_bench_cluster is recreated",
     )
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL")
+    parser.add_argument("--redis", default=DEFAULT_REDIS, help="Redis URL")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
 

@@ -60,7 +60,8 @@ from webhook.ops.supervisor import (
 HAPROXY = os.environ.get("TQ_HAPROXY", "/usr/sbin/haproxy")
 INSTALL_SCRIPT = PROJECT_ROOT / "scripts" / "install_cluster_parts.sh"
 DEFAULT_POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+# the gateways' shared state (webhook.store.state); Rasa's lock store uses LOCK_STORE_DB
+DEFAULT_REDIS = "redis://127.0.0.1:6379/2"
 # Redis database of Rasa's lock store (the gateways' state uses the URL's own database)
 LOCK_STORE_DB = 1
 # A killed Rasa leaves its conversation's ticket lock in Redis until it expires: short enough
