@@ -39,8 +39,9 @@ MODEL_MIN_WORDS = 5
 # ... and may turn the rules' alarm into the question only on stories of at least this many
 # (a short message, an answer to a form's question, keeps the rules' decision)
 VETO_MIN_WORDS = 12
-# never overruled: suicide (SPEC §3: suicidal phrases are never dropped)
-_NEVER_OVERRULED = frozenset({"suicidal"})
+# never overruled: suicide (SPEC §3: suicidal phrases are never dropped) and distress ("I can't
+# take it anymore": support and a listening line, whatever the story around it)
+_NEVER_OVERRULED = frozenset({"suicidal", "distress"})
 # (Its corpus is French and English with a few messages in other languages, most of them
 # dangers: in those languages it errs towards alarms — a false alarm costs a line, SPEC §3.)
 _MODEL_CATEGORY = "help_call"
