@@ -34,6 +34,8 @@ from .normalize import normalize_clauses
 
 AGITATION_RULE_ID = "agitation"
 MODEL_RULE_ID = "danger_model"
+# a rule whose alarm the danger model turned into the question is listed in ``cancelled`` so
+OVERRULED_SUFFIX = ":model"
 # the danger model decides alone only on messages of at least this many words it knows
 MODEL_MIN_WORDS = 5
 # ... and may turn the rules' alarm into the question only on stories of at least this many
@@ -73,6 +75,13 @@ class DangerAssessment:
         """The danger model decided alone (no rule): answers to a form's questions do not count
         such a decision (webhook.conversation.turn, the action server)."""
         return self.matched == (MODEL_RULE_ID,)
+
+    @property
+    def overruled(self) -> bool:
+        """The rules found a danger that the danger model turned into the question (a long story
+        it finds very unlikely to be a danger now): ask "is someone in danger right now?" even
+        where the model alone is not listened to (answers to a form's questions)."""
+        return self.uncertain and any(c.endswith(OVERRULED_SUFFIX) for c in self.cancelled)
 
     def to_dict(self) -> dict[str, object]:
         """Plain-JSON view (for the triage CLI and action events)."""
@@ -274,7 +283,7 @@ def assess(
             # a story the model finds very unlikely to be a danger now: ask, do not alarm
             return DangerAssessment(
                 immediate_danger=False,
-                cancelled=tuple(cancelled) + tuple(f"{m}:model" for m in matched_ids),
+                cancelled=tuple(cancelled) + tuple(m + OVERRULED_SUFFIX for m in matched_ids),
                 language=language,
                 probability=probability,
                 uncertain=True,

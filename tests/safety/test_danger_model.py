@@ -106,6 +106,8 @@ def test_a_past_story_the_rules_flag_gets_the_question_not_the_alarm() -> None:
     assert not result.immediate_danger and result.uncertain, result
     assert result.helplines == () and result.matched == ()
     assert {f"{m}:model" for m in rules.matched} <= set(result.cancelled)
+    assert result.overruled and not result.model_alone
+    assert not assess("Bonjour, je voudrais savoir quand passe la collecte").overruled
     assert result.probability is not None and result.probability < default_model().veto_threshold
 
 
