@@ -234,16 +234,19 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             asked = model.questions.get(requested or "")
             # "sur whatsapp et par sms" answers "where?" (online) although it sounds like a scam
             fits = bool(asked and asked.choices and reports.read_choice(asked, message))
+            danger_now = bool(message) and not is_payload and _danger_in_answer(message, language)
+            # a cry for help mid-form ("il est derrière moi, il a sorti un couteau") is no new
+            # topic: the numbers, then the same question (the report goes on)
             typed_topic = (
                 confidence >= TOPIC_CHANGE_CONFIDENCE
-                and not fits
+                and not danger_now
                 and (
-                    requested not in FREE_ANSWER_QUESTIONS or _tells_new_topic(message, confidence)
+                    (not fits and requested not in FREE_ANSWER_QUESTIONS)
+                    or _tells_new_topic(message, confidence)
                 )
             )
             if other_topic and (tapped_topic or typed_topic):
                 return []  # change of topic: the rule of the other report type takes over
-            danger_now = bool(message) and not is_payload and _danger_in_answer(message, language)
             if danger_now and requested not in ("description", "danger_now"):
                 # A cry for help (or distress) is not the answer to the question asked: it is
                 # kept with the description and the question is asked again after the emergency
@@ -412,7 +415,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         model = reports.model()
         form_questions = set(model.forms[self.report_type].questions)
         found: dict[str, Any] = {}
-        commune = _entity(tracker, "commune_insee") or _entity(tracker, "commune")
+        commune = _entity(tracker, "commune_insee") or _spotted_commune(tracker, message)
         if commune and not values.get("commune_insee"):
             resolved = resolve_commune(commune, dispatcher, language, asked=False)
             if resolved.get("commune_insee"):
@@ -474,6 +477,31 @@ def _tells_new_topic(message: str, confidence: float) -> bool:
     if NEW_TOPIC_MARKERS.search(norm):
         return True
     return confidence >= NEW_TOPIC_CONFIDENCE and len(norm.split()) >= NEW_TOPIC_WORDS
+
+
+# a name right after a street word is the street's, not a commune ("8 chemin des Vignes")
+_AFTER_STREET = re.compile(
+    r"(?:rue|avenue|boulevard|chemin|place|impasse|allée|allee|route|quai|cours|square|"
+    r"résidence|residence|lotissement)\s+(?:des|du|de la|de l'|de l’|de|d'|d’|la|le|les)?\s*$",
+    re.IGNORECASE,
+)
+_BEFORE_COMMUNE = re.compile(r"(?:\bà|\ba|\bin|\bsur|\bde)\s+$", re.IGNORECASE)
+
+
+def _spotted_commune(tracker: Tracker, message: str) -> str | None:
+    """The commune a message names: not a street's name, the one after "à" first."""
+    names: list[tuple[bool, str]] = []
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") != "commune" or not entity.get("value"):
+            continue
+        start = entity.get("start")
+        before = message[:start] if isinstance(start, int) else ""
+        if before and _AFTER_STREET.search(before):
+            continue
+        names.append((bool(before and _BEFORE_COMMUNE.search(before)), str(entity["value"])))
+    preferred = [name for after_a, name in names if after_a]
+    candidates = preferred or [name for _, name in names]
+    return candidates[0] if candidates else None
 
 
 def _previous_unclear_message(tracker: Tracker) -> str | None:

@@ -4,6 +4,8 @@ what is missing is asked (every channel that has a description, and `triage`).""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from typing import Any
 
 from reports import dates
@@ -41,8 +43,121 @@ def extract(report_type: str, text: str, today: dt.date) -> dict[str, Any]:
             if bracket:
                 found[qid] = bracket
                 continue
+        if question.extract in _TEXT_EXTRACTORS:
+            value = _TEXT_EXTRACTORS[question.extract](text)
+            if value:
+                found[qid] = value
+                continue
         for choice in question.choices:
             if any(cue.search(folded) for cue in choice.cues):
                 found[qid] = choice.id
                 break
     return found
+
+
+# ---------------------------------------------------------------- the citizen's own words
+# These read the original text (accents kept, as shown on the summary), case-insensitively.
+_DAY = r"(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)"
+_AT_HOUR = (
+    r"(?:\s+(?:vers|à|a|around|at)\s+\d{1,2}\s?(?:h|heures?)(?:\s?\d{2})?"
+    r"|\s+(?:around|at)\s+\d{1,2}(?::\d{2})?\s?(?:am|pm)?)?"
+)
+_WHEN_RE = re.compile(
+    r"(?<!\w)(?:"
+    r"cette nuit|ce matin|cet après[- ]midi|cet apres[- ]midi|ce soir"
+    r"|avant[- ]hier(?: soir| matin)?"
+    r"|hier(?: soir| matin| après[- ]midi| apres[- ]midi)?|la nuit dernière|la nuit derniere"
+    rf"|{_DAY}(?: dernier)?(?: soir| matin)?"
+    r"|last night|this morning|this afternoon|this evening|tonight"
+    r"|yesterday(?: morning| afternoon| evening)?"
+    r")" + _AT_HOUR + r"(?!\w)",
+    re.IGNORECASE,
+)
+_STREET = (
+    r"(?:rue|avenue|av\.|boulevard|bd|chemin|place|impasse|allée|allee|route|quai|cours|"
+    r"square|passage|résidence|residence|lotissement)"
+)
+_ADDRESS_RE = re.compile(
+    r"(?<!\w)(?:\d{1,4}(?:\s?(?:bis|ter))?,?\s+)?" + _STREET + r"\s+[^,.;!?\n]+",
+    re.IGNORECASE,
+)
+_NUMBERED_ADDRESS_RE = re.compile(
+    r"(?<!\w)\d{1,4}(?:\s?(?:bis|ter))?,?\s+" + _STREET + r"\s+[^,.;!?\n]+", re.IGNORECASE
+)
+_PLACE_RE = re.compile(
+    r"(?<!\w)(?:dans|sur|devant|derrière|derriere|sous|près de|pres de|à côté de|a cote de|"
+    r"au pied de|en bas de|au fond de)\s+(?:le|la|l'|l’|les|mon|ma|mes|notre|nos|leur|leurs)\s*"
+    r"(?:hall|parking|cour|cage d'escalier|escalier|entrée|entree|square|parc|jardin public|"
+    r"garage|cave|local|marché|marche|gare|arrêt|arret|place|résidence|residence|immeuble|"
+    r"bâtiment|batiment|quartier|stade|city|supermarché|supermarche|centre commercial|"
+    r"lotissement|aire de jeux|terrain)(?!\w)[^,.;!?\n]*",
+    re.IGNORECASE,
+)
+# where a place's words stop: the commune ("à Lons-le-Saunier"), a time, what happens next
+_PLACE_END = re.compile(
+    r"\s+(?:à|a|in)\s+[A-ZÉÈ][\w'’-]+.*$"
+    r"|\s+(?:tous les|toutes les|chaque|depuis|vers|cette nuit|ce soir|ce matin|hier|le soir|"
+    r"la nuit|et|qui|quand|pendant|pour)\b.*$",
+)
+
+
+def _when(text: str) -> str | None:
+    """When it happened, as written: "cette nuit", "hier soir vers 22 h", "last night"."""
+    match = _WHEN_RE.search(text)
+    return match.group(0).strip() if match else None
+
+
+def _trim_place(value: str) -> str:
+    return _PLACE_END.sub("", value).strip(" ,;-")
+
+
+def _place(text: str) -> str | None:
+    """Where it happens, as written: a place ("dans le hall de mon immeuble au 4 rue Victor
+    Hugo", "sur le parking de la gare") or a street ("rue des Arènes")."""
+    match = _PLACE_RE.search(text) or _ADDRESS_RE.search(text)
+    if not match:
+        return None
+    value = _trim_place(match.group(0))
+    return value if len(value.split()) >= 2 else None
+
+
+def _address(text: str) -> str | None:
+    """A street address: "8 chemin des Vignes" (without the commune that follows)."""
+    match = _NUMBERED_ADDRESS_RE.search(text)
+    return _trim_place(match.group(0)) if match else None
+
+
+_SINCE_RE = re.compile(
+    r"(?<!\w)(?:depuis (?:\d+|un|une|deux|trois|quatre|cinq|six|quelques|plusieurs) "
+    r"(?:jours?|semaines?|mois|ans|années|annees)|depuis la rentrée|depuis la rentree"
+    r"|for (?:\d+|a|one|two|three|four|a few|several) (?:days?|weeks?|months?|years?))(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def _since(text: str) -> str | None:
+    """Since when, as written: "depuis 3 semaines", "for two weeks"."""
+    match = _SINCE_RE.search(text)
+    return match.group(0) if match else None
+
+
+_REPEATED_RE = re.compile(
+    r"(?<!\w)(?:(?:presque |quasiment )?tous les jours|plusieurs fois|à plusieurs reprises|"
+    r"a plusieurs reprises|souvent|régulièrement|regulierement|sans arrêt|sans arret|"
+    r"encore une fois|de nouveau|every day|several times|again and again)(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def _repeated(text: str) -> str | None:
+    """Targeted several times ("presque tous les jours des appels"): yes."""
+    return "oui" if _REPEATED_RE.search(text) else None
+
+
+_TEXT_EXTRACTORS: dict[str, Callable[[str], str | None]] = {
+    "when": _when,
+    "place": _place,
+    "address": _address,
+    "since": _since,
+    "repeated": _repeated,
+}

@@ -22,7 +22,7 @@ KINDS = frozenset({"text", "choice", "yesno", "date", "commune"})
 # Languages of the report model: French first; the chat speaks fr and en, the guided mode all six.
 LANGUAGES = ("fr", "en", "de", "nl", "it", "es")
 CHAT_LANGUAGES = ("fr", "en")
-EXTRACTORS = frozenset({"dates", "traces", "age"})
+EXTRACTORS = frozenset({"dates", "traces", "age", "when", "place", "address", "since", "repeated"})
 # The value of an optional question the citizen chose to skip.
 SKIP = "__skip__"
 

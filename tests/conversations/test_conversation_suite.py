@@ -582,6 +582,7 @@ class Runner:
             if (
                 asked is None
                 or asked in wanted
+                or any(w in kinds for w in wanted)  # e.g. "commune_choice" (awaits "commune")
                 or asked not in self.c.answers
                 or asked in self.recovered
             ):

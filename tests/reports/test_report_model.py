@@ -435,3 +435,57 @@ def test_a_free_choice_keeps_a_typed_answer_more_precise_than_its_choice() -> No
 )
 def test_reads_as_cancel(text: str, cancels: bool) -> None:
     assert reports.reads_as_cancel(text) is cancels
+
+
+@pytest.mark.parametrize(
+    ("report_type", "text", "expected"),
+    [
+        (
+            "incivilite",
+            "Bonjour, à Dole, rue des Arènes, des jeunes font des rodéos en moto tous les soirs",
+            {"lieu": "rue des Arènes", "frequence": "tous_les_jours"},
+        ),
+        (
+            "drogue_trafic",
+            "Il y a du trafic tous les soirs dans le hall de mon immeuble au 4 rue Victor Hugo "
+            "à Lons-le-Saunier",
+            {"lieu": "dans le hall de mon immeuble au 4 rue Victor Hugo", "moment": "soir"},
+        ),
+        (
+            "vol_cambriolage",
+            "Cette nuit on a cassé la vitre de ma voiture sur le parking de la gare de Manosque",
+            {"quand": "Cette nuit", "lieu": "sur le parking de la gare de Manosque"},
+        ),
+        (
+            "vol_cambriolage",
+            "my wallet was stolen in Forcalquier this morning",
+            {"quand": "this morning"},
+        ),
+        (
+            "absence_vacances",
+            "ma résidence principale est au 8 chemin des Vignes à Arinthod",
+            {"adresse": "8 chemin des Vignes"},
+        ),
+        (
+            "harcelement",
+            "Mon fils se fait harceler depuis 3 semaines",
+            {"depuis_quand": "depuis 3 semaines"},
+        ),
+        (
+            "arnaque",
+            "ma mère de 87 ans reçoit presque tous les jours des appels d'un faux conseiller",
+            {"deja_cible": "oui"},
+        ),
+    ],
+)
+def test_the_first_message_answers_what_it_says(
+    report_type: str, text: str, expected: dict[str, str]
+) -> None:
+    found = reports.extract(report_type, text, dt.date(2026, 6, 1))
+    for qid, value in expected.items():
+        assert found.get(qid) == value, (qid, found)
+
+
+def test_a_place_is_not_taken_from_words_that_are_no_place() -> None:
+    found = reports.extract("vol_cambriolage", "On m'a volé mon vélo", dt.date(2026, 6, 1))
+    assert "lieu" not in found and "quand" not in found
