@@ -25,10 +25,33 @@ from pathlib import Path
 from typing import Any
 
 from webhook.ops import bench_latency
-from webhook.ops.bench_footprint import load_average, rss_bytes
+from webhook.ops.bench_footprint import load_average, process_tree, rss_bytes
 from webhook.ops.cluster import DEFAULT_REDIS, ONE_ADDRESS_BENCH_LIMITS, Cluster, ClusterConfig
 
 MB = 1_000_000
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its descendants so far, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def cpu_by_kind(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds used so far by each kind of process (rasa, actions, gateway, ...)."""
+    kinds: dict[str, float] = {}
+    for p in cluster.processes:
+        if p.pid is not None and p.alive():
+            kind = p.name.rsplit("-", 1)[0] if p.name[-1].isdigit() else p.name
+            kinds[kind] = kinds.get(kind, 0.0) + cpu_seconds(p.pid)
+    return kinds
 
 
 def measure(
@@ -43,8 +66,22 @@ def measure(
             load = load_average()
             # every concurrent conversation gets at least one whole script
             total = max(messages, level * len(bench_latency.CONVERSATIONS[0]))
+            cpu_before = cpu_by_kind(cluster)
             cell = (await runner.phase(("gateway",), level, total))["gateway"]
+            cpu_after = cpu_by_kind(cluster)
             latencies = cell.latencies
+            # CPU per answered message, per kind of process: what sizing needs, whatever else
+            # the machine was doing
+            cpu_ms = (
+                {
+                    kind: round(
+                        (cpu_after[kind] - cpu_before.get(kind, 0.0)) * 1000 / len(latencies), 1
+                    )
+                    for kind in cpu_after
+                }
+                if latencies
+                else {}
+            )
             rows.append(
                 {
                     "concurrency": level,
@@ -56,6 +93,7 @@ def measure(
                     else math.nan,
                     "p95_ms": round(bench_latency.percentile(latencies, 95) * 1000, 1),
                     "load_average_before": round(load, 2),
+                    "cpu_ms_per_message": cpu_ms,
                 }
             )
             print(
@@ -101,6 +139,11 @@ def print_report(results: dict[str, Any]) -> None:
                 f"{row['messages_per_second']:>7.1f} {row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f} "
                 f"{row['errors']:>6} {row['load_average_before']:>5.1f}"
             )
+    print("\nCPU per answered message (ms, by kind of process; all instances together):")
+    for run in results["runs"]:
+        for row in run["levels"]:
+            parts = ", ".join(f"{k} {v:.0f}" for k, v in row["cpu_ms_per_message"].items())
+            print(f"  {run['rasa']} Rasa, {row['concurrency']:3d} conversations: {parts}")
     print("\nResident memory after the load (MB, process and children):")
     for run in results["runs"]:
         parts = ", ".join(f"{name} {mb:.0f}" for name, mb in run["rss_mb"].items())
