@@ -32,7 +32,7 @@ def destination_names(destinations: list[Mapping[str, Any]], language: str) -> l
     for destination in destinations:
         try:
             agency = engine.agency(str(destination.get("agency_id")))
-            placeholder = agency.placeholder
+            placeholder = agency.to_configure
         except (KeyError, routing.RoutingError):
             placeholder = False
         name = _t("placeholder_agency", language) if placeholder else destination["agency_name"]

@@ -204,7 +204,13 @@ def _load_helplines(path: Path) -> dict[str, Helpline]:
 # --------------------------------------------------------------------------- agencies
 
 
-def _agency(fields: Mapping[str, str], agency_id: str, *, placeholder: bool = False) -> Agency:
+def _agency(
+    fields: Mapping[str, str],
+    agency_id: str,
+    *,
+    placeholder: bool = False,
+    unidentified: bool = False,
+) -> Agency:
     return Agency(
         id=agency_id,
         name=fields.get("name", ""),
@@ -219,6 +225,7 @@ def _agency(fields: Mapping[str, str], agency_id: str, *, placeholder: bool = Fa
         source=fields.get("source", ""),
         notes=fields.get("notes", ""),
         placeholder=placeholder,
+        unidentified=unidentified,
     )
 
 
@@ -264,7 +271,7 @@ def _configured_agencies(document: Any, path: Path, agencies: dict[str, Agency])
     if not isinstance(entries, list):
         raise DataError("section 'agencies' manquante", file=str(path), line=1)
     configured: set[str] = set()
-    allowed = set(AGENCY_FIELDS) | {"id", "override"}
+    allowed = set(AGENCY_FIELDS) | {"id", "override", "unidentified"}
     for entry in entries:
         line = line_of(entry)
         if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
@@ -307,7 +314,11 @@ def _configured_agencies(document: Any, path: Path, agencies: dict[str, Agency])
                     raise DataError(
                         f"{agency_id!r} : champ {key!r} obligatoire", file=str(path), line=line
                     )
-            agencies[agency_id] = _agency(fields, agency_id)
+            # `unidentified: true`: a service the sources did not find (to be set up by an
+            # operator): never named to citizens, its reports also go to one that can receive
+            agencies[agency_id] = _agency(
+                fields, agency_id, unidentified=bool(entry.get("unidentified", False))
+            )
 
 
 # --------------------------------------------------------------------------- areas

@@ -74,6 +74,16 @@ class Agency:
     source: str = ""
     notes: str = ""
     placeholder: bool = False
+    # a configured service the sources did not identify ("non identifié, contact à
+    # configurer"): it stays the competent destination, but nobody receives for it until an
+    # operator sets it up
+    unidentified: bool = False
+
+    @property
+    def to_configure(self) -> bool:
+        """Nobody receives reports for it in the reference data: a generated placeholder or a
+        configured service the sources did not identify."""
+        return self.placeholder or self.unidentified
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +98,7 @@ class Agency:
             "website": self.website,
             "contact_known": self.contact_known,
             "placeholder": self.placeholder,
+            "unidentified": self.unidentified,
             "source": self.source,
             "notes": self.notes,
         }

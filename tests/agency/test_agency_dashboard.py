@@ -301,3 +301,36 @@ async def test_admin_manages_agents_tokens_and_channels(gateway: Gateway) -> Non
         )
         assert response.status_code == 404
     assert (await auth.list_channels(app.state.sessions, AGENCY_X))[0].active
+
+
+async def test_admins_see_the_agencies_of_their_departement_nobody_receives_for(
+    gateway: Gateway,
+) -> None:
+    """Issue 13: operators see a warning list of agencies without a delivery channel."""
+    app, client = gateway
+    await seed(
+        app,
+        agents=(
+            ("admin-dole", AGENCY_X, "agency_admin"),
+            ("admin-digne", AGENCY_Y, "agency_admin"),
+        ),
+    )
+    ticket, _ = await tickets.file_report(
+        app.state.sessions,
+        tickets.NewReport(
+            report_type="personne_vulnerable",
+            commune_insee="39300",
+            fields={"danger_now": "non", "personne": "personne_agee", "lieu_vie": "domicile"},
+        ),
+    )
+    assert any(d.rule_id == tickets.FALLBACK_RULE_ID for d in ticket.destinations)
+    await login(client, "admin-dole")
+    page = await client.get("/agence/admin")
+    assert page.status_code == 200
+    assert "Agences sans moyen de réception" in page.text
+    assert "Équivalent CIPPAV (adultes vulnérables) du Jura" in page.text
+    # another département's administrator is not concerned
+    await client.post("/agence/logout", data={"csrf_token": csrf(page.text)})
+    await login(client, "admin-digne")
+    other = await client.get("/agence/admin")
+    assert other.status_code == 200 and "Agences sans moyen de réception" not in other.text

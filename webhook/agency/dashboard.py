@@ -27,7 +27,7 @@ import routing
 from webhook.agency import auth, queries, throttle
 from webhook.agency.auth import AuthError, Principal
 from webhook.security import clients
-from webhook.store import lifecycle
+from webhook.store import lifecycle, tickets
 from webhook.store.db import Ticket
 from webhook.store.text import storable
 
@@ -725,11 +725,32 @@ async def _admin_page(
         agents=await auth.list_agents(sessions, principal.agency_id),
         tokens=await auth.list_tokens(sessions, principal.agency_id),
         channels=await auth.list_channels(sessions, principal.agency_id),
+        stranded=await _stranded_agencies(sessions, principal),
         roles=auth.ROLES,
         notice=NOTICES.get(request.query_params.get("ok", "")),
         error=error,
         secret=secret,
     )
+
+
+async def _stranded_agencies(sessions: auth.Sessions, principal: Principal) -> list[dict[str, Any]]:
+    """Agencies of the administrator's département that reports are routed to and that cannot
+    receive them (nobody set up): a warning list, with what the reports do meanwhile."""
+    engine = routing.get_engine()
+    known = {a.id for a in engine.agencies()}
+    departement = (
+        engine.agency(principal.agency_id).departement if principal.agency_id in known else None
+    )
+    found = await tickets.agencies_without_channel(sessions)
+    for entry in found:
+        entry["latest_local"] = _fmt_dt(entry["latest"])
+    if departement is None:
+        return found
+    return [
+        e
+        for e in found
+        if e["agency_id"] in known and engine.agency(e["agency_id"]).departement == departement
+    ]
 
 
 @router.get("/admin")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +20,7 @@ import routing
 from reports import tracking
 from webhook.store.db import (
     AgencyChannel,
+    Agent,
     OutboxMessage,
     ReferenceCounter,
     Ticket,
@@ -248,6 +249,11 @@ async def file_report(
                 )
                 for d in decision.destinations
             ]
+            # an agency nobody has set up to receive reports: the report also goes to one that
+            # can (the competent force, else the préfecture)
+            ticket.destinations += await _receiving_fallback(
+                session, [d.agency_id for d in decision.destinations], commune
+            )
             ticket.events = [
                 TicketEvent(
                     actor=(report.filed_by or f"citizen:{report.channel}")[:100],
@@ -277,6 +283,95 @@ async def file_report(
         ",".join(d.agency_id for d in ticket.destinations),
     )
     return ticket, True
+
+
+FALLBACK_RULE_ID = "fallback_no_delivery_channel"
+
+
+async def reachable_agencies(session: AsyncSession, agency_ids: list[str]) -> set[str]:
+    """The agencies among ``agency_ids`` that someone receives reports for: an active agent
+    account (the dashboard) or an active e-mail or webhook channel."""
+    if not agency_ids:
+        return set()
+    with_agents = await session.execute(
+        select(Agent.agency_id).where(Agent.agency_id.in_(agency_ids), Agent.active.is_(True))
+    )
+    with_channels = await session.execute(
+        select(AgencyChannel.agency_id).where(
+            AgencyChannel.agency_id.in_(agency_ids), AgencyChannel.active.is_(True)
+        )
+    )
+    return {str(a) for a in with_agents.scalars()} | {str(a) for a in with_channels.scalars()}
+
+
+def can_receive(agency: routing.Agency, reachable: set[str]) -> bool:
+    """An agency that is neither a placeholder nor unidentified, or one set up in the database."""
+    return agency.id in reachable or not agency.to_configure
+
+
+async def _receiving_fallback(
+    session: AsyncSession, agency_ids: list[str], commune: routing.Commune | None
+) -> list[TicketDestination]:
+    """Copies for an agency that can receive, when one of ``agency_ids`` cannot (a placeholder
+    of the reference data that nobody has set up): the commune's competent force, else the
+    département's préfecture — unless such an agency is already a destination."""
+    engine = routing.get_engine()
+    reachable = await reachable_agencies(session, agency_ids)
+    stranded = [a for a in agency_ids if not can_receive(engine.agency(a), reachable)]
+    if not stranded or commune is None:
+        return []
+    known = {x.id for x in engine.agencies()}
+    candidates = [
+        a
+        for a in (*engine.force_agencies(commune.insee), f"{commune.departement}-prefecture")
+        if a in known and not engine.agency(a).to_configure
+    ]
+    if any(a in agency_ids for a in candidates):
+        return []  # the force (or the préfecture) already receives this report
+    added = [
+        TicketDestination(
+            agency_id=agency.id, agency_name=agency.name, role="copy", rule_id=FALLBACK_RULE_ID
+        )
+        for agency in (engine.agency(a) for a in candidates[:1])
+    ]
+    if added:
+        logger.warning(
+            "agencies without a delivery channel: %s; copy to %s",
+            ",".join(stranded),
+            ",".join(d.agency_id for d in added),
+        )
+    return added
+
+
+async def agencies_without_channel(
+    sessions: async_sessionmaker[AsyncSession],
+) -> list[dict[str, Any]]:
+    """For operators: agencies that reports were routed to and that cannot receive them (a
+    placeholder of the reference data nobody has set up), with their tickets' count and the
+    latest one's time, most tickets first."""
+    engine = routing.get_engine()
+    known = {a.id for a in engine.agencies()}
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    TicketDestination.agency_id,
+                    func.max(TicketDestination.agency_name),
+                    func.count(TicketDestination.id),
+                    func.max(Ticket.created_at),
+                )
+                .join(Ticket, Ticket.id == TicketDestination.ticket_id)
+                .group_by(TicketDestination.agency_id)
+            )
+        ).all()
+        reachable = await reachable_agencies(session, [str(r[0]) for r in rows])
+    found = [
+        {"agency_id": agency_id, "agency_name": name, "tickets": int(count), "latest": latest}
+        for agency_id, name, count, latest in rows
+        if agency_id not in reachable
+        and not (agency_id in known and not engine.agency(agency_id).to_configure)
+    ]
+    return sorted(found, key=lambda e: (-e["tickets"], e["agency_id"]))
 
 
 async def enqueue_agency_deliveries(session: AsyncSession, ticket: Ticket) -> list[OutboxMessage]:
