@@ -36,9 +36,26 @@ class SetupError(Exception):
     """The environment or the model could not be prepared."""
 
 
+# Memory and threads of the Rasa-side processes (issue 17). No neural network runs there
+# (TensorFlow is imported by Rasa, never used): its thread pools, and those of the BLAS and
+# OpenMP libraries, are kept to one thread each — a message's work is small and sequential, the
+# machine has 2 cores, and every idle pool thread would hold a malloc arena. glibc creates up
+# to 8 arenas per core for the threads that allocate; 2 keep Rasa's heap from fragmenting
+# across them. An operator's own values in the environment win.
+LIGHT_RUNTIME_ENV: dict[str, str] = {
+    "MALLOC_ARENA_MAX": "2",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TF_INTER_OP_PARALLELISM_THREADS": "1",
+    "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+}
+
+
 def rasa_env() -> dict[str, str]:
-    """Environment for every process of the Rasa side: no telemetry, quiet TensorFlow."""
-    env = dict(os.environ)
+    """Environment for every process of the Rasa side: no telemetry, quiet TensorFlow, the
+    light runtime's memory and thread limits (:data:`LIGHT_RUNTIME_ENV`)."""
+    env = {**LIGHT_RUNTIME_ENV, **os.environ}
     env.update(
         {
             "RASA_TELEMETRY_ENABLED": "false",
