@@ -75,8 +75,11 @@ async def pair(
         names = ", ".join(t.name for t in Base.metadata.sorted_tables)
         async with first.begin() as connection:
             await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    a, b = SqlStateBackend(first, clock), SqlStateBackend(second, clock)
     try:
-        yield SqlStateBackend(first, clock), SqlStateBackend(second, clock)
+        yield a, b
     finally:
+        await a.close()
+        await b.close()
         await first.dispose()
         await second.dispose()

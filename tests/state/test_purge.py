@@ -46,6 +46,8 @@ def test_purge_deletes_idle_conversation_states(
         await three_hours_ago.hit("sender:web-ancienne", 5, 1.0)
         now = SqlStateBackend(engine)
         await _save(now, "web-recente", {"lieu": "Place du marché"})
+        await three_hours_ago.close()
+        await now.close()
         await engine.dispose()
 
     async def left() -> set[str]:
@@ -53,6 +55,7 @@ def test_purge_deletes_idle_conversation_states(
         backend = SqlStateBackend(engine)
         kept = {c for c in ("web-ancienne", "web-recente") if await backend.load(c, 10**6)}
         assert await backend.get("tg_button:1:k") is None
+        await backend.close()
         await engine.dispose()
         return kept
 

@@ -33,7 +33,7 @@ import logging
 import time
 import unicodedata
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -164,6 +164,10 @@ def state_from_json(raw: dict[str, Any]) -> ConversationState | None:
         return None
 
 
+class NotAdmitted(Exception):
+    """A new conversation refused by the admission (:class:`Refusal` in ``args[0]``)."""
+
+
 class ConversationStore:
     """Conversation states in a :class:`webhook.store.state.StateBackend`, idle at most
     ``idle_seconds`` (an expired conversation starts again from the menu).
@@ -212,17 +216,26 @@ class ConversationStore:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, conversation_id: str, default_language: str = "fr", owner: str | None = None
+        self,
+        conversation_id: str,
+        default_language: str = "fr",
+        owner: str | None = None,
+        admit: Callable[[], Awaitable[Refusal | None]] | None = None,
     ) -> AsyncIterator[ConversationState]:
         """The conversation's state for one turn, saved when the block ends without an error
-        (raises :class:`webhook.store.state.StateBusy` when another turn holds it too long)."""
+        (raises :class:`webhook.store.state.StateBusy` when another turn holds it too long).
+        A new conversation starts only if ``admit`` returns no refusal (else
+        :class:`NotAdmitted`, nothing saved)."""
         async with (
             self._local_lock(conversation_id),
-            self.backend.leased(conversation_id) as lease,
+            self.backend.leased(conversation_id, idle_seconds=self.idle_seconds) as lease,
         ):
-            stored = await self.backend.load(conversation_id, self.idle_seconds)
+            stored = lease.stored
             state = state_from_json(stored.data) if stored is not None else None
             if state is None:
+                refusal = await admit() if admit is not None else None
+                if refusal is not None:
+                    raise NotAdmitted(refusal)
                 state = ConversationState(language=languages.normalise(default_language))
                 state.channel = conversation_id.split("-", 1)[0]
                 await self.backend.evict(
@@ -421,15 +434,20 @@ async def handle_turn(
         decision = await services.limiter.hit(conversation_id)
         if not decision.allowed:
             return await limited(decision.retry_after)
+    admit = None
     if admission is not None:
         refusal = await admission.message(turn.client)
-        if refusal is None and not await store.contains(conversation_id):
-            refusal = await admission.new_conversation(turn.client)
         if refusal is not None:
             logger.info("%s message refused: %s limit", turn.channel, refusal.scope)
             return await limited(refusal.retry_after)
+
+        async def admit() -> Refusal | None:
+            return await admission.new_conversation(turn.client)
+
     try:
-        async with store.open(conversation_id, turn.language, owner=turn.client) as state:
+        async with store.open(
+            conversation_id, turn.language, owner=turn.client, admit=admit
+        ) as state:
             if turn.client is not None:
                 state.client = turn.client
             if admission is not None and turn.proof:
@@ -438,6 +456,10 @@ async def handle_turn(
             if admission is not None and turn.channel == "web" and admission.needs_proof(state):
                 result.challenge = admission.pow.challenge(conversation_id)
             return result
+    except NotAdmitted as refused:
+        refusal = refused.args[0]
+        logger.info("%s message refused: %s limit", turn.channel, refusal.scope)
+        return await limited(refusal.retry_after)
     except state_backends.StateBusy:
         # another turn of this conversation holds it (a double send, a stuck gateway)
         logger.warning("%s turn refused: its conversation is busy", turn.channel)

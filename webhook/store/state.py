@@ -41,9 +41,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from webhook.store.db import ConversationNote, ConversationStateRow, RateBucket, StateEntry
 
@@ -56,6 +56,14 @@ LOCK_TTL = 10.0
 LOCK_WAIT = 60.0
 # notes of a turn older than this are dropped (a turn lasts seconds)
 NOTES_TTL = 3600.0
+
+
+def _sqlite_state_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
 
 
 class StateBusy(Exception):
@@ -79,6 +87,8 @@ class Lease:
 
     token: str
     released: bool = False
+    # the conversation's saved state, read with the lease (None: none, or idle too long)
+    stored: StoredConversation | None = None
 
 
 @dataclass
@@ -118,6 +128,15 @@ class StateBackend(ABC):
     @abstractmethod
     async def acquire(self, conversation_id: str, ttl: float) -> str | None:
         """Take the conversation's lease if free (or expired): its token, else None."""
+
+    async def acquire_load(
+        self, conversation_id: str, ttl: float, idle_seconds: float
+    ) -> tuple[str | None, StoredConversation | None]:
+        """:meth:`acquire`, and when taken the state :meth:`load` gives."""
+        token = await self.acquire(conversation_id, ttl)
+        if token is None:
+            return None, None
+        return token, await self.load(conversation_id, idle_seconds)
 
     @abstractmethod
     async def renew(self, conversation_id: str, token: str, ttl: float) -> bool: ...
@@ -199,18 +218,29 @@ class StateBackend(ABC):
     # -- the lease, as a context manager -------------------------------------------------------
     @contextlib.asynccontextmanager
     async def leased(
-        self, conversation_id: str, ttl: float = LOCK_TTL, wait: float = LOCK_WAIT
+        self,
+        conversation_id: str,
+        ttl: float = LOCK_TTL,
+        wait: float = LOCK_WAIT,
+        idle_seconds: float | None = None,
     ) -> AsyncIterator[Lease]:
-        """Hold the conversation's lease (renewed in the background) for the block."""
+        """Hold the conversation's lease (renewed in the background) for the block; with
+        ``idle_seconds``, the lease carries the saved state (read with it)."""
         deadline = time.monotonic() + wait
         delay = 0.01
-        while (token := await self.acquire(conversation_id, ttl)) is None:
+        while True:
+            if idle_seconds is None:
+                token, stored = await self.acquire(conversation_id, ttl), None
+            else:
+                token, stored = await self.acquire_load(conversation_id, ttl, idle_seconds)
+            if token is not None:
+                break
             if time.monotonic() > deadline:
                 raise StateBusy(conversation_id)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
 
-        lease = Lease(token)
+        lease = Lease(token, stored=stored)
 
         async def keep() -> None:
             while True:
@@ -453,9 +483,19 @@ class SqlStateBackend(StateBackend):
 
     def __init__(self, engine: AsyncEngine, clock: Clock = time.time) -> None:
         super().__init__(clock)
-        self.engine = engine
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._own_engine = self.dialect == "sqlite"
+        if self._own_engine:
+            # Its own connections, with synchronous=NORMAL: in WAL mode a commit no longer
+            # waits for the disk (a crash of the process loses nothing; a power cut may lose
+            # the last state saves, never a ticket, whose connections stay FULL)
+            self.engine = create_async_engine(
+                engine.url, connect_args={"timeout": 30}, hide_parameters=True
+            )
+            event.listen(self.engine.sync_engine, "connect", _sqlite_state_pragmas)
+        else:
+            self.engine = engine
 
     def _least(self, a: Any, b: Any) -> Any:
         return func.least(a, b) if self.dialect == "postgresql" else func.min(a, b)
@@ -466,7 +506,15 @@ class SqlStateBackend(StateBackend):
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                # a commit does not wait for the WAL flush: a crash of PostgreSQL itself may
+                # lose the last fraction of a second of shared state, never a ticket
+                await connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield connection
+
+    async def close(self) -> None:
+        if self._own_engine:
+            await self.engine.dispose()
 
     # -- conversations
     async def load(self, conversation_id: str, idle_seconds: float) -> StoredConversation | None:
@@ -512,20 +560,38 @@ class SqlStateBackend(StateBackend):
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def acquire(self, conversation_id: str, ttl: float) -> str | None:
+        token, _ = await self.acquire_load(conversation_id, ttl, None)
+        return token
+
+    async def acquire_load(
+        self, conversation_id: str, ttl: float, idle_seconds: float | None
+    ) -> tuple[str | None, StoredConversation | None]:
+        """One statement when the row exists: the lease taken and the state read back."""
         table = ConversationStateRow
         token = secrets.token_hex(16)
         now = self.clock()
         async with self._tx() as c:
-            taken = await c.execute(
-                update(table)
-                .where(
-                    table.conversation_id == conversation_id,
-                    or_(table.lock_token.is_(None), table.locked_until < now),
+            taken = (
+                await c.execute(
+                    update(table)
+                    .where(
+                        table.conversation_id == conversation_id,
+                        or_(table.lock_token.is_(None), table.locked_until < now),
+                    )
+                    .values(lock_token=token, locked_until=now + ttl)
+                    .returning(table.data, table.version, table.updated_at)
                 )
-                .values(lock_token=token, locked_until=now + ttl)
-            )
-            if taken.rowcount:  # type: ignore[attr-defined]
-                return token
+            ).first()
+            if taken is not None:
+                stored = None
+                if (
+                    idle_seconds is not None
+                    and taken.version > 0
+                    and taken.data is not None
+                    and now - taken.updated_at <= idle_seconds
+                ):
+                    stored = StoredConversation(json.loads(taken.data), float(taken.updated_at))
+                return token, stored
             created = await c.execute(
                 self._insert(table)
                 .values(
@@ -540,7 +606,7 @@ class SqlStateBackend(StateBackend):
                 .returning(table.conversation_id)
             )
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
-            return token if created.first() is not None else None
+            return (token if created.first() is not None else None), None
 
     async def renew(self, conversation_id: str, token: str, ttl: float) -> bool:
         table = ConversationStateRow
