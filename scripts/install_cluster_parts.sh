@@ -8,7 +8,7 @@ set -euo pipefail
 HAPROXY="${TQ_HAPROXY:-/usr/sbin/haproxy}"
 
 if [ -x "$HAPROXY" ]; then
-    echo "install_cluster_parts: $HAPROXY already present ($("$HAPROXY" -v 2>/dev/null | head -n 1 || echo 'version unknown'))"
+    echo "install_cluster_parts: $HAPROXY already present ($("$HAPROXY" -v 2>/dev/null | sed -n 1p || echo 'version unknown'))"
     exit 0
 fi
 
@@ -30,4 +30,4 @@ fi
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
-echo "install_cluster_parts: installed $("$HAPROXY" -v 2>/dev/null | head -n 1 || echo haproxy)"
+echo "install_cluster_parts: installed $("$HAPROXY" -v 2>/dev/null | sed -n 1p || echo haproxy)"
