@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -32,12 +34,28 @@ from webhook import replies
 from webhook.app import create_app
 from webhook.config import Settings
 
+REDIS_URL = os.environ.get("TRANQUILLITE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(
+    params=[
+        "database",
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
+def shared(request: pytest.FixtureRequest, database_url: str) -> dict[str, str]:
+    """Where the gateways share their state: the database, or Redis beside it."""
+    return {
+        "database_url": database_url,
+        "redis_url": REDIS_URL if request.param == "redis" else "",
+    }
 
 
 @asynccontextmanager
@@ -87,35 +105,44 @@ class Alternating:
 
 
 async def test_a_guided_report_started_on_one_gateway_is_filed_on_the_other(
-    database_url: str, tmp_path: Path
+    shared: dict[str, str], tmp_path: Path
 ) -> None:
-    async with two_gateways(settings_for(database_url, tmp_path)) as (a, b):
+    citizen = f"partagee-{uuid.uuid4().hex[:8]}"  # Redis keeps its keys between runs
+    settings = settings_for(shared["database_url"], tmp_path, redis_url=shared["redis_url"])
+    async with two_gateways(settings) as (a, b):
         both = Alternating(a, b)
-        summary = await guided_to_summary(both, "partagee")  # type: ignore[arg-type]
+        summary = await guided_to_summary(both, citizen)  # type: ignore[arg-type]
         assert both.sent == 8  # four messages on each gateway, each one a step further
         said = "\n".join(texts(summary))
         assert "Place du marché" in said and "Bruit" in said
-        filed = await a.chat("partagee", payload="/guide:send")
+        filed = await a.chat(citizen, payload="/guide:send")
         assert filed.status_code == 200
         (ticket,) = filed.json()["tickets"]
         assert ticket["reference"] and ticket["tracking_code"]
         assert await b.ticket_count() == 1
         # "Envoyer" once more on the other gateway: the same report, not a second one
-        again = await b.chat("partagee", payload="/guide:send")
+        again = await b.chat(citizen, payload="/guide:send")
         assert again.json()["tickets"][0]["reference"] == ticket["reference"]
         assert await a.ticket_count() == 1
 
 
-async def test_the_rate_limit_is_shared(database_url: str, tmp_path: Path) -> None:
-    settings = settings_for(database_url, tmp_path, rate_limit_burst=3, rate_limit_per_minute=1)
+async def test_the_rate_limit_is_shared(shared: dict[str, str], tmp_path: Path) -> None:
+    settings = settings_for(
+        shared["database_url"],
+        tmp_path,
+        rate_limit_burst=3,
+        rate_limit_per_minute=1,
+        redis_url=shared["redis_url"],
+    )
+    presse, voisin = f"presse-{uuid.uuid4().hex[:8]}", f"voisin-{uuid.uuid4().hex[:8]}"
     async with two_gateways(settings) as (a, b):
         statuses = [
-            (await gw.chat("presse", payload="/mode_guide")).status_code for gw in (a, b, a, b, a)
+            (await gw.chat(presse, payload="/mode_guide")).status_code for gw in (a, b, a, b, a)
         ]
         assert statuses == [200, 200, 200, 429, 429]  # 3 in all, not 3 per gateway
-        refused = await b.chat("presse", payload="/mode_guide")
+        refused = await b.chat(presse, payload="/mode_guide")
         assert int(refused.headers["Retry-After"]) > 30
-        assert (await b.chat("voisin", payload="/mode_guide")).status_code == 200  # per sender
+        assert (await b.chat(voisin, payload="/mode_guide")).status_code == 200  # per sender
 
 
 class RasaStandIn:
