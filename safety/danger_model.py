@@ -112,6 +112,12 @@ def _tokens(text: str, sms: Mapping[str, str] | None = None) -> list[str]:
     return words
 
 
+def cues(text: str, sms: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The names of the :data:`CUES` found in a message."""
+    clauses = normalize_clauses(text[:MAX_CHARS], sms)
+    return frozenset(name for name, cue in CUES.items() if any(map(cue.search, clauses)))
+
+
 def features(text: str, sms: Mapping[str, str] | None = None) -> dict[int, float]:
     """Hashed feature counts (log-scaled) of a message: words, word pairs, negated words,
     character n-grams inside words (padded), cues of time and telling (:data:`CUES`) and a few

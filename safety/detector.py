@@ -14,10 +14,11 @@ Then the danger model (:mod:`safety.danger_model`, issue 12):
 * when the rules find no danger, a probability at or above the model's ``threshold`` is a
   danger (a call for help: 17, 112, 114), in its ask band the assessment is ``uncertain``;
 * when the rules find a danger in a long message (a story: at least ``VETO_MIN_WORDS`` words the
-  model knows) that says nothing of "now" (no present marker) and is not about suicide, and the
-  model finds it very unlikely (below its ``veto_threshold``: a past event told with violent
-  words, a film, a joke, a scam's "urgent"), the alarm becomes the question "is someone in danger
-  right now?" (``uncertain``, the rules in ``cancelled`` as ``<id>:model``).
+  model knows) that says nothing of "now" (no present marker), says it is not now (a cue of
+  ``NOT_NOW_CUES``: dated in the past, over, from a screen or a rumour, a joke), is not about
+  suicide or distress, and the model finds it very unlikely (below its ``veto_threshold``), the
+  alarm becomes the question "is someone in danger right now?" (``uncertain``, the rules in
+  ``cancelled`` as ``<id>:model``, :attr:`DangerAssessment.overruled`).
 
 The thresholds are chosen together by cross-validation on the training corpus for the recall of
 this combined decision (``scripts/train_danger.py``).
@@ -28,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .danger_model import DangerModel, default_model
+from .danger_model import DangerModel, cues, default_model
 from .lexicon import Lexicon, Rule, default_lexicon
 from .normalize import normalize_clauses
 
@@ -44,6 +45,9 @@ VETO_MIN_WORDS = 12
 # never overruled: suicide (SPEC §3: suicidal phrases are never dropped) and distress ("I can't
 # take it anymore": support and a listening line, whatever the story around it)
 _NEVER_OVERRULED = frozenset({"suicidal", "distress"})
+# ... and only when the message itself says it is not happening now: dated in the past, over,
+# from a screen or a rumour, a joke (safety.danger_model.CUES)
+NOT_NOW_CUES = frozenset({"past", "resolved", "fiction", "joke"})
 # (Its corpus is French and English with a few messages in other languages, most of them
 # dangers: in those languages it errs towards alarms — a false alarm costs a line, SPEC §3.)
 _MODEL_CATEGORY = "help_call"
@@ -275,7 +279,7 @@ def assess(
     if (
         isinstance(chosen, DangerModel)
         and chosen.veto_threshold > 0.0
-        and overrulable(categories, present)
+        and overrulable(text, categories, present, lex)
         and chosen.known_words(text, lex.sms) >= VETO_MIN_WORDS
     ):
         probability = chosen.probability(text, lex.sms)
@@ -298,10 +302,13 @@ def assess(
     )
 
 
-def overrulable(categories: tuple[str, ...], present: bool) -> bool:
+def overrulable(text: str, categories: tuple[str, ...], present: bool, lexicon: Lexicon) -> bool:
     """Whether the danger model may turn the rules' alarm into the question (with enough words):
-    not when the message says it is happening now, never for suicide."""
-    return not present and not _NEVER_OVERRULED & set(categories)
+    never for suicide or distress, not when the message says it is happening now, only when it
+    says it is not (:data:`NOT_NOW_CUES`)."""
+    if present or _NEVER_OVERRULED & set(categories):
+        return False
+    return bool(NOT_NOW_CUES & cues(text, lexicon.sms))
 
 
 def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAssessment, bool]:
@@ -311,4 +318,4 @@ def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAsse
     rules = assess(text, lexicon=lex, model=None)
     clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
     present = _any(lex.present_markers, clauses)
-    return rules, rules.immediate_danger and overrulable(rules.categories, present)
+    return rules, rules.immediate_danger and overrulable(text, rules.categories, present, lex)

@@ -124,16 +124,26 @@ def test_a_past_story_the_rules_flag_gets_the_question_not_the_alarm() -> None:
         # too short for the model to overrule (an answer to a form's question, a cry), however
         # unlikely it finds it
         "mon mari me frappe depuis des années",
+        # nothing says it is over or in the past (no NOT_NOW_CUES), however unlikely it finds it
+        "Mon conjoint me bat et il garde ma carte d'identité et mon argent, je ne sais pas à"
+        " quelle association m'adresser dans mon département",
     ],
 )
-def test_the_model_never_overrules_suicide_now_or_a_short_message(message: str) -> None:
+def test_never_overruled_suicide_now_short_or_without_a_cue_of_the_past(message: str) -> None:
     rules = assess(message, model=None)
     assert rules.immediate_danger, rules
     result = assess(message)
     assert result.immediate_danger and result.matched == rules.matched, result
 
 
-def test_a_short_message_is_kept_even_when_the_model_finds_it_unlikely() -> None:
-    message = "mon mari me frappe depuis des années"
+@pytest.mark.parametrize(
+    "message",
+    [
+        "mon mari me frappe depuis des années",
+        "Mon conjoint me bat et il garde ma carte d'identité et mon argent, je ne sais pas à"
+        " quelle association m'adresser dans mon département",
+    ],
+)
+def test_kept_even_when_the_model_finds_it_unlikely(message: str) -> None:
     assert default_model().probability(message) < default_model().veto_threshold
     assert assess(message).immediate_danger
