@@ -23,6 +23,21 @@ POSTGRES_ADMIN_DSN = os.environ.get(
     "TRANQUILLITE_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
 )
 
+# Slow tests, listed with how they were measured in tests/slow_tests.txt (one place, rather than a
+# decorator in each file), are marked `slow`: the fast tests run alone with
+# `pytest -m "not e2e and not browser and not slow"` (README, Tests).
+SLOW_TESTS = frozenset(
+    line.strip()
+    for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("[", 1)[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
