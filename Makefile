@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test` (import contracts, then pytest).
-.PHONY: run test setup lint bootstrap
+.PHONY: run test test-fast setup lint bootstrap
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -15,6 +15,11 @@ test: setup
 	@scripts/install_cluster_parts.sh
 	@.venv/bin/lint-imports
 	@.venv/bin/python -m pytest
+
+# The fast tests alone (issue 17): no Rasa stack, no browser, none of tests/slow_tests.txt.
+test-fast: setup
+	@.venv/bin/lint-imports
+	@.venv/bin/python -m pytest -m "not e2e and not browser and not slow"
 
 lint: bootstrap
 	@.venv/bin/ruff check .
