@@ -189,8 +189,9 @@ async def test_bounds_push_out_an_addresss_oldest_but_never_a_report_in_progress
     pair: Pair, clock: Clock
 ) -> None:
     a, b = pair
-    if a.name == "redis":
-        pytest.skip("Redis bounds conversations by their idle expiry and its maxmemory")
+    if a.name == "redis":  # bounded by their idle expiry and Redis' maxmemory instead
+        assert await a.evict("flooder", 0, 0, 3600) == 0
+        return
 
     async def save(backend: StateBackend, cid: str, owner: str, in_report: bool) -> None:
         token = await backend.acquire(cid, 5)

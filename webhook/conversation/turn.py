@@ -192,9 +192,6 @@ class ConversationStore:
         # turns of one conversation in this process queue here before taking the shared lease
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    async def contains(self, conversation_id: str) -> bool:
-        return await self.backend.load(conversation_id, self.idle_seconds) is not None
-
     async def peek(self, conversation_id: str) -> ConversationState | None:
         """The last saved state of a live conversation (no lease: read only)."""
         stored = await self.backend.load(conversation_id, self.idle_seconds)
