@@ -119,9 +119,9 @@ def test_danger_in_the_middle_of_a_form_gives_the_numbers_first(stack: Stack) ->
 def test_summary_correction_of_the_commune(stack: Stack) -> None:
     with httpx.Client(base_url=stack.settings.gateway_url, timeout=90) as client:
         chat = Chat(client)
-        chat.say("Il y a du trafic de drogue tous les soirs dans le hall de mon immeuble")
-        chat.say("dans le hall du bâtiment B")
-        chat.say("tous les soirs après 21 h")
+        first = chat.text("Il y a du trafic de drogue tous les soirs dans le hall de mon immeuble")
+        # the place and the time of the first message are not asked again
+        assert "commune" in first.lower() and "Où" not in first, first
         chat.say("Dole")
         summary = chat.say("non")  # not to be contacted
         assert "Modifier une réponse" in buttons(summary)
@@ -145,8 +145,9 @@ def test_talk_to_a_human_gives_the_unit_and_files_a_callback(stack: Stack) -> No
         reply = chat.text("On a volé mon vélo dans le garage")
         assert "en train de se passer" in reply, reply  # the kind of theft was read from it
         chat.say("non")
-        chat.say("hier soir")
-        chat.say("dans mon garage")
+        reply = chat.text("hier soir")
+        # the place was in the description ("dans le garage"): not asked again
+        assert "commune" in reply.lower(), reply
         chat.say("Arinthod")
         chat.say(payload='/inform{"reponse":"anonyme"}')  # summary
         messages = chat.say("je voudrais parler à quelqu'un")
@@ -203,8 +204,9 @@ def test_english_is_understood_and_answered(stack: Stack) -> None:
         # English questions of the theft form (the description was the first message)
         assert "happening right now" in reply, reply
         reply = chat.text("no")
-        assert "When did it happen" in reply, reply
-        assert "Quand" not in reply
+        # "last night" was read from the first message: the place comes next, in English
+        assert "Where does it happen" in reply, reply
+        assert "When did it happen" not in reply and "Où" not in reply, reply
 
 
 def test_prompt_injection_does_not_change_the_behaviour(stack: Stack) -> None:
