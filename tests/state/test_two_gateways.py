@@ -188,8 +188,9 @@ class RasaStandIn:
 
 
 async def test_the_action_servers_filing_on_the_other_gateway_reaches_the_running_turn(
-    database_url: str, tmp_path: Path
+    shared: dict[str, str], tmp_path: Path
 ) -> None:
+    citizen = f"action-{uuid.uuid4().hex[:8]}"
     loop = asyncio.get_running_loop()
     gateways: list[Gateway] = []
     filings: list[int] = []
@@ -212,17 +213,19 @@ async def test_the_action_servers_filing_on_the_other_gateway_reaches_the_runnin
     rasa = RasaStandIn(file_through_b)
     rasa.thread.start()
     try:
-        settings = settings_for(database_url, tmp_path, rasa_url=rasa.url)
+        settings = settings_for(
+            shared["database_url"], tmp_path, rasa_url=rasa.url, redis_url=shared["redis_url"]
+        )
         async with two_gateways(settings) as (a, b):
             gateways.extend([a, b])
-            first = await a.chat("action", text="des tags sur le mur de l'école")
+            first = await a.chat(citizen, text="des tags sur le mur de l'école")
             assert first.status_code == 200 and not first.json()["tickets"]
-            confirmed = await a.chat("action", payload="/affirm")  # runs on a, filed on b
+            confirmed = await a.chat(citizen, payload="/affirm")  # runs on a, filed on b
             assert filings == [201]
             (ticket,) = confirmed.json()["tickets"]
             assert ticket["reference"].startswith("39-") and ticket["tracking_code"]
             # reported once: the next turn (on the other gateway) has nothing more
-            later = await b.chat("action", text="merci")
+            later = await b.chat(citizen, text="merci")
             assert later.json()["tickets"] == []
     finally:
         rasa.server.shutdown()
