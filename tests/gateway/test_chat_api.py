@@ -21,7 +21,7 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 
 def test_health_reports_database_and_rasa(client: httpx.Client) -> None:
     body = client.get("/health").json()
-    assert body == {"status": "ok", "database": True, "rasa": True}
+    assert body == {"status": "ok", "database": True, "state": True, "rasa": True}
 
 
 def test_empty_message_gets_a_polite_answer(client: httpx.Client) -> None:

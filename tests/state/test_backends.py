@@ -231,3 +231,15 @@ async def test_expire_deletes_what_is_idle_full_or_expired(pair: Pair, clock: Cl
     assert await b.expire(3600) == counts
     assert await a.load("web-old", 3600 * 10) is None
     assert await a.acquire("web-held", 5) is None  # kept: its lease is held
+
+
+async def test_ping(pair: Pair) -> None:
+    assert await pair[0].ping()
+    if pair[0].name == "redis":
+        from webhook.store.state import RedisStateBackend
+
+        nowhere = RedisStateBackend("redis://127.0.0.1:9/0")
+        try:
+            assert not await nowhere.ping()  # nothing listens there
+        finally:
+            await nowhere.close()

@@ -61,11 +61,17 @@ async def health(request: Request) -> JSONResponse:
     except Exception:  # noqa: BLE001 - any failure means "database down" for a probe
         logger.warning("health: database check failed")
         database_ok = False
+    # the gateways' shared state (Redis when configured; else the database above): no turn
+    # can run without it
+    backend = getattr(request.app.state, "state_backend", None)
+    state_ok = await backend.ping() if backend is not None else True
+    if not state_ok:
+        logger.warning("health: shared state check failed")
     rasa_ok = await request.app.state.rasa.is_ready()
-    status = "ok" if database_ok and rasa_ok else "degraded"
+    status = "ok" if database_ok and state_ok and rasa_ok else "degraded"
     return JSONResponse(
-        {"status": status, "database": database_ok, "rasa": rasa_ok},
-        status_code=200 if database_ok else 503,
+        {"status": status, "database": database_ok, "state": state_ok, "rasa": rasa_ok},
+        status_code=200 if database_ok and state_ok else 503,
     )
 
 

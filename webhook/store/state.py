@@ -215,6 +215,10 @@ class StateBackend(ABC):
     async def close(self) -> None:
         return None
 
+    async def ping(self) -> bool:
+        """Whether the storage answers (the database's own check is the gateway's)."""
+        return True
+
     # -- the lease, as a context manager -------------------------------------------------------
     @contextlib.asynccontextmanager
     async def leased(
@@ -1064,6 +1068,12 @@ class RedisStateBackend(StateBackend):
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.redis.ping(), timeout=2.0))
+        except Exception:  # noqa: BLE001 - any failure means "down" for a probe
+            return False
 
 
 def backend_for(
