@@ -9,7 +9,10 @@ conversation must end with a reference, and every confirmed report must be store
 idempotently, webhook.store.tickets.conversation_key).
 
 A client whose request was cut by the kill (HAProxy answers 502, or the connection drops) sends
-the same message again, as the chat page lets the citizen do; nothing else is retried.
+the same message again, as the chat page lets the citizen do; nothing else is retried. The
+reference is read from the reply's text or from its ``tickets`` (what the chat page keeps to
+follow the report): when the answer to a confirmation is lost with a killed gateway, the filing
+reaches the next turn through the shared state, whatever the bot says to the repeated "yes".
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +81,9 @@ class Outcome:
     script: Script
     reference: str | None = None
     resends: int = 0
+    # the reference reached the client only in the answer's ``tickets`` (what the chat page
+    # keeps for follow-up), not in a text: the answer that said it was lost with a killed gateway
+    reference_from_tickets_only: bool = False
     turns: list[str] = field(default_factory=list)  # what the bot asked (for a failure message)
     problem: str | None = None
 
@@ -140,7 +147,7 @@ def next_message(script: Script, messages: list[dict[str, Any]]) -> dict[str, st
 
 async def send(
     client: httpx.AsyncClient, outcome: Outcome, body: dict[str, str], progress: Progress
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """POST one message; the same message again if the request was cut (502/503, dropped)."""
     for attempt in range(MAX_RESENDS + 1):
         try:
@@ -151,8 +158,8 @@ async def send(
             progress.answered += 1
             if progress.answered >= KILL_AFTER_MESSAGES:
                 progress.kill_requested.set()
-            messages: list[dict[str, Any]] = response.json()["messages"]
-            return messages
+            answer: dict[str, Any] = response.json()
+            return answer
         if response is not None and response.status_code not in (502, 503, 504):
             raise AssertionError(f"chat answered {response.status_code}: {response.text[:300]}")
         if attempt < MAX_RESENDS:
@@ -165,7 +172,8 @@ async def converse(client: httpx.AsyncClient, outcome: Outcome, progress: Progre
     degraded = replies.message("g_degraded")
     for _ in range(MAX_TURNS):
         assert body is not None
-        messages = await send(client, outcome, body, progress)
+        answer = await send(client, outcome, body, progress)
+        messages = answer["messages"]
         said = texts(messages)
         outcome.turns.append(said[:160])
         if degraded in said:
@@ -174,6 +182,11 @@ async def converse(client: httpx.AsyncClient, outcome: Outcome, progress: Progre
         match = REFERENCE_RE.search(said)
         if match:
             outcome.reference = match.group(0)
+            return
+        filed = [t["reference"] for t in answer.get("tickets") or []]
+        if filed:
+            outcome.reference = filed[0]
+            outcome.reference_from_tickets_only = True
             return
         body = next_message(outcome.script, messages)
         if body is None:
@@ -229,6 +242,23 @@ def stored_tickets(cluster: Cluster, run_id: str) -> list[tuple[str, str, str]]:
     return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
+def delivery_and_trackers(cluster: Cluster, run_id: str) -> tuple[dict[str, int], int]:
+    """The run's outbox rows by status, and how many of its conversations Rasa's tracker store
+    (PostgreSQL) holds."""
+    dsn = "postgresql://" + cluster.database_url.split("://", 1)[1]
+    pattern = f"web-fo-{run_id}-%"
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT o.status, COUNT(*) FROM outbox o JOIN tickets t ON t.id = o.ticket_id "
+            "WHERE t.conversation_id LIKE %s GROUP BY o.status",
+            (pattern,),
+        ).fetchall()
+        trackers = conn.execute(
+            "SELECT COUNT(DISTINCT sender_id) FROM events WHERE sender_id LIKE %s", (pattern,)
+        ).fetchone()
+    return {str(status): int(count) for status, count in rows}, int(trackers[0] if trackers else 0)
+
+
 def test_the_cluster_is_wired_as_documented(cluster: Cluster) -> None:
     # HAProxy checks both gateways and sees them up; both Rasa servers take a conversation's
     # lock in Redis and keep it in PostgreSQL; action servers file through the load balancer
@@ -276,6 +306,18 @@ def test_killing_a_gateway_and_a_rasa_loses_and_duplicates_no_report(cluster: Cl
     expected = {f"web-{o.sender}": o.reference for o in outcomes}
     assert {c: refs[0] for c, refs in by_conversation.items()} == expected
 
+    # the outbox worker (its own process) delivers every one of them to its agencies, and the
+    # conversations are in Rasa's tracker store in PostgreSQL, shared by both Rasa servers
+    deadline = time.monotonic() + 120
+    while True:
+        statuses, trackers = delivery_and_trackers(cluster, run_id)
+        if set(statuses) == {"delivered"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert set(statuses) == {"delivered"}, statuses
+    assert statuses["delivered"] >= len(outcomes)
+    assert trackers == len(outcomes)
+
     # the failover was exercised: the surviving gateway moved conversations off the dead Rasa
     # server, and never fell back to the guided mode
     survivor_log = cluster.process("gateway-2").log_path.read_text(errors="replace")
@@ -285,5 +327,7 @@ def test_killing_a_gateway_and_a_rasa_loses_and_duplicates_no_report(cluster: Cl
     print(
         f"\nfailover: {progress.answered} messages answered, {after_kill} after the kill, "
         f"{sum(o.resends for o in outcomes)} resent after a cut request, "
+        f"{sum(o.reference_from_tickets_only for o in outcomes)} references received only in "
+        "'tickets' (their answer was lost), "
         f"{len(rows)} tickets for {len(outcomes)} conversations"
     )
