@@ -494,8 +494,15 @@ class SqlStateBackend(StateBackend):
             # Its own connections, with synchronous=NORMAL: in WAL mode a commit no longer
             # waits for the disk (a crash of the process loses nothing; a power cut may lose
             # the last state saves, never a ticket, whose connections stay FULL)
+            # One connection: this process's state writes queue in the pool rather than in
+            # SQLite's busy handler (which sleeps up to 100 ms between tries)
             self.engine = create_async_engine(
-                engine.url, connect_args={"timeout": 30}, hide_parameters=True
+                engine.url,
+                connect_args={"timeout": 30},
+                hide_parameters=True,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=60,
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_state_pragmas)
         else:
