@@ -363,3 +363,13 @@ def test_absence_dates_are_checked_like_in_the_chat() -> None:
     assert state.question == "adresse"
     in_ten_days = reports.today() + datetime.timedelta(days=10)
     assert state.answers["date_depart"] == in_ten_days.isoformat()
+
+
+@pytest.mark.parametrize("text", ["j'en peux plus", "il est là, il a sorti un couteau"])
+def test_a_cry_for_help_is_never_stored_as_an_answer(text: str) -> None:
+    state = GuidedState(step="question", report_type="incivilite", question="lieu")
+    asked = say(state, text)
+    assert state.question == "lieu" and "lieu" not in state.answers
+    assert asked and "Où" in asked[-1].text
+    say(state, "au 3 rue Pasteur")
+    assert state.answers["lieu"] == "au 3 rue Pasteur"

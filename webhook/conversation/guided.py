@@ -374,6 +374,10 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
     payload = _match_title(text, shown.buttons)
     if payload is not None:
         return _handle_payload(state, payload, lang)
+    if question.id not in ("description", "danger_now") and _cry_for_help(text, lang):
+        # "j'en peux plus", "il a sorti un couteau": the turn has given the emergency numbers
+        # first; this is no answer — nothing is stored, the same question waits
+        return Outcome([_question_reply(state, lang)])
     if question.kind == "commune":
         return Outcome(_answer_commune(state, text, lang))
     value = " ".join(text.split())[:MAX_TEXT_CHARS]
@@ -388,6 +392,13 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
         problem = reports.problem_text(answer.problem, lang)
         return Outcome([_question_reply(state, lang, prefix=problem)])
     return Outcome(_record(state, question.id, str(answer.value), lang, also=answer.values))
+
+
+def _cry_for_help(text: str, lang: str) -> bool:
+    """A danger or distress written instead of an answer (the rules decide; the danger model
+    alone does not judge answers, as in the chat)."""
+    assessment = safety.assess(text, lang)
+    return assessment.immediate_danger and not assessment.model_alone
 
 
 def _answer_payload(state: GuidedState, qid: str, value: str, lang: str) -> list[Reply]:
