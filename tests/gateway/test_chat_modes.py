@@ -422,3 +422,47 @@ async def test_an_uncertain_danger_is_asked_once_and_a_yes_gets_the_numbers(
         other = await gw.say(uncertain[0], sender="another-resident")
         no = await gw.tap(button_for(other, "Non, pas en ce moment"), sender="another-resident")
         assert texts(no) == ["D'accord, merci. Continuons."]
+
+
+async def test_an_explicit_cancel_at_a_report_question_reaches_rasa_as_a_cancel(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    """Issue 13: "non laissez tomber, il va voir mes messages" at a report's question cancels,
+    even when the classifier would hear the report's topic in it. (The stand-in echoes what it
+    receives: echoing a question's wording makes its reply that question.)"""
+    import reports
+
+    lieu = reports.model().ask_text("incivilite", "lieu", "fr")
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        await gw.say(lieu)  # the bot's reply now asks "where?"
+        await gw.say("non laissez tomber, il va voir mes messages")
+        assert fake_rasa.messages()[-1] == "/annuler"
+        # outside a report's question, the same words are sent as typed
+        await gw.say("non laissez tomber, il va voir mes messages", sender="another-resident")
+        assert fake_rasa.messages()[-1] == "non laissez tomber, il va voir mes messages"
+
+
+def test_the_summary_and_the_answers_to_change_await_an_answer() -> None:
+    """After them, as after a form's question, the danger model alone raises no alarm (the
+    rules do): "finalement non, tout est bon, envoyez" is an answer, not a cry for help."""
+    import reports
+    from webhook.conversation import turn
+    from webhook.replies import Button, Reply
+
+    summary = Reply(
+        text="Voici votre signalement avant envoi : ...",
+        buttons=[
+            Button(title=c.label("fr"), payload=c.label("fr")) for c in reports.model().confirmation
+        ],
+    )
+    correction = Reply(
+        text="Quelle réponse voulez-vous modifier ?",
+        buttons=[Button(title="Commune", payload='/modifier_champ{"champ":"commune"}')],
+    )
+    question = Reply(text=reports.model().ask_text("incivilite", "lieu", "fr"))
+    description = Reply(text=reports.model().ask_text("incivilite", "description", "fr"))
+    menu = Reply(text="Bonjour !", buttons=[Button(title="Menu", payload="/aide_menu")])
+    assert turn._awaits_answer([summary]) and turn._awaits_answer([correction])
+    assert turn._awaits_answer([menu, question])
+    assert not turn._awaits_answer([description]) and not turn._awaits_answer([menu])
+    assert not turn._awaits_answer([])
