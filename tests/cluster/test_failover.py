@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import pytest
 from tests.conftest import POSTGRES_ADMIN_DSN
 from webhook import replies
 from webhook.ops.cluster import ONE_ADDRESS_BENCH_LIMITS, Cluster, ClusterConfig
+from webhook.ops.supervisor import wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -331,3 +333,80 @@ def test_killing_a_gateway_and_a_rasa_loses_and_duplicates_no_report(cluster: Cl
         "'tickets' (their answer was lost), "
         f"{len(rows)} tickets for {len(outcomes)} conversations"
     )
+
+
+def ticket_of(cluster: Cluster, conversation_id: str) -> list[str]:
+    dsn = "postgresql://" + cluster.database_url.split("://", 1)[1]
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT reference FROM tickets WHERE conversation_id = %s", (conversation_id,)
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def ensure_gateway_1(cluster: Cluster) -> str:
+    """gateway-1 running (started again if a test killed it) and in HAProxy's rotation; its URL."""
+    gateway = cluster.process("gateway-1")
+    if not gateway.alive():
+        gateway.start()
+        wait_ready([gateway], time.monotonic(), 180.0)
+        cluster.wait_backends_up(60.0)
+    assert gateway.ready_url is not None
+    return gateway.ready_url.removesuffix("/health")
+
+
+def post_keeping_the_outcome(url: str, body: dict[str, str], outcome: dict[str, Any]) -> None:
+    try:
+        outcome["answer"] = httpx.post(url, json=body, timeout=120.0)
+    except httpx.TransportError:
+        outcome["cut"] = True
+
+
+def test_a_confirmation_whose_answer_dies_with_its_gateway(cluster: Cluster) -> None:
+    """The answer to 'Oui, envoyer' is lost because its gateway is killed right after the report
+    was filed: the citizen sends it again through the load balancer and gets the reference of
+    the one ticket filed (the filing reaches the next turn through the shared state)."""
+    script = SCRIPTS[0]
+    for attempt in range(6):
+        gateway_url = ensure_gateway_1(cluster)
+        sender = f"lost-{secrets.token_hex(3)}-{attempt}"
+        with httpx.Client(base_url=gateway_url, timeout=120.0) as direct:
+            body: dict[str, str] | None = {"text": script.description}
+            messages: list[dict[str, Any]] = []
+            for _ in range(MAX_TURNS):
+                assert body is not None, texts(messages)
+                answer = direct.post("/api/v1/chat", json={"sender": sender, **body})
+                assert answer.status_code == 200, answer.text
+                messages = answer.json()["messages"]
+                confirm = button(messages, "Oui, envoyer")
+                if confirm is not None:
+                    break
+                body = next_message(script, messages)
+            assert confirm is not None, texts(messages)
+
+        outcome: dict[str, Any] = {}
+        caller = threading.Thread(
+            target=post_keeping_the_outcome,
+            args=(f"{gateway_url}/api/v1/chat", {"sender": sender, "payload": confirm}, outcome),
+        )
+        caller.start()
+        deadline = time.monotonic() + 120
+        while caller.is_alive() and not ticket_of(cluster, f"web-{sender}"):
+            assert time.monotonic() < deadline, "no ticket filed"
+            time.sleep(0.02)
+        if not caller.is_alive():
+            continue  # answered before the kill could cut it: try again
+        cluster.process("gateway-1").kill()
+        caller.join(timeout=30)
+        if "cut" not in outcome:
+            continue
+        with httpx.Client(base_url=cluster.lb_url, timeout=120.0) as client:
+            again = client.post("/api/v1/chat", json={"sender": sender, "payload": confirm})
+        assert again.status_code == 200, again.text
+        filed = ticket_of(cluster, f"web-{sender}")
+        assert len(filed) == 1, filed
+        said = texts(again.json()["messages"])
+        given = [t["reference"] for t in again.json().get("tickets") or []]
+        assert filed[0] in said or filed[0] in given, (said[:300], given)
+        return
+    pytest.fail("the kill never landed between the filing and the answer in 6 attempts")
