@@ -466,3 +466,26 @@ def test_the_summary_and_the_answers_to_change_await_an_answer() -> None:
     assert turn._awaits_answer([menu, question])
     assert not turn._awaits_answer([description]) and not turn._awaits_answer([menu])
     assert not turn._awaits_answer([])
+
+
+async def test_an_overruled_story_told_at_a_report_question_gets_the_danger_question(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    """Issue 12: a long story the rules flag and the danger model turns into the question (it
+    says itself it is over) is asked about even when it answers a report's question, where the
+    model alone is not listened to: never silence."""
+    import reports
+    import safety
+
+    story = (
+        "L'hiver dernier un cambrioleur est entré chez nous avec un couteau pendant la nuit, il"
+        " est reparti avec la télé. On a déménagé depuis. L'assurance demande encore une"
+        " attestation, à qui dois-je la demander ?"
+    )
+    assert safety.assess(story, "fr").overruled  # the premise: rules flag, the model overrules
+    lieu = reports.model().ask_text("incivilite", "lieu", "fr")
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        await gw.say(lieu)  # the bot's reply now asks "where?"
+        reply = await gw.say(story)
+        assert texts(reply)[0] == "Vous-même ou quelqu'un est-il en danger en ce moment ?"
+        assert fake_rasa.messages()[-1] == story  # the conversation goes on below

@@ -518,8 +518,11 @@ async def _turn(
         if state.bot_asked and (assessment.model_alone or assessment.uncertain):
             # An answer to one of a report's questions (a place, a time, a name...): the danger
             # model was trained on descriptions, not on such answers, and the rules still apply.
-            # A long answer that it finds alarming may be a new story: ask (every time).
-            if assessment.immediate_danger and len(text.split()) >= ANSWER_STORY_WORDS:
+            # A long answer that it finds alarming may be a new story: ask (every time). So is
+            # a long story whose rules' alarm the model turned into the question (overruled).
+            if assessment.overruled or (
+                assessment.immediate_danger and len(text.split()) >= ANSWER_STORY_WORDS
+            ):
                 first.append(_danger_question(lang))
         elif assessment.immediate_danger:
             logger.info("immediate danger detected: rules=%s", ",".join(assessment.matched))
