@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import secrets
@@ -1083,14 +1084,274 @@ class RedisStateBackend(StateBackend):
             return False
 
 
+# ============================================================================ outages
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    """What a storage outage raises: the database's errors, the network's, Redis'."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    errors: list[type[BaseException]] = [SQLAlchemyError, OSError, TimeoutError]
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis is a pinned dependency of the gateway
+        pass
+    else:
+        errors.append(RedisError)
+    return tuple(errors)
+
+
+_MEMORY_TOKEN = "mem:"  # noqa: S105 - a prefix of lease tokens, not a secret
+
+
+class ResilientStateBackend(StateBackend):
+    """The shared backend, and this process' memory while it does not answer.
+
+    The database (or Redis) down must not stop a citizen half-way through a report (SPEC: the
+    report is kept, the citizen is told): while the shared storage fails, this gateway keeps
+    conversations, buckets and entries in its own memory (:class:`MemoryStateBackend`, as before
+    the state was shared), and tries the storage again ``retry_seconds`` later. A conversation
+    that went on in memory during the outage is read from memory at its next turn and written
+    back to the shared storage by that turn's save. What an outage costs: another gateway does
+    not see those conversations until they are saved back, and limits are counted per process
+    meanwhile. Every state saved in the shared storage is also copied in memory (the most
+    recent ``max_mirrored``), so that an outage continues a conversation where this gateway
+    last saw it."""
+
+    def __init__(
+        self,
+        primary: StateBackend,
+        *,
+        retry_seconds: float = 5.0,
+        max_mirrored: int = 20_000,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(clock)
+        self.primary = primary
+        self.max_mirrored = max_mirrored
+        self.memory = MemoryStateBackend(clock)
+        self.retry_seconds = retry_seconds
+        self.name = primary.name
+        self._down_until = 0.0
+        # conversations whose latest state is in memory (saved during an outage)
+        self._in_memory: set[str] = set()
+        self._errors = _outage_errors()
+
+    def _mirror(
+        self, conversation_id: str, data: dict[str, Any], owner: str | None, in_report: bool
+    ) -> None:
+        """Keep a copy of a state saved in the shared storage: an outage then continues the
+        conversation where this gateway last saw it (the most recent ``max_mirrored``)."""
+        rows = self.memory._conversations
+        row = rows.get(conversation_id) or _MemConversation()
+        row.data = json.loads(json.dumps(data))
+        row.owner = hashed(owner) if owner else None
+        row.in_report = in_report
+        row.updated_at = self.clock()
+        row.token = None
+        rows[conversation_id] = row
+        rows.move_to_end(conversation_id)
+        excess = len(rows) - self.max_mirrored
+        if excess > 0:
+            for old in list(itertools.islice(rows, excess)):
+                if old not in self._in_memory and rows[old].token is None:
+                    del rows[old]
+
+    @property
+    def degraded(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self.degraded:
+            logger.error(
+                "shared state unavailable (%s): conversations go on in this gateway's memory",
+                type(exc).__name__,
+            )
+        self._down_until = time.monotonic() + self.retry_seconds
+
+    async def _try(self, call: Callable[[StateBackend], Any]) -> Any:
+        """``call`` on the shared storage, on memory while it is down or when it fails."""
+        if not self.degraded:
+            try:
+                return await call(self.primary)
+            except self._errors as exc:
+                self._failed(exc)
+        return await call(self.memory)
+
+    # -- conversations ------------------------------------------------------------------------
+    async def load(self, conversation_id: str, idle_seconds: float) -> StoredConversation | None:
+        if conversation_id in self._in_memory:
+            return await self.memory.load(conversation_id, idle_seconds)
+        return await self._try(lambda b: b.load(conversation_id, idle_seconds))  # type: ignore[no-any-return]
+
+    async def _memory_acquire(self, conversation_id: str, ttl: float) -> str | None:
+        token = await self.memory.acquire(conversation_id, ttl)
+        return None if token is None else _MEMORY_TOKEN + token
+
+    async def acquire(self, conversation_id: str, ttl: float) -> str | None:
+        if not self.degraded:
+            try:
+                token = await self.primary.acquire(conversation_id, ttl)
+            except self._errors as exc:
+                self._failed(exc)
+            else:
+                return token
+        return await self._memory_acquire(conversation_id, ttl)
+
+    async def acquire_load(
+        self, conversation_id: str, ttl: float, idle_seconds: float
+    ) -> tuple[str | None, StoredConversation | None]:
+        if conversation_id not in self._in_memory and not self.degraded:
+            try:
+                return await self.primary.acquire_load(conversation_id, ttl, idle_seconds)
+            except self._errors as exc:
+                self._failed(exc)
+        token = await self.acquire(conversation_id, ttl)
+        if token is None:
+            return None, None
+        return token, await self.load(conversation_id, idle_seconds)
+
+    async def save(
+        self,
+        conversation_id: str,
+        data: dict[str, Any],
+        *,
+        owner: str | None,
+        in_report: bool,
+        token: str,
+        release: bool = False,
+    ) -> bool:
+        if not token.startswith(_MEMORY_TOKEN):
+            try:
+                saved = await self.primary.save(
+                    conversation_id,
+                    data,
+                    owner=owner,
+                    in_report=in_report,
+                    token=token,
+                    release=release,
+                )
+            except self._errors as exc:
+                self._failed(exc)
+            else:
+                if saved:  # back in (or still in) the shared storage; a copy for an outage
+                    self._in_memory.discard(conversation_id)
+                    self._mirror(conversation_id, data, owner, in_report)
+                return saved  # type: ignore[no-any-return]
+            # the storage failed under this turn: keep the state in memory
+            memory_token = await self.memory.acquire(conversation_id, LOCK_TTL)
+            if memory_token is None:
+                return False
+            token = _MEMORY_TOKEN + memory_token
+            release = True
+        saved = await self.memory.save(
+            conversation_id,
+            data,
+            owner=owner,
+            in_report=in_report,
+            token=token.removeprefix(_MEMORY_TOKEN),
+            release=release,
+        )
+        if saved:
+            self._in_memory.add(conversation_id)
+        return saved
+
+    async def renew(self, conversation_id: str, token: str, ttl: float) -> bool:
+        if token.startswith(_MEMORY_TOKEN):
+            return await self.memory.renew(conversation_id, token.removeprefix(_MEMORY_TOKEN), ttl)
+        try:
+            return await self.primary.renew(conversation_id, token, ttl)
+        except self._errors as exc:
+            self._failed(exc)
+            return True  # the turn goes on; its save falls back to memory
+
+    async def release(self, conversation_id: str, token: str) -> None:
+        if token.startswith(_MEMORY_TOKEN):
+            await self.memory.release(conversation_id, token.removeprefix(_MEMORY_TOKEN))
+            return
+        try:
+            await self.primary.release(conversation_id, token)
+        except self._errors as exc:
+            self._failed(exc)
+        if conversation_id in self._in_memory:
+            row = self.memory._conversations.get(conversation_id)
+            if row is not None:
+                row.token = None
+
+    async def add_note(self, conversation_id: str, note: dict[str, Any]) -> None:
+        await self._try(lambda b: b.add_note(conversation_id, note))
+
+    async def take_notes(self, conversation_id: str) -> list[dict[str, Any]]:
+        notes: list[dict[str, Any]] = await self.memory.take_notes(conversation_id)
+        if not self.degraded:
+            try:
+                notes += await self.primary.take_notes(conversation_id)
+            except self._errors as exc:
+                self._failed(exc)
+        return notes
+
+    async def evict(
+        self, owner: str | None, max_per_owner: int, max_total: int, idle_seconds: float
+    ) -> int:
+        return await self._try(  # type: ignore[no-any-return]
+            lambda b: b.evict(owner, max_per_owner, max_total, idle_seconds)
+        )
+
+    async def conversation_count(self, idle_seconds: float) -> int:
+        return await self._try(lambda b: b.conversation_count(idle_seconds))  # type: ignore[no-any-return]
+
+    # -- token buckets and entries -------------------------------------------------------------
+    async def hit(self, key: str, burst: float, per_second: float) -> BucketDecision:
+        return await self._try(lambda b: b.hit(key, burst, per_second))  # type: ignore[no-any-return]
+
+    async def refund(self, key: str, burst: float) -> None:
+        await self._try(lambda b: b.refund(key, burst))
+
+    async def hit_all(self, buckets: list[tuple[str, float, float]]) -> tuple[int, BucketDecision]:
+        return await self._try(lambda b: b.hit_all(buckets))  # type: ignore[no-any-return]
+
+    async def put(self, key: str, value: Any, ttl: float) -> None:
+        await self._try(lambda b: b.put(key, value, ttl))
+
+    async def get(self, key: str) -> Any | None:
+        return await self._try(lambda b: b.get(key))
+
+    async def add(self, key: str, value: Any, ttl: float) -> bool:
+        return await self._try(lambda b: b.add(key, value, ttl))  # type: ignore[no-any-return]
+
+    async def incr(self, key: str, value: Any, ttl: float) -> int:
+        return await self._try(lambda b: b.incr(key, value, ttl))  # type: ignore[no-any-return]
+
+    async def count(self, key: str) -> int:
+        return await self._try(lambda b: b.count(key))  # type: ignore[no-any-return]
+
+    async def delete(self, key: str) -> None:
+        await self._try(lambda b: b.delete(key))
+
+    async def expire(self, idle_seconds: float, *, dry_run: bool = False) -> dict[str, int]:
+        await self.memory.expire(idle_seconds, dry_run=dry_run)
+        self._in_memory &= set(self.memory._conversations)
+        return await self.primary.expire(idle_seconds, dry_run=dry_run)
+
+    async def close(self) -> None:
+        await self.primary.close()
+
+    async def ping(self) -> bool:
+        try:
+            return await self.primary.ping()
+        except self._errors:
+            return False
+
+
 def backend_for(
     engine: AsyncEngine | None, redis_url: str = "", *, conversation_ttl: float = 6 * 3600
 ) -> StateBackend:
-    """Redis when configured, else the database when there is one, else memory."""
+    """Redis when configured, else the database when there is one, else memory; a shared one
+    falls back on this process' memory while it does not answer (:class:`ResilientStateBackend`)."""
     if redis_url:
-        return RedisStateBackend(redis_url, conversation_ttl=conversation_ttl)
+        return ResilientStateBackend(
+            RedisStateBackend(redis_url, conversation_ttl=conversation_ttl)
+        )
     if engine is not None:
-        return SqlStateBackend(engine)
+        return ResilientStateBackend(SqlStateBackend(engine))
     return MemoryStateBackend()
 
 
@@ -1100,6 +1361,7 @@ __all__ = [
     "BucketDecision",
     "MemoryStateBackend",
     "RedisStateBackend",
+    "ResilientStateBackend",
     "SqlStateBackend",
     "StateBackend",
     "StateBusy",
