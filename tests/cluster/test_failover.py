@@ -18,6 +18,7 @@ reaches the next turn through the shared state, whatever the bot says to the rep
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import threading
@@ -326,6 +327,14 @@ def test_killing_a_gateway_and_a_rasa_loses_and_duplicates_no_report(cluster: Cl
     dead_rasa = cluster.rasa_urls[0]
     assert f"Rasa instance {dead_rasa} unavailable" in survivor_log
     assert "No Rasa instance answers" not in survivor_log
+    # no log holds what the citizens wrote, Rasa's included when a killed gateway cut requests
+    # (as typed, or JSON-escaped as Rasa's structured logs write it)
+    written = [s.description for s in SCRIPTS] + [s.place for s in SCRIPTS]
+    forms = {f for w in written for f in (w, json.dumps(w)[1:-1])}
+    for process in cluster.processes:
+        if process.log_path.exists():
+            log = process.log_path.read_text(errors="replace")
+            assert not [f for f in forms if f in log], f"message text in {process.name}'s log"
     print(
         f"\nfailover: {progress.answered} messages answered, {after_kill} after the kill, "
         f"{sum(o.resends for o in outcomes)} resent after a cut request, "
