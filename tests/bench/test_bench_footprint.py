@@ -44,6 +44,8 @@ def test_rss_counts_the_process_and_its_descendants() -> None:
         assert own >= 60_000_000
         assert bench_footprint.rss_bytes(parent.pid) > own
         assert bench_footprint.peak_rss_bytes(parent.pid) >= bench_footprint.rss_bytes(parent.pid)
+        # allocating and touching 60 MB cost the grandchild some CPU; the tree counts it
+        assert bench_footprint.cpu_seconds(parent.pid) >= bench_footprint.cpu_seconds(grandchild)
     finally:
         assert parent.stdin is not None
         parent.stdin.close()
@@ -105,6 +107,9 @@ def test_footprint_of_the_real_stack_and_triage(stack: Stack, trained_model: Pat
         # every Python process of the product holds at least its interpreter and its libraries
         assert 30 < figures["rss_after_start_mb"] <= figures["peak_rss_mb"], name
         assert 30 < figures["rss_after_load_mb"] <= figures["peak_rss_mb"], name
+        assert figures["cpu_during_load_seconds"] >= 0, name
+    # Rasa parsed and answered the 12 messages: it used CPU for them
+    assert results["processes"]["rasa"]["cpu_during_load_seconds"] > 0
     # Rasa loads spaCy's vectors and the model: the heaviest process
     assert results["processes"]["rasa"]["rss_after_start_mb"] > max(
         results["processes"][n]["rss_after_start_mb"] for n in ("actions", "gateway")

@@ -4,8 +4,9 @@ Starts the product's stack (Rasa, action server, gateway on free ports, temporar
 with the current model (``TRANQUILLITE_MODEL`` if set) and prints, with the targets of issue 17:
 
 * per process, the time from its start until it answers (Rasa: its first message answered too,
-  as :meth:`Stack.start` warms it up) and its resident memory (RSS of the process and its
-  children, from ``/proc``) after start, after the load below, and its peak;
+  as :meth:`Stack.start` warms it up), its resident memory (RSS of the process and its
+  children, from ``/proc``) after start, after the load below, and its peak, and the CPU time
+  it used during that load (where a message's time goes: Rasa, or its action server);
 * the whole product's RSS (the three processes);
 * one Rasa instance alone under ``--concurrency`` concurrent conversations (the scripted
   conversations of ``bench-latency``, sent straight to Rasa's REST channel): messages per second,
@@ -107,6 +108,20 @@ def peak_rss_bytes(pid: int) -> int:
     return sum(_status_kib(p, "VmHWM") for p in process_tree(pid)) * 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by ``pid`` and its descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
 def load_average() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
@@ -121,6 +136,7 @@ class ProcessFigures:
     rss_after_start_mb: float
     rss_after_load_mb: float = math.nan
     peak_rss_mb: float = math.nan
+    cpu_during_load_seconds: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +144,7 @@ class ProcessFigures:
             "rss_after_start_mb": _round(self.rss_after_start_mb),
             "rss_after_load_mb": _round(self.rss_after_load_mb),
             "peak_rss_mb": _round(self.peak_rss_mb),
+            "cpu_during_load_seconds": _round(self.cpu_during_load_seconds),
         }
 
 
@@ -300,11 +317,13 @@ def measure_stack(
 ) -> tuple[dict[str, ProcessFigures], dict[str, Any]]:
     """Figures of a started stack: per process, then Rasa's throughput."""
     figures = stack_figures(stack)
+    cpu_before = {name: cpu_seconds(_pid(stack, name)) for name in figures}
     throughput = rasa_throughput(stack.settings.rasa_url, concurrency, messages, warmup)
     for name, process in figures.items():
         pid = _pid(stack, name)
         process.rss_after_load_mb = rss_bytes(pid) / MB
         process.peak_rss_mb = peak_rss_bytes(pid) / MB
+        process.cpu_during_load_seconds = cpu_seconds(pid) - cpu_before[name]
     return figures, throughput
 
 
@@ -357,12 +376,14 @@ def _fmt(value: Any, unit: str = "") -> str:
 def print_report(results: dict[str, Any], stream: IO[str] | None = None) -> None:
     out = stream or sys.stdout
     lines = [
-        f"{'process':10} {'ready s':>8} {'RSS start MB':>13} {'RSS load MB':>12} {'peak MB':>9}"
+        f"{'process':10} {'ready s':>8} {'RSS start MB':>13} {'RSS load MB':>12} "
+        f"{'peak MB':>9} {'CPU s (load)':>13}"
     ]
     for name, p in results["processes"].items():
         lines.append(
             f"{name:10} {_fmt(p['ready_seconds']):>8} {_fmt(p['rss_after_start_mb']):>13} "
-            f"{_fmt(p['rss_after_load_mb']):>12} {_fmt(p['peak_rss_mb']):>9}"
+            f"{_fmt(p['rss_after_load_mb']):>12} {_fmt(p['peak_rss_mb']):>9} "
+            f"{_fmt(p['cpu_during_load_seconds']):>13}"
         )
     t = results["total"]
     lines.append(
