@@ -132,8 +132,12 @@ def check_operation(
                         del case.body[name]
                 case.body["attribute[commune]"] = "39198"
                 for attribute in allowed:
+                    name = f"attribute[{attribute.code}]"
                     if attribute.values:
-                        case.body[f"attribute[{attribute.code}]"] = attribute.values[0][0]
+                        case.body[name] = attribute.values[0][0]
+                    elif attribute.code != "commune" and attribute.datatype != "datetime":
+                        # free text: a random string may read as no answer ("?", "0")
+                        case.body[name] = "Devant la mairie, le soir"
         response = case.call_and_validate(base_url=base_url, checks=CHECKS)
         seen.add(response.status_code)
 

@@ -44,7 +44,10 @@ class NotificationsResponse(BaseModel):
 @router.post(
     "/api/v1/notifications",
     response_model=NotificationsResponse,
-    responses={422: {"description": "Requête invalide"}},
+    responses={
+        413: {"description": "Corps de requête trop volumineux (plus de 4 Kio)"},
+        422: {"description": "Requête invalide"},
+    },
 )
 async def notifications(body: NotificationsQuery, request: Request) -> JSONResponse:
     """Messages waiting for the reports of these tracking codes, oldest first; each is returned

@@ -220,6 +220,7 @@ def citizen_updates(ticket: Ticket) -> list[TicketUpdate]:
     response_model=TrackingResponse,
     responses={
         404: {"model": TrackingNotFound, "description": "Code de suivi inconnu"},
+        413: {"description": "Corps de requête trop volumineux (plus de 1 Kio)"},
         422: {"description": "Requête invalide"},
     },
 )
