@@ -272,3 +272,13 @@ async def test_an_error_status_fails_the_turn_but_not_the_instance(
         assert all("web-broken" not in s.senders for s in servers if s is not home)
     finally:
         await client.aclose()
+
+
+async def test_a_gateway_without_rasa_url_has_no_instance_and_is_never_ready() -> None:
+    """A gateway started without any Rasa URL (a gateway alone) answers in the guided mode."""
+    client = RasaClient("", 1.0)
+    assert client.urls == () and not client.any_up()
+    assert not await client.is_ready()
+    with pytest.raises(RasaUnavailable):
+        await client.send("web-a", "bonjour")
+    await client.aclose()

@@ -90,7 +90,11 @@ class RasaClient:
         probe_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.urls = parse_urls(base_url)
+        given = base_url.strip() if isinstance(base_url, str) else any(u.strip() for u in base_url)
+        # no Rasa configured at all (a gateway alone): every conversation in the guided mode
+        self.urls = parse_urls(base_url) if given else ()
+        if not self.urls:
+            logger.warning("No Rasa URL configured: conversations use the guided mode")
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.probe_timeout = probe_timeout
