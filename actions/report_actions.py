@@ -293,10 +293,15 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         if message and not is_payload:
             assessment = safety.assess(message, language)
             if assessment.immediate_danger and (starting or not assessment.model_alone):
-                updates["danger_signal"] = True
+                # The danger model alone (no rule) gets the numbers shown, but it does not
+                # answer for the citizen: the form's own question ("in danger now?", "is it
+                # happening now?") decides the ticket's danger, as in the guided mode.
+                if not assessment.model_alone:
+                    updates["danger_signal"] = True
                 distress_only = set(assessment.categories) <= DISTRESS_CATEGORIES
                 if (
-                    "danger_now" in form.questions
+                    not assessment.model_alone
+                    and "danger_now" in form.questions
                     and not values.get("danger_now")
                     and not updates.get("danger_now")
                     and not distress_only

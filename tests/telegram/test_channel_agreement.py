@@ -147,7 +147,7 @@ SCENARIOS = {
     ),
     "drogue_trafic": Scenario(
         "drogue_trafic",
-        "il y a des dealers qui vendent de la drogue dans le hall de mon immeuble",
+        "il y a des dealers qui vendent de la drogue, je les vois par ma fenêtre",
         "Manosque",
         {"lieu": "hall du bâtiment B, rue des Écoles", "moment": "soir"},
         rules=("vol-cambriolage-drogue",),
