@@ -122,15 +122,24 @@ def check_operation(
     def run(case: schemathesis.Case) -> None:
         if case.query is not None and "api_key" in case.query:
             case.query["api_key"] = key
-        if isinstance(case.body, dict) and "api_key" in case.body:
-            case.body["api_key"] = key
+        if isinstance(case.body, dict):
+            if "api_key" in case.body:
+                case.body["api_key"] = key
             allowed = open311.SERVICE_ATTRIBUTES.get(str(case.body.get("service_code")))
             if allowed is not None and next(counter) % 2 == 0:
+                case.body["api_key"] = key
                 codes = {f"attribute[{a.code}]" for a in allowed}
                 for name in [n for n in case.body if n.startswith("attribute[")]:
                     if name not in codes:
                         del case.body[name]
                 case.body["attribute[commune]"] = "39198"
+                # the valid key in the body is the one used (a generated header would win)
+                for header in [
+                    h for h in case.headers or {} if h.lower() in ("x-api-key", "authorization")
+                ]:
+                    del case.headers[header]  # type: ignore[union-attr]
+                for coordinate in ("lat", "long"):  # a generated null is no number
+                    case.body.pop(coordinate, None)
                 for attribute in allowed:
                     name = f"attribute[{attribute.code}]"
                     if attribute.values:
