@@ -29,7 +29,6 @@ import math
 import os
 import queue
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -425,12 +424,6 @@ def print_report(results: dict[str, Any], stream: IO[str] | None = None) -> None
     print("\n".join(lines), file=out, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tranquillite bench-footprint",
@@ -451,24 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bench_latency.check_messages()
-    from webhook.config import Settings
     from webhook.ops import envsetup
     from webhook.ops.supervisor import Stack, StartupError
 
     model = envsetup.ensure_model()
     var_dir = Path(tempfile.mkdtemp(prefix="tranquillite-footprint-"))
-    rasa_port = _free_port()
-    settings = replace(
-        Settings.from_env(),
-        host="127.0.0.1",
-        gateway_port=_free_port(),
-        rasa_port=rasa_port,
-        actions_port=_free_port(),
-        var_dir=var_dir,
-        database_url=f"sqlite+aiosqlite:///{var_dir / 'bench.db'}",
-        rasa_url=f"http://127.0.0.1:{rasa_port}",
-        internal_token="",
-    )
+    settings = bench_latency.local_stack_settings(var_dir)
     # many conversations from one address: the per-address limits are not what is measured
     stack = Stack.build(
         settings,

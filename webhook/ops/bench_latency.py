@@ -34,6 +34,8 @@ from typing import Any
 
 import httpx
 
+from webhook.config import Settings
+
 # Each conversation: a greeting, then a report described over a few turns. The form then asks
 # for the commune, where the conversation stops: nothing is filed.
 CONVERSATIONS: tuple[tuple[str, ...], ...] = (
@@ -247,6 +249,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def local_stack_settings(var_dir: Path) -> Settings:
+    """Settings of a throwaway stack for a benchmark: free ports on 127.0.0.1, SQLite in
+    ``var_dir``, no internal token."""
+    rasa_port = _free_port()
+    return replace(
+        Settings.from_env(),
+        host="127.0.0.1",
+        gateway_port=_free_port(),
+        rasa_port=rasa_port,
+        actions_port=_free_port(),
+        var_dir=var_dir,
+        database_url=f"sqlite+aiosqlite:///{var_dir / 'bench.db'}",
+        rasa_url=f"http://127.0.0.1:{rasa_port}",
+        internal_token="",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tranquillite bench-latency",
@@ -284,23 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = None
     gateway_url, rasa_url = args.gateway_url, args.rasa_url
     if not gateway_url:
-        from webhook.config import Settings
         from webhook.ops import envsetup
         from webhook.ops.supervisor import Stack, StartupError
 
         var_dir = Path(tempfile.mkdtemp(prefix="tranquillite-bench-"))
-        rasa_port = _free_port()
-        settings = replace(
-            Settings.from_env(),
-            host="127.0.0.1",
-            gateway_port=_free_port(),
-            rasa_port=rasa_port,
-            actions_port=_free_port(),
-            var_dir=var_dir,
-            database_url=f"sqlite+aiosqlite:///{var_dir / 'bench.db'}",
-            rasa_url=f"http://127.0.0.1:{rasa_port}",
-            internal_token="",
-        )
+        settings = local_stack_settings(var_dir)
         stack = Stack.build(settings, envsetup.ensure_model())
         print(f"Starting a stack (logs in {var_dir / 'log'})...", file=sys.stderr, flush=True)
         try:
