@@ -11,7 +11,7 @@ import yaml
 
 from webhook.config import PROJECT_ROOT
 from webhook.ops.cluster import HAPROXY, haproxy_config
-from webhook.ops.supervisor import lock_store_config
+from webhook.ops.supervisor import LOCK_STORE_CLASS, lock_store_config
 
 DEPLOY = PROJECT_ROOT / "deploy"
 
@@ -60,7 +60,7 @@ def test_production_haproxy_config_is_valid() -> None:
 def test_lock_store_config_reads_a_redis_url() -> None:
     config = yaml.safe_load(lock_store_config("redis://:s3cret@redis.internal:6380/1"))
     assert config["lock_store"] == {
-        "type": "redis",
+        "type": LOCK_STORE_CLASS,
         "url": "redis.internal",
         "port": 6380,
         "db": 1,
@@ -109,5 +109,5 @@ def test_compose_layout_is_consistent() -> None:
     )
     assert servers == gateways
     endpoints = yaml.safe_load((DEPLOY / "rasa" / "endpoints.yml").read_text())
-    assert endpoints["lock_store"]["type"] == "redis"
+    assert endpoints["lock_store"]["type"] == LOCK_STORE_CLASS  # as the launcher writes it
     assert endpoints["tracker_store"]["dialect"] == "postgresql"

@@ -271,7 +271,7 @@ def test_the_cluster_is_wired_as_documented(cluster: Cluster) -> None:
     assert set(cluster.backend_status()) == {"gateway-1", "gateway-2"}
     for i in (1, 2):
         endpoints = (cluster.config.var_dir / "run" / f"endpoints-rasa-{i}.yml").read_text()
-        assert "lock_store:\n  type: redis" in endpoints
+        assert "lock_store:\n  type: bot.runtime.lock_store.LeasedRedisLockStore" in endpoints
         assert "dialect: postgresql" in endpoints
         assert cluster.process(f"actions-{i}").env["TRANQUILLITE_GATEWAY_URL"] == cluster.lb_url
         gateway = cluster.process(f"gateway-{i}").env

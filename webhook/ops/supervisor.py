@@ -65,16 +65,22 @@ def tracker_store_config(s: Settings) -> str:
     return f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{path}"\n'
 
 
+LOCK_STORE_CLASS = "bot.runtime.lock_store.LeasedRedisLockStore"
+
+
 def lock_store_config(redis_url: str) -> str:
-    """Rasa's Redis lock store (YAML for the endpoints file), needed as soon as more than one
+    """Rasa's lock store on Redis (YAML for the endpoints file), needed as soon as more than one
     Rasa instance shares the tracker store: a conversation's messages are processed one at a
-    time across instances. ``redis_url`` is redis://[user:password@]host[:port][/db]."""
+    time across instances. Not Rasa's own ``redis`` type (its tickets expire while they wait
+    and race between instances) but one renewed lease per conversation,
+    ``bot.runtime.lock_store.LeasedRedisLockStore``, whose lifetime is Rasa's
+    ``TICKET_LOCK_LIFETIME``. ``redis_url`` is redis://[user:password@]host[:port][/db]."""
     parts = urlsplit(redis_url)
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError(f"not a redis:// URL: {redis_url!r}")
     lines = [
         "lock_store:",
-        "  type: redis",
+        f"  type: {LOCK_STORE_CLASS}",
         f'  url: "{parts.hostname or "127.0.0.1"}"',
         f"  port: {parts.port or 6379}",
         f"  db: {int(parts.path.strip('/') or 0)}",
