@@ -8,6 +8,7 @@ calls the gateway's internal API (the single writer) and imports only the pure `
 from __future__ import annotations
 
 import abc
+import asyncio
 import json
 import logging
 import os
@@ -1092,22 +1093,53 @@ def _last_user_timestamp(tracker: Tracker) -> str:
     return "none"
 
 
+# A filing is idempotent (its key, and the gateway's conversation_key): when the request was cut
+# on its way (a gateway killed behind the load balancer answers 502, a connection drops), it is
+# sent again, a little later, before the citizen is told it failed.
+FILING_ATTEMPTS = 3
+FILING_RETRY_DELAYS = (0.5, 1.5)
+RETRIED_STATUSES = frozenset({502, 503, 504})
+
+
+class _Retry(Exception):
+    """This attempt's request was cut: the filing may be sent again."""
+
+
 async def _post_report(body: dict[str, Any]) -> dict[str, Any] | None:
+    for attempt in range(FILING_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(FILING_RETRY_DELAYS[min(attempt, len(FILING_RETRY_DELAYS)) - 1])
+        try:
+            return await _post_report_once(body)
+        except _Retry as exc:
+            logger.warning("filing attempt %d cut: %s", attempt + 1, exc)
+        except RuntimeError as exc:  # our own words: the status, never the report
+            logger.warning("filing failed: %s", exc)
+            return None
+        except aiohttp.ClientResponseError as exc:
+            logger.warning("filing failed: %s", type(exc).__name__)
+            return None
+    logger.warning("filing failed after %d attempts", FILING_ATTEMPTS)
+    return None
+
+
+async def _post_report_once(body: dict[str, Any]) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=10)
     try:
-        timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.post(
                 f"{gateway_url()}/internal/v1/reports",
                 json=body,
                 headers={"Authorization": f"Bearer {internal_token()}"},
             ) as response:
+                if response.status in RETRIED_STATUSES:
+                    raise _Retry(f"gateway answered HTTP {response.status}")
                 if response.status not in (200, 201):
                     raise RuntimeError(f"gateway answered HTTP {response.status}")
                 ticket: dict[str, Any] = await response.json()
                 return ticket
-    except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
-        logger.warning("filing failed: %s", type(exc).__name__)
-        return None
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+        raise _Retry(type(exc).__name__) from exc
 
 
 class ActionStatutTicket(Action):
