@@ -52,8 +52,8 @@ from safety.danger_model import (  # noqa: E402
 from safety.detector import MODEL_MIN_WORDS, VETO_MIN_WORDS, rules_context  # noqa: E402
 
 DATA_DIR = ROOT / "nlu_data" / "residents"
-TARGET_RECALL = 0.96
-ASK_RECALL = 0.975
+TARGET_RECALL = 0.97
+ASK_RECALL = 0.98
 C_GRID = (16.0, 64.0, 128.0)
 VETO_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 FOLDS = 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -145,5 +146,8 @@ def test_never_overruled_suicide_now_short_or_without_a_cue_of_the_past(message:
     ],
 )
 def test_kept_even_when_the_model_finds_it_unlikely(message: str) -> None:
-    assert default_model().probability(message) < default_model().veto_threshold
-    assert assess(message).immediate_danger
+    # a model that finds every message unlikely enough to overrule (veto at 1.0): these are
+    # still flagged (too short, or nothing says it is not happening now)
+    doubtful = replace(default_model(), veto_threshold=1.0)
+    assert doubtful.probability(message) < doubtful.veto_threshold
+    assert assess(message, model=doubtful).immediate_danger

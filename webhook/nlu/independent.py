@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import routing
+import safety
 from webhook.config import PROJECT_ROOT
 from webhook.nlu.triage import NON_REPORT, NluWorker, triage_one
 
@@ -142,6 +143,13 @@ def evaluate(worker: NluWorker, directory: Path = INDEPENDENT_DIR) -> dict[str, 
 
     danger = [(i, a) for i, a in zip(items, answers, strict=True) if i.danger_now]
     calm = [(i, a) for i, a in zip(items, answers, strict=True) if not i.danger_now]
+    # not flagged, but the chat asks "is someone in danger right now?" (a first message the
+    # safety layer finds uncertain): a yes gets the numbers first
+    asked = {
+        i.id
+        for i, a in zip(items, answers, strict=True)
+        if not a["immediate_danger"] and safety.assess(i.text, i.language).uncertain
+    }
     others = [
         (i, a) for i, a in zip(items, answers, strict=True) if i.language not in TRAINED_LANGUAGES
     ]
@@ -164,6 +172,11 @@ def evaluate(worker: NluWorker, directory: Path = INDEPENDENT_DIR) -> dict[str, 
             "calm_messages": len(calm),
             "recall": sum(1 for _, a in danger if a["immediate_danger"]) / len(danger),
             "false_alarm_rate": sum(1 for _, a in calm if a["immediate_danger"]) / len(calm),
+            "recall_flagged_or_asked": sum(
+                1 for i, a in danger if a["immediate_danger"] or i.id in asked
+            )
+            / len(danger),
+            "questions_on_calm_rate": sum(1 for i, _ in calm if i.id in asked) / len(calm),
             "missed_ids": [i.id for i, a in danger if not a["immediate_danger"]],
             "false_alarm_ids": [i.id for i, a in calm if a["immediate_danger"]],
         },
@@ -240,6 +253,9 @@ def render(figures: dict[str, Any]) -> str:
         f"({caught} of {danger['danger_messages']}), "
         f"false alarms {danger['false_alarm_rate']:.3f} "
         f"({len(danger['false_alarm_ids'])} of {danger['calm_messages']})",
+        f'  with the question ("en danger en ce moment ?") counted as a catch: recall '
+        f"{danger['recall_flagged_or_asked']:.3f}; the question asked on calm messages "
+        f"{danger['questions_on_calm_rate']:.3f}",
         "  missed: " + (", ".join(danger["missed_ids"]) or "none"),
         "  false alarms: " + (", ".join(danger["false_alarm_ids"]) or "none"),
         "by language (danger caught / danger): "
