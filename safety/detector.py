@@ -47,7 +47,7 @@ VETO_MIN_WORDS = 12
 _NEVER_OVERRULED = frozenset({"suicidal", "distress"})
 # ... and only when the message itself says it is not happening now: dated in the past, over,
 # from a screen or a rumour, a joke (safety.danger_model.CUES)
-NOT_NOW_CUES = frozenset({"past", "resolved", "fiction", "joke", "question", "habitual", "letter"})
+NOT_NOW_CUES = frozenset({"past", "resolved", "fiction", "joke", "question", "letter"})
 # (Its corpus is French and English with a few messages in other languages, most of them
 # dangers: in those languages it errs towards alarms — a false alarm costs a line, SPEC §3.)
 _MODEL_CATEGORY = "help_call"
