@@ -64,6 +64,15 @@ def next_step(report_type: str | None, language: str) -> str:
     return _t("next_step", language)
 
 
+def reference_text(reference: str, tracking_code: str | None, language: str) -> str:
+    """The reference (and the citizen's tracking code) of a report filed in a turn whose answer
+    was lost: the first lines of the confirmation, alone."""
+    lines = [_t("reference", language, reference=reference)]
+    if tracking_code:
+        lines.append(_t("tracking", language, code=tracking_code))
+    return "\n".join(lines)
+
+
 def filed_text(summary: Mapping[str, Any], language: str) -> str:
     """The whole confirmation, one message."""
     lines = [_t("reference", language, reference=summary["reference"])]

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import reports
 import safety
+from reports import confirmation
 from webhook import replies
 from webhook.conversation import guided
 from webhook.conversation import language as languages
@@ -669,6 +670,20 @@ async def _route(
             problem=_refusal_problem(refusal),
             retry_after=refusal.retry_after or None,
         )
+    said = "\n".join(m.text or "" for m in messages)
+    earlier = [t for t in filed if t.get("reference") and t["reference"] not in said]
+    if earlier:
+        # filed in a turn whose answer never reached the citizen (its gateway died after the
+        # filing): the reference now, and for a repeated "yes" to the summary nothing else (the
+        # report is no longer in progress: Rasa would not understand the yes)
+        given = [
+            replies.Reply(
+                text=confirmation.reference_text(t["reference"], t.get("tracking_code"), lang)
+            )
+            for t in earlier
+        ]
+        repeated_yes = reports.read_confirmation(text or payload or "") == "envoyer"
+        messages = given if repeated_yes else [*given, *messages]
     if not messages:
         # Rasa answered nothing (e.g. a failing custom action): never leave the citizen
         # without an answer.
