@@ -128,6 +128,10 @@ class NluWorker:
                 encoding="utf-8",
                 bufsize=1,
             )
+        # while the Rasa-side process loads the model (about 13 s), load what the first answer
+        # needs on this side (language profiles, danger model, lexicon, routing and communes:
+        # about a second, issue 17) on the other core
+        _warm_up()
         ready = self._read()
         if not ready.get("ready"):
             self.close()
@@ -316,6 +320,16 @@ def classifier_danger(
     present = any(p.search(c) for p in lexicon.present_markers for c in clauses)
     reassured = any(p.search(c) for p in lexicon.reassurance for c in clauses)
     return present and not reassured
+
+
+def _warm_up() -> None:
+    """One answer on a made-up parse: loads every lazy resource :func:`triage_one` uses."""
+    triage_one(
+        "warm-up",
+        "Mon voisin met la musique très fort toutes les nuits à Dole",
+        "39198",
+        {"intent": "incivilite", "confidence": 0.9, "ranking": [["incivilite", 0.9]]},
+    )
 
 
 def triage_one(
