@@ -11,15 +11,13 @@ HAProxy and gateways, but cannot choose when a request is cut)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from webhook.config import PROJECT_ROOT
-from webhook.ops import envsetup
+from tests.rasa_python import run_in_rasa_env
 
 TICKET = {"reference": "04-2026-000042", "agency": {"name": "x"}}
 BODY = {"report_type": "incivilite", "idempotency_key": "web-x:1", "fields": {}}
@@ -75,19 +73,10 @@ def balancer(request: pytest.FixtureRequest) -> Iterator[LoadBalancer]:
 
 def post_report(server: LoadBalancer) -> dict | None:
     env = {
-        **envsetup.rasa_env(),
         "TRANQUILLITE_GATEWAY_URL": f"http://127.0.0.1:{server.server_address[1]}",
         "TRANQUILLITE_INTERNAL_TOKEN": "t",
     }
-    result = subprocess.run(
-        [str(envsetup.rasa_bin("python")), "-c", CHECK, json.dumps(BODY)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_in_rasa_env(CHECK, json.dumps(BODY), extra_env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     answer: dict | None = json.loads(result.stdout.strip().splitlines()[-1])
     return answer

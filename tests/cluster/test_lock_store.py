@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 
 import pytest
 
-from webhook.config import PROJECT_ROOT
-from webhook.ops import envsetup
+from tests.rasa_python import run_in_rasa_env
 from webhook.ops.supervisor import lock_store_config
 
 pytestmark = pytest.mark.redis
@@ -125,15 +123,7 @@ asyncio.run(main())
 
 def test_one_renewed_lease_per_conversation_across_instances() -> None:
     prefix = "t" + secrets.token_hex(4)
-    result = subprocess.run(
-        [str(envsetup.rasa_bin("python")), "-c", CHECK, lock_store_config(REDIS_URL), prefix],
-        cwd=PROJECT_ROOT,
-        env=envsetup.rasa_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_in_rasa_env(CHECK, lock_store_config(REDIS_URL), prefix)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["class"] == "bot.runtime.lock_store.LeasedRedisLockStore"

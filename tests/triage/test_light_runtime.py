@@ -6,12 +6,10 @@ Rasa does."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from webhook.config import PROJECT_ROOT
-from webhook.ops import envsetup
+from tests.rasa_python import run_in_rasa_env
 
 pytestmark = pytest.mark.slow  # one .venv-rasa process importing Rasa and spaCy twice
 
@@ -74,15 +72,7 @@ print("RESULT " + json.dumps(out))
 
 
 def test_light_spacy_and_action_checks_match_rasa() -> None:
-    result = subprocess.run(
-        [str(envsetup.rasa_bin("python")), "-c", CHECK],
-        cwd=PROJECT_ROOT,
-        env=envsetup.rasa_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = run_in_rasa_env(CHECK, timeout=900)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert result.returncode == 0 and lines, result.stderr[-3000:]
     out = json.loads(lines[0].removeprefix("RESULT "))
