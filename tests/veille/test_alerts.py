@@ -5,6 +5,7 @@ recomputation decides like the per-report evaluation."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -58,13 +59,16 @@ async def file_and_evaluate(
     **kwargs: object,
 ) -> list[Ticket]:
     """File each report at its moment, in time order, and let the worker evaluate it a minute
-    later, as the gateway does."""
+    later, then refresh the waves it joined when that falls due, as its loop does."""
     filed = []
     people = residents if residents is not None else [f"r{n}" for n in range(len(moments))]
+    refresh = dt.timedelta(seconds=get_config().alerts.refresh_seconds)
     for when, resident in sorted(zip(moments, people, strict=True), key=lambda p: p[0]):
         filed.append(await file_at(sessions, when, resident=resident, **kwargs))  # type: ignore[arg-type]
         clock.now = when + dt.timedelta(minutes=1)
         assert await worker.run_once() == 1
+        clock.now += refresh
+        await worker.refresh_if_due()
     return filed
 
 
@@ -154,6 +158,42 @@ async def test_the_alert_is_raised_at_the_fourth_report_and_followed_by_the_next
         # P(X >= 3 | 0.2) = 0.0011 is not below 0.001; P(X >= 4 | 0.2) = 0.00006 is
         assert len(found) == (0 if n < 3 else 1), n
     assert found[0].count == 6 and aware(found[0].raised_at) == moments[3] + dt.timedelta(minutes=1)
+
+
+async def test_reports_joining_a_wave_wait_for_one_refresh_while_a_new_wave_is_raised_at_once(
+    sessions: Sessions,
+) -> None:
+    """At a peak, a report that joins a wave going on is not recounted one by one: the worker
+    refreshes that wave's figures in one batch, ``refresh_seconds`` after the first report it
+    left waiting. The report that makes a wave raises it at once."""
+    refresh = dt.timedelta(seconds=get_config().alerts.refresh_seconds)
+    assert dt.timedelta(0) < refresh <= dt.timedelta(minutes=1)
+    clock = Clock(NOW)
+    worker = VeilleWorker(sessions, clock=clock)
+    for n in range(4):
+        await file_at(sessions, NOW - dt.timedelta(hours=2, minutes=-n), resident=f"r{n}")
+        assert await worker.run_once() == 1
+    (alert,) = await all_alerts(sessions)
+    assert alert.count == 4 and aware(alert.raised_at) == NOW
+    assert worker.deferred == set()
+
+    clock.now = NOW + dt.timedelta(seconds=5)
+    for n in range(4, 6):
+        await file_at(sessions, NOW, resident=f"r{n}")
+        assert await worker.run_once() == 1
+    key = alerts.AlertKey("04", "commune", FORCALQUIER, "arnaque", "faux_conseiller")
+    assert key in worker.deferred
+    assert await worker.refresh_if_due() is None  # not due yet: the figures wait
+    (alert,) = await all_alerts(sessions)
+    assert alert.count == 4
+
+    clock.now = NOW + dt.timedelta(seconds=5) + refresh
+    outcome = await worker.refresh_if_due()
+    assert outcome is not None and alert.id in outcome.updated and not outcome.created
+    (alert,) = await all_alerts(sessions)
+    assert alert.count == 6 and alert.residents == 6 and alert.peak_count == 6
+    assert aware(alert.updated_at) == clock.now
+    assert worker.deferred == set() and await worker.refresh_if_due(force=True) is None
 
 
 async def test_six_reports_spread_over_twelve_weeks_raise_nothing(sessions: Sessions) -> None:
@@ -306,6 +346,61 @@ async def test_a_wave_across_an_epci_is_the_epci_s_alert(sessions: Sessions) -> 
         present.where(found[0], get_config())
         == "dans l'EPCI CC Pays Forcalquier et Montagne de Lure"
     )
+
+
+async def test_a_report_explained_by_a_wave_under_a_wider_key_leaves_that_key_alone(
+    sessions: Sessions,
+) -> None:
+    """The EPCI's keys decide on the reports no narrower wave explains: a report of
+    Forcalquier's wave adds none, so the worker does not recount the EPCI for it; reports of its
+    other communes do, and raise the EPCI's wave. The end state is the full recomputation's."""
+    clock = Clock(NOW)
+    worker = VeilleWorker(sessions, clock=clock)
+    start = NOW - 2 * DAY
+    forcalquier = [start + n * dt.timedelta(hours=2) for n in range(5)]
+    await file_and_evaluate(sessions, worker, clock, forcalquier)
+    wave = alerts.AlertKey("04", "commune", FORCALQUIER, "arnaque", "faux_conseiller")
+    epci = [
+        alerts.AlertKey("04", "epci", "240400440", "arnaque", subtype)
+        for subtype in ("faux_conseiller", "")
+    ]
+    assert [alerts.AlertKey.of(a) for a in await all_alerts(sessions)] == [wave]
+
+    ticket_keys = [wave, dataclasses.replace(wave, subtype=""), *epci]
+    outcome = alerts.Outcome()
+    async with sessions() as session:
+        wanted = await alerts._to_evaluate(session, "04", [ticket_keys], outcome)
+    assert outcome.deferred == [wave]
+    assert wanted == set()  # the commune's whole type and the EPCI's keys: all explained
+    elsewhere = [dataclasses.replace(k, area_code=NIOZELLES) for k in ticket_keys[:2]] + epci
+    async with sessions() as session:
+        assert await alerts._to_evaluate(session, "04", [elsewhere], alerts.Outcome()) == set(
+            elsewhere
+        )
+
+    others = [(NIOZELLES, 11), (NIOZELLES, 13), (NIOZELLES, 15), ("04106", 17)]
+    for n, (commune, hours) in enumerate(others):
+        await file_and_evaluate(
+            sessions,
+            worker,
+            clock,
+            [start + dt.timedelta(hours=hours)],
+            residents=[f"o{n}"],
+            commune=commune,
+        )
+    await file_and_evaluate(sessions, worker, clock, [start + dt.timedelta(hours=20)])
+    await worker.refresh_if_due(force=True)
+    incremental = {
+        (alerts.AlertKey.of(a), a.count, a.ended_at is None) for a in await all_alerts(sessions)
+    }
+    assert {k for k, _, going_on in incremental if going_on} == {wave, epci[0]}
+    async with sessions() as session, session.begin():
+        await session.execute(VeilleAlert.__table__.delete())
+    await alerts.recompute(sessions, "04", clock.now, get_config(), deliver=False)
+    recomputed = {
+        (alerts.AlertKey.of(a), a.count, a.ended_at is None) for a in await all_alerts(sessions)
+    }
+    assert incremental == recomputed
 
 
 async def test_a_mixed_wave_of_scams_is_the_type_s_alert(sessions: Sessions) -> None:

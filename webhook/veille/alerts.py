@@ -144,8 +144,9 @@ class Observation:
     residents: int = 0
     baseline_count: int = 0
     baseline_weeks: float = 0.0
-    # the window's reports as (commune, sub-kind, resident), when read in one pass (recompute)
-    window: list[tuple[str, str, str]] | None = None
+    # the window's reports as (commune, sub-kind, their residents), when read in one pass
+    # (recompute)
+    window: list[tuple[str, str, list[str]]] | None = None
     # the window's reports per (commune, sub-kind as stored): their number (evaluation per key
     # on PostgreSQL; on SQLite the reports a residual leaves are counted by a query)
     groups: list[tuple[str | None, str | None, int]] | None = None
@@ -189,8 +190,9 @@ def assess(
     return Evaluation(count, residents, expected, floor_used, p_value, raises, ends)
 
 
-def resident_of(ticket_id: int, conversation_id: str | None) -> str:
-    return f"c:{conversation_id}" if conversation_id else f"t:{ticket_id}"
+def _resident() -> Any:
+    """A report's resident, as SQL: its conversation; a report without one is its own."""
+    return func.coalesce(Ticket.conversation_id, literal("t:") + cast(Ticket.id, String))
 
 
 class History:
@@ -261,13 +263,13 @@ def _in_window(observation: Observation) -> list[Any]:
 # Residents are counted among this many reports of a window at most, the first ones (deciding
 # needs two; above this, the stored figure is a floor): counting distinct residents is the
 # costly part of an evaluation at a peak.
-RESIDENTS_SCAN = 1000
+RESIDENTS_SCAN = 100
 
 
 def _residents_among(filters: list[Any]) -> Any:
     """Distinct residents among at most RESIDENTS_SCAN reports matching ``filters`` — a report
     without a conversation is its own resident (a scalar subquery)."""
-    resident = func.coalesce(Ticket.conversation_id, literal("t:") + cast(Ticket.id, String))
+    resident = _resident()
     # the first reports of the window, read in the order of the area's index (without an order,
     # PostgreSQL may scan the table from its start to find them)
     sample = (
@@ -510,11 +512,14 @@ class Outcome:
     created: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
+    # keys of waves going on that filed reports joined, their figures left for a refresh
+    deferred: list[AlertKey] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
         self.created += other.created
         self.updated += other.updated
         self.ended += other.ended
+        self.deferred += other.deferred
 
 
 async def _ongoing(
@@ -706,7 +711,7 @@ async def _residual(
     """(reports, residents) of the window that the narrower waves do not explain (residents
     counted only when they can change the decision)."""
     if observation.window is not None:
-        left = [r for c, s, r in observation.window if not explained.covers(c, s)]
+        left = [r for c, s, rs in observation.window if not explained.covers(c, s) for r in rs]
         return len(left), len(set(left))
 
     def filters() -> list[Any]:
@@ -835,7 +840,13 @@ async def evaluate_in(
     config: VeilleConfig,
     history: History,
     outcome: Outcome,
+    *,
+    defer_ongoing: bool = False,
 ) -> None:
+    """Evaluate the keys of filed tickets in the caller's transaction. With ``defer_ongoing``
+    (the worker, when ``refresh_seconds`` is set), a key whose wave is going on is not recounted:
+    a report more cannot end a wave, so only its figures wait; the key goes to
+    ``outcome.deferred`` for the worker's next refresh (:func:`refresh`)."""
     if not ticket_ids:
         return
     questions = sorted(set(config.subtype_questions.values()))
@@ -852,7 +863,7 @@ async def evaluate_in(
         )
     ).all()
     engine = routing.get_engine()
-    by_departement: dict[str, set[AlertKey]] = {}
+    by_departement: dict[str, list[list[AlertKey]]] = {}
     for row in rows:
         ticket_id, insee, report_type, subtype, epci = row[0], row[1], row[2], row[3], row[4]
         missing: dict[str, Any] = {}
@@ -875,11 +886,60 @@ async def evaluate_in(
         geo = figures.geography(commune.departement)
         if commune.insee not in geo.epci_of:
             continue
-        for key in keys_for(geo, config, commune.insee, report_type, subtype):
-            by_departement.setdefault(key.departement, set()).add(key)
-    for keys in by_departement.values():
+        ticket_keys = keys_for(geo, config, commune.insee, report_type, subtype)
+        if ticket_keys:
+            by_departement.setdefault(geo.departement, []).append(ticket_keys)
+    for departement, per_ticket in by_departement.items():
+        keys = {key for ticket_keys in per_ticket for key in ticket_keys}
+        if defer_ongoing and config.alerts.refresh_seconds > 0:
+            keys = await _to_evaluate(session, departement, per_ticket, outcome)
+            if not keys:
+                continue
         observations = await observe_all(session, sorted(keys), now, config, history)
         outcome.merge(await settle(session, observations, now, config))
+
+
+async def _to_evaluate(
+    session: AsyncSession,
+    departement: str,
+    per_ticket: list[list[AlertKey]],
+    outcome: Outcome,
+) -> set[AlertKey]:
+    """The keys that filed reports (their keys, one list per report) can change the decision
+    of, the others left for the worker's refresh (``outcome.deferred``):
+
+    - a key whose wave is going on: a report more cannot end it, only its figures wait;
+    - a key with a wave going on under it that explains the report (the report's narrower key):
+      the reports it could raise on are those no narrower wave explains (:func:`settle`), and
+      this report adds none, so its decision stays the last one."""
+    geo = figures.geography(departement)
+    ongoing = await _ongoing_keys(session, departement, {k for ks in per_ticket for k in ks})
+    deferred: set[AlertKey] = set()
+    wanted: set[AlertKey] = set()
+    for ticket_keys in per_ticket:
+        for key in ticket_keys:
+            if key in ongoing:
+                deferred.add(key)
+            elif not any(other in ongoing and other.within(key, geo) for other in ticket_keys):
+                wanted.add(key)
+    outcome.deferred += sorted(deferred)
+    return wanted
+
+
+async def _ongoing_keys(
+    session: AsyncSession, departement: str, keys: Iterable[AlertKey]
+) -> set[AlertKey]:
+    """Those of ``keys`` whose wave is going on (key columns only: one indexed statement)."""
+    wanted = set(keys)
+    table = VeilleAlert.__table__.c
+    query = select(table.area_kind, table.area_code, table.report_type, table.subtype).where(
+        table.departement == departement,
+        table.ended_at.is_(None),
+        table.report_type.in_(sorted({k.report_type for k in wanted})),
+        table.area_code.in_(sorted({k.area_code for k in wanted})),
+    )
+    found = {AlertKey(departement, *row) for row in (await session.execute(query)).all()}
+    return found & wanted
 
 
 # Above this many waves going on in a département, a sweep reads its tickets in one pass
@@ -894,8 +954,6 @@ async def sweep(
     history: History | None = None,
 ) -> Outcome:
     """Re-check every wave going on at ``now`` (ends the waves that are over)."""
-    history = history or History()
-    outcome = Outcome()
     async with sessions() as session:
         rows = (
             await session.execute(
@@ -908,15 +966,29 @@ async def sweep(
                 ).where(VeilleAlert.ended_at.is_(None))
             )
         ).all()
+    return await refresh(sessions, [AlertKey(*row) for row in rows], now, config, history)
+
+
+async def refresh(
+    sessions: Sessions,
+    keys: Iterable[AlertKey],
+    now: dt.datetime,
+    config: VeilleConfig,
+    history: History | None = None,
+) -> Outcome:
+    """Evaluate ``keys`` at ``now`` (the waves the worker left waiting, or every wave going
+    on): a département with many of them is recomputed in one pass over its tickets."""
+    history = history or History()
+    outcome = Outcome()
     by_departement: dict[str, list[AlertKey]] = {}
-    for row in rows:
-        by_departement.setdefault(row[0], []).append(AlertKey(*row))
-    for departement, keys in sorted(by_departement.items()):
-        if len(keys) > SWEEP_IN_ONE_PASS:
+    for key in sorted(set(keys)):
+        by_departement.setdefault(key.departement, []).append(key)
+    for departement, group in sorted(by_departement.items()):
+        if len(group) > SWEEP_IN_ONE_PASS:
             outcome.merge(await recompute(sessions, departement, now, config))
             continue
         async with sessions() as session, session.begin():
-            observations = await observe_all(session, keys, now, config, history)
+            observations = await observe_all(session, group, now, config, history)
             outcome.merge(await settle(session, observations, now, config))
     return outcome
 
@@ -930,7 +1002,9 @@ async def recompute(
     deliver: bool = True,
 ) -> Outcome:
     """Evaluate every key of a département at ``now`` from one pass over its tickets of the last
-    window and baseline (same decisions as the per-report evaluation)."""
+    window and baseline (same decisions as the per-report evaluation): the baseline is counted
+    by the database per commune, type and sub-kind; the window's reports are read once and
+    grouped the same way, each group then added to the keys it belongs to."""
     geo = figures.geography(departement)
     window_start = now - dt.timedelta(days=config.alerts.window_days)
     history = History()
@@ -938,69 +1012,63 @@ async def recompute(
     async with sessions() as session, session.begin():
         opened = await history.start(session, departement)
         baseline_start, baseline_weeks = _baseline_span(config, window_start, opened)
-        query = (
-            select(
-                Ticket.id,
-                Ticket.created_at,
-                Ticket.commune_insee,
-                Ticket.report_type,
-                Ticket.conversation_id,
-                Ticket.subtype,
-            )
-            .where(
-                Ticket.departement == departement,
-                Ticket.commune_insee.is_not(None),
-                Ticket.created_at >= baseline_start,
-                Ticket.created_at <= now,
-                Ticket.status.not_in(NOT_COUNTED_STATUSES),
-            )
-            .execution_options(yield_per=5000)
+        counted = (
+            Ticket.departement == departement,
+            Ticket.commune_insee.is_not(None),
+            Ticket.status.not_in(NOT_COUNTED_STATUSES),
         )
+        group = (Ticket.commune_insee, Ticket.report_type, Ticket.subtype)
+        baseline = await _read(
+            session,
+            select(*group, func.count())
+            .where(
+                *counted,
+                Ticket.created_at >= baseline_start,
+                Ticket.created_at <= window_start,
+            )
+            .group_by(*group),
+        )
+        # (commune, type, sub-kind as stored) → [baseline reports, the window's residents]
+        groups: dict[tuple[str, str, str | None], tuple[list[int], list[str]]] = {}
+        for commune, report_type, stored, count in baseline.all():
+            groups[(str(commune), report_type, stored)] = ([int(count)], [])
+        window = (
+            select(*group, _resident())
+            .where(*counted, Ticket.created_at > window_start, Ticket.created_at <= now)
+            .execution_options(yield_per=10000)
+        )
+        result = await session.stream(window)
+        async for partition in result.partitions():
+            for commune, report_type, stored, person in partition:
+                found = groups.get((commune, report_type, stored))
+                if found is None:
+                    found = groups[(str(commune), report_type, stored)] = ([0], [])
+                found[1].append(person)
         observations: dict[AlertKey, Observation] = {}
         people: dict[AlertKey, set[str]] = {}
-        communes: dict[str, str] = {}
-        key_cache: dict[tuple[str, str, str | None], tuple[list[AlertKey], str]] = {}
         engine = routing.get_engine()
-        result = await session.stream(query)
-        async for partition in result.partitions():
-            for row in partition:
-                code = str(row[2])
-                insee = communes.get(code)
-                if insee is None:
-                    commune = engine.commune(code)
-                    insee = communes[code] = (
-                        commune.insee if commune and commune.insee in geo.epci_of else ""
+        for (code, report_type, stored), (baseline_count, residents) in groups.items():
+            commune = engine.commune(code)
+            if commune is None or commune.insee not in geo.epci_of:
+                continue
+            subtype = config.subtype_of(report_type, stored)
+            for key in keys_for(geo, config, commune.insee, report_type, stored):
+                observation = observations.get(key)
+                if observation is None:
+                    observation = observations[key] = Observation(
+                        key=key,
+                        now=now,
+                        window_start=window_start,
+                        baseline_weeks=baseline_weeks,
+                        window=[],
                     )
-                if not insee:
-                    continue
-                answer = row[5]
-                in_window = utc(row[1]) > window_start
-                found = key_cache.get((insee, row[3], answer))
-                if found is None:
-                    found = key_cache[(insee, row[3], answer)] = (
-                        keys_for(geo, config, insee, row[3], answer),
-                        config.subtype_of(row[3], answer),
-                    )
-                keys, subtype = found
-                for key in keys:
-                    observation = observations.get(key)
-                    if observation is None:
-                        observation = observations[key] = Observation(
-                            key=key,
-                            now=now,
-                            window_start=window_start,
-                            baseline_weeks=baseline_weeks,
-                            window=[],
-                        )
-                        people[key] = set()
-                    if in_window:
-                        resident = resident_of(int(row[0]), row[4])
-                        observation.count += 1
-                        people[key].add(resident)
-                        assert observation.window is not None
-                        observation.window.append((insee, subtype, resident))
-                    else:
-                        observation.baseline_count += 1
+                    people[key] = set()
+                observation.baseline_count += baseline_count[0]
+                if residents:
+                    observation.count += len(residents)
+                    people[key].update(residents)
+                    assert observation.window is not None
+                    observation.window.append((commune.insee, subtype, residents))
         for key, observation in observations.items():
             observation.residents = len(people[key])
         # waves going on under keys without any report now end

@@ -53,6 +53,8 @@ class AlertSettings:
     end_p_value: float
     poll_seconds: float
     sweep_seconds: float
+    # how long the figures of a wave going on may wait for the reports that joined it
+    refresh_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def load(path: Path = CONFIG_PATH) -> VeilleConfig:
             end_p_value=_number(alerts, "end_p_value", float, 1e-12, 1),
             poll_seconds=poll,
             sweep_seconds=_number(alerts, "sweep_seconds", float, 1, 86400),
+            refresh_seconds=_number(alerts, "refresh_seconds", float, 0, 60),
         ),
         texts=dict(texts),
     )

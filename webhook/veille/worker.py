@@ -2,7 +2,9 @@
 
 Filing a ticket writes a ``veille_queue`` row in the same transaction (``webhook.store.tickets``);
 this worker takes a batch of them, evaluates their keys (:mod:`webhook.veille.alerts`) and
-deletes them in one transaction — a crash leaves them queued, nothing is skipped. On PostgreSQL
+deletes them in one transaction — a crash leaves them queued, nothing is skipped. A report that
+joins a wave already going on leaves that wave's figures to a refresh, in one batch, at most
+``refresh_seconds`` later (a crash loses only that refresh: the sweep redoes it). On PostgreSQL
 several workers share the queue (``FOR UPDATE SKIP LOCKED``; one wave per key is guaranteed by a
 unique index). It polls every ``poll_seconds`` (5 s by default, at most 60: an alert follows its
 report by at most a minute) and re-checks the waves going on every ``sweep_seconds``.
@@ -57,6 +59,9 @@ class VeilleWorker:
         self.batch_size = batch_size
         self.history = alerts.History()
         self._last_sweep: dt.datetime | None = None
+        # waves whose figures wait for the reports that joined them, since when
+        self.deferred: set[alerts.AlertKey] = set()
+        self._deferred_since: dt.datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -81,6 +86,7 @@ class VeilleWorker:
         while not self._stop.is_set():
             try:
                 done = await self.run_once()
+                await self.refresh_if_due()
                 await self.sweep_if_due()
             except Exception as exc:  # noqa: BLE001 - survive a database hiccup
                 logger.error("veille worker: batch failed (%s)", type(exc).__name__)
@@ -89,7 +95,7 @@ class VeilleWorker:
                 # no await between this check and the wait: stop() cannot slip in between
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.alerts.poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), self._idle_seconds())
         logger.info("veille worker stopped")
 
     async def run_once(self) -> int:
@@ -106,10 +112,44 @@ class VeilleWorker:
             ids = [int(i) for i in (await session.execute(query)).scalars()]
             if not ids:
                 return 0
-            await alerts.evaluate_in(session, ids, now, self.config, self.history, outcome)
+            await alerts.evaluate_in(
+                session, ids, now, self.config, self.history, outcome, defer_ongoing=True
+            )
             await session.execute(delete(VeilleQueue).where(VeilleQueue.ticket_id.in_(ids)))
+        if outcome.deferred:
+            self.deferred.update(outcome.deferred)
+            self._deferred_since = self._deferred_since or now
         self._announce(outcome)
         return len(ids)
+
+    def _idle_seconds(self) -> float:
+        """How long an idle loop waits: the poll interval, or less when a refresh falls due."""
+        wait = self.config.alerts.poll_seconds
+        if self._deferred_since is not None:
+            due = self._deferred_since + dt.timedelta(seconds=self.config.alerts.refresh_seconds)
+            wait = min(wait, max(0.0, (due - self.clock()).total_seconds()))
+        return wait
+
+    async def refresh_if_due(self, force: bool = False) -> alerts.Outcome | None:
+        """Refresh the waves that filed reports joined, once the oldest has waited
+        ``refresh_seconds`` (or at once with ``force``): one batch for all of them."""
+        if self._deferred_since is None:
+            return None
+        now = self.clock()
+        waited = (now - self._deferred_since).total_seconds()
+        if not force and waited < self.config.alerts.refresh_seconds:
+            return None
+        keys, since = self.deferred, self._deferred_since
+        self.deferred, self._deferred_since = set(), None
+        try:
+            outcome = await alerts.refresh(self.sessions, keys, now, self.config, self.history)
+        except Exception:
+            # kept for the next attempt (the sweep would redo it anyway)
+            self.deferred |= keys
+            self._deferred_since = min(since, self._deferred_since or since)
+            raise
+        self._announce(outcome)
+        return outcome
 
     async def sweep_if_due(self, force: bool = False) -> alerts.Outcome | None:
         now = self.clock()
@@ -135,11 +175,13 @@ class VeilleWorker:
             self.on_alert()
 
     async def drain(self, timeout: float = 60.0) -> None:
-        """Work until the queue is empty (tests and ``--once``)."""
+        """Work until the queue is empty, then refresh the waves it joined (tests and
+        ``--once``)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while await self.run_once():
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("veille queue not drained in time")
+        await self.refresh_if_due(force=True)
 
 
 def worker_main(argv: list[str]) -> int:
