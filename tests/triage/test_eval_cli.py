@@ -43,8 +43,6 @@ def rates(figures: dict) -> list[float]:
         entities["micro_recall"],
         danger["safety_layer_recall"],
         danger["safety_layer_false_alarm_rate"],
-        danger["triage_recall"],
-        danger["triage_false_alarm_rate"],
     ]
     for group in (intent["per_intent"], entities["per_entity"]):
         for scores in group.values():
@@ -81,7 +79,6 @@ def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path:
     assert figures["intent"]["report_macro_f1"] >= 0.90, figures["intent"]["per_intent"]
     # the danger target is a real one: every labelled immediate danger is flagged
     assert figures["danger"]["safety_layer_recall"] == 1.0
-    assert figures["danger"]["triage_recall"] == 1.0
     # the independent set (issue 12), written apart and never trained or tuned on: floors
     ind = figures["independent"]
     assert ind["messages"] >= 600

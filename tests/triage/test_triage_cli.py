@@ -7,6 +7,8 @@ import json
 import pytest
 
 import routing
+import safety
+from webhook.nlu import evaluate
 from webhook.nlu.triage import OUTPUT_KEYS
 
 pytestmark = pytest.mark.e2e
@@ -214,3 +216,18 @@ def test_languages(triage) -> None:
     for answer in (english, german, short, french):
         check_schema(answer)
     assert english["report_type"] == "vol_cambriolage"
+
+
+def test_triage_flags_danger_exactly_as_the_chat_does(triage) -> None:
+    """SPEC §8: triage uses the same model and rules as the chat. Its ``immediate_danger`` is
+    the safety layer's decision, the one the chat takes on every turn, for every labelled
+    message of the held-out danger set (dangers and calm messages alike)."""
+    danger, calm = evaluate.load_danger_set(evaluate.DANGER_FILE)
+    items = [{"id": n, "text": text} for n, text in enumerate(danger + calm)]
+    answers = triage.ask(*items)
+    chat = [
+        safety.assess(i["text"], a["language"]).immediate_danger
+        for i, a in zip(items, answers, strict=True)
+    ]
+    assert [a["immediate_danger"] for a in answers] == chat
+    assert sum(chat[: len(danger)]) == len(danger)  # and every labelled danger is flagged

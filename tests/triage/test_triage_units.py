@@ -9,7 +9,6 @@ import reports
 from safety import assess
 from webhook.nlu import evaluate
 from webhook.nlu.triage import (
-    classifier_danger,
     derive_flags,
     detect_language,
     read_item,
@@ -111,21 +110,6 @@ def test_language() -> None:
         detect_language("jsuis trop saoulé les voisins font la teuf tous les soirs jusqu a 3h")
         == "fr"
     )
-
-
-def test_classifier_danger_needs_a_confident_violent_type_and_now() -> None:
-    text = "le père bat son gamin en ce moment"
-    quiet = assess("rien")
-    assert classifier_danger(text, "enfant_en_danger", 0.9, quiet)
-    assert not classifier_danger(text, "enfant_en_danger", 0.3, quiet)
-    assert not classifier_danger(text, "incivilite", 0.9, quiet)
-    assert not classifier_danger(
-        "il n'y a pas d'urgence, la voisine frappe son fils en ce moment, je le signale",
-        "enfant_en_danger",
-        0.9,
-        quiet,
-    )
-    assert not classifier_danger("on m'a volé mon vélo hier", "vol_cambriolage", 0.9, quiet)
 
 
 def test_intent_scores_and_macro_f1() -> None:

@@ -6,7 +6,7 @@ Prints (and with ``--json FILE`` writes):
   precision/recall/F1/support, a confusion matrix (rows: expected, columns: predicted);
 * entity F1 per entity (exact span and label, on the test split's annotated entities);
 * immediate-danger recall (and false alarms) on ``nlu_data/danger/danger.yml``: the safety layer
-  alone (what the chat checks on every turn) and the ``triage`` decision (safety + classifier);
+  (rules + danger model), what the chat checks on every turn and ``triage`` answers;
 * the model's start-up time and the per-message parse time (median, p95).
 
 The prediction is the classifier's best intent; ``nlu_fallback`` (below the FallbackClassifier's
@@ -33,7 +33,7 @@ import routing
 from safety import assess
 from webhook.config import PROJECT_ROOT
 from webhook.nlu import independent
-from webhook.nlu.triage import NluWorker, TriageError, classifier_danger, detect_language
+from webhook.nlu.triage import NluWorker, TriageError, detect_language
 from webhook.ops import envsetup
 
 TEST_DIR = PROJECT_ROOT / "nlu_data" / "test"
@@ -168,26 +168,12 @@ def evaluate(
         [e.get("entities") or [] for e in examples], [p.get("entities") or [] for p in parses]
     )
 
+    # the danger decision is the safety layer's, in the chat and in triage alike (SPEC §8); the
+    # model's parse of these texts is not needed for it
     danger_texts, safe_texts = load_danger_set(danger_file)
-    danger_parses, _ = worker.parse(danger_texts + safe_texts)
-
-    def flagged(text: str, parse: dict[str, Any]) -> tuple[bool, bool]:
-        assessment = assess(text, detect_language(text))
-        intent = parse.get("intent")
-        report_type = intent if intent in routing.REPORT_TYPES else "hors_sujet"
-        confidence = float(parse.get("confidence") or 0.0)
-        combined = assessment.immediate_danger or classifier_danger(
-            text, report_type, confidence, assessment
-        )
-        return assessment.immediate_danger, combined
-
-    decisions = [
-        flagged(t, p) for t, p in zip(danger_texts + safe_texts, danger_parses, strict=True)
-    ]
-    on_danger = decisions[: len(danger_texts)]
-    on_safe = decisions[len(danger_texts) :]
-    missed_safety = [i for i, (s, _) in enumerate(on_danger) if not s]
-    missed_triage = [i for i, (_, c) in enumerate(on_danger) if not c]
+    on_danger = [assess(t, detect_language(t)).immediate_danger for t in danger_texts]
+    on_safe = [assess(t, detect_language(t)).immediate_danger for t in safe_texts]
+    missed_safety = [i for i, flagged in enumerate(on_danger) if not flagged]
 
     return {
         "model": str(worker.model),
@@ -221,11 +207,8 @@ def evaluate(
             "danger_messages": len(danger_texts),
             "other_messages": len(safe_texts),
             "safety_layer_recall": 1 - len(missed_safety) / len(danger_texts),
-            "safety_layer_false_alarm_rate": sum(1 for s, _ in on_safe if s) / len(safe_texts),
-            "triage_recall": 1 - len(missed_triage) / len(danger_texts),
-            "triage_false_alarm_rate": sum(1 for _, c in on_safe if c) / len(safe_texts),
+            "safety_layer_false_alarm_rate": sum(on_safe) / len(safe_texts),
             "missed_by_safety_layer": [danger_texts[i] for i in missed_safety],
-            "missed_by_triage": [danger_texts[i] for i in missed_triage],
         },
         "timing": {
             "startup_seconds": worker.start_seconds,
@@ -251,11 +234,6 @@ def missed_targets(figures: dict[str, Any]) -> list[str]:
         missed.append(
             f"immediate-danger recall (safety layer) "
             f"{figures['danger']['safety_layer_recall']:.3f} < {TARGET_DANGER_RECALL:.1f}"
-        )
-    if figures["danger"]["triage_recall"] < TARGET_DANGER_RECALL:
-        missed.append(
-            f"immediate-danger recall (triage) {figures['danger']['triage_recall']:.3f} "
-            f"< {TARGET_DANGER_RECALL:.1f}"
         )
     return missed
 
@@ -303,10 +281,9 @@ def render(figures: dict[str, Any]) -> str:
         "== Immediate danger ==",
         f"labelled set: {danger['file']} ({danger['danger_messages']} danger, "
         f"{danger['other_messages']} other)",
-        f"recall, safety layer (chat, every turn): {danger['safety_layer_recall']:.3f}  "
+        f"recall, safety layer (chat on every turn, and triage): "
+        f"{danger['safety_layer_recall']:.3f}  "
         f"false alarms: {danger['safety_layer_false_alarm_rate']:.3f}",
-        f"recall, triage (safety + classifier):    {danger['triage_recall']:.3f}  "
-        f"false alarms: {danger['triage_false_alarm_rate']:.3f}",
     ]
     for text in danger["missed_by_safety_layer"]:  # labelled test data, not citizens' messages
         out.append(f"  missed by the safety layer: {text}")
@@ -334,12 +311,12 @@ def side_by_side(figures: dict[str, Any]) -> str:
         ("top-3 accuracy", None, ind["top3_accuracy"]),
         (
             "immediate-danger recall",
-            danger["triage_recall"],
+            danger["safety_layer_recall"],
             figures["independent"]["danger"]["recall"],
         ),
         (
             "false alarms",
-            danger["triage_false_alarm_rate"],
+            danger["safety_layer_false_alarm_rate"],
             figures["independent"]["danger"]["false_alarm_rate"],
         ),
     ]

@@ -20,9 +20,8 @@ Decisions:
 * ``report_type``: the classifier's best intent if it is a report type (SPEC §2), else
   "hors_sujet"; ``confidence`` is that intent's confidence (the FallbackClassifier's
   ``nlu_fallback`` marker is skipped: consumers apply their own threshold).
-* ``immediate_danger``: the safety layer (no threshold), OR the classifier when it is confident
-  (≥ ``CLASSIFIER_DANGER_CONFIDENCE``) that the report is one of ``VIOLENT_REPORT_TYPES`` and
-  the text says it is happening now or carries a weak danger cue (:func:`classifier_danger`).
+* ``immediate_danger``: the safety layer (rules + danger model), the very decision the chat takes
+  on every turn (SPEC §8: the same model and rules as the chat).
 * ``referrals``: when in danger, the safety layer's helplines first (emergency lines first),
   then the routing decision's referral ids; otherwise the routing decision's referral ids.
 * flags for ``routing.decide`` come from the safety categories, the model's entities
@@ -52,8 +51,7 @@ import reports
 import routing
 from reports import communes
 from routing.normalize import fold
-from safety import DangerAssessment, assess, default_lexicon, helplines_for
-from safety.normalize import normalize_clauses
+from safety import DangerAssessment, assess, helplines_for
 from webhook.config import PROJECT_ROOT
 from webhook.ops import envsetup
 
@@ -64,12 +62,6 @@ MIN_LANG_LETTERS = 20
 MIN_LANG_PROBABILITY = 0.90
 MAX_TEXT_CHARS = 5000
 BATCH_SIZE = 32
-# Report types that are an immediate danger when they are happening now (SPEC §2: a theft or
-# burglary in progress is a danger; violence against a child, a partner or a vulnerable adult).
-VIOLENT_REPORT_TYPES = frozenset(
-    {"enfant_en_danger", "violences_conjugales", "personne_vulnerable", "vol_cambriolage"}
-)
-CLASSIFIER_DANGER_CONFIDENCE = 0.6
 # The classifier was trained on French and English. A message in another language gets its guess
 # with at most this confidence (below the chat's fallback threshold, 0.45): never a confident
 # French report type for a language the model does not read (the chat sends such messages to the
@@ -301,27 +293,6 @@ def resolve_commune(field: str | None, entities: list[Mapping[str, Any]]) -> str
 # --------------------------------------------------------------------------- one message
 
 
-def classifier_danger(
-    text: str, report_type: str, confidence: float, safety: DangerAssessment
-) -> bool:
-    """The classifier's contribution to ``immediate_danger`` (the safety layer's comes first).
-
-    A confident violent report type (``VIOLENT_REPORT_TYPES``) is a danger when the safety layer
-    saw a weak danger cue that it did not count alone ("j'ai peur", "urgent"), or when the text
-    says it is happening now (the safety lexicon's present markers: "en ce moment", "en train
-    de", "right now"...) and no reassurance ("il n'y a pas d'urgence") is given.
-    """
-    if report_type not in VIOLENT_REPORT_TYPES or confidence < CLASSIFIER_DANGER_CONFIDENCE:
-        return False
-    if any(c.endswith(":weak_alone") for c in safety.cancelled):
-        return True
-    lexicon = default_lexicon()
-    clauses = normalize_clauses(text, lexicon.sms)
-    present = any(p.search(c) for p in lexicon.present_markers for c in clauses)
-    reassured = any(p.search(c) for p in lexicon.reassurance for c in clauses)
-    return present and not reassured
-
-
 def _warm_up() -> None:
     """One answer on a made-up parse: loads every lazy resource :func:`triage_one` uses."""
     triage_one(
@@ -351,7 +322,7 @@ def triage_one(
     report_type = intent if intent in routing.REPORT_TYPES else NON_REPORT
     entities: list[Mapping[str, Any]] = list(parse.get("entities") or [])
     safety = assess(text, language)
-    danger = safety.immediate_danger or classifier_danger(text, report_type, confidence, safety)
+    danger = safety.immediate_danger
     flags = derive_flags(text, report_type, entities, safety, danger=danger)
     insee = resolve_commune(commune, entities)
     destinations: list[dict[str, str]] = []
