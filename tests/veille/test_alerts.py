@@ -5,8 +5,10 @@ recomputation decides like the per-report evaluation."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select, update
@@ -346,6 +348,50 @@ async def test_a_wave_across_an_epci_is_the_epci_s_alert(sessions: Sessions) -> 
         present.where(found[0], get_config())
         == "dans l'EPCI CC Pays Forcalquier et Montagne de Lure"
     )
+
+
+async def test_the_running_worker_refreshes_the_waves_it_left_waiting(sessions: Sessions) -> None:
+    """The worker's own loop (as in the gateway): a wave raised at once, then two reports that
+    join it wait, then the loop refreshes them once refresh_seconds have passed."""
+    refresh = dt.timedelta(seconds=get_config().alerts.refresh_seconds)
+    clock = Clock(NOW)
+    worker = VeilleWorker(sessions, clock=clock)
+
+    async def counts() -> list[int]:
+        return [a.count for a in await all_alerts(sessions)]
+
+    async def until(check: Callable[[], Awaitable[bool]]) -> None:
+        for _ in range(400):
+            if await check():
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError("the worker did not get there in 10 s")
+
+    worker.start()
+    try:
+        for n in range(4):
+            await file_at(sessions, NOW - dt.timedelta(hours=2, minutes=-n), resident=f"r{n}")
+        worker.wake()
+        await until(lambda: _equals(counts(), [4]))
+        for n in range(4, 6):
+            await file_at(sessions, NOW, resident=f"r{n}")
+        worker.wake()
+        await until(lambda: _true(bool(worker.deferred)))
+        assert await counts() == [4]
+        clock.now = NOW + refresh + dt.timedelta(seconds=1)
+        worker.wake()
+        await until(lambda: _equals(counts(), [6]))
+        assert worker.deferred == set()
+    finally:
+        await worker.stop()
+
+
+async def _equals(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_report_explained_by_a_wave_under_a_wider_key_leaves_that_key_alone(
