@@ -526,17 +526,22 @@ async def _ongoing(
     session: AsyncSession, departement: str, keys: Iterable[AlertKey] | None = None
 ) -> dict[AlertKey, VeilleAlert]:
     """The waves going on in a département (those of ``keys`` only, when given)."""
-    query = select(VeilleAlert).where(
-        VeilleAlert.departement == departement, VeilleAlert.ended_at.is_(None)
-    )
-    if keys is not None:
-        wanted = set(keys)
-        query = query.where(
-            VeilleAlert.report_type.in_(sorted({k.report_type for k in wanted})),
-            VeilleAlert.area_code.in_(sorted({k.area_code for k in wanted})),
-        )
+    wanted = None if keys is None else set(keys)
+    query = select(VeilleAlert).where(*_ongoing_filters(departement, wanted))
     found = {AlertKey.of(a): a for a in (await session.execute(query)).scalars()}
-    return found if keys is None else {k: a for k, a in found.items() if k in wanted}
+    return found if wanted is None else {k: a for k, a in found.items() if k in wanted}
+
+
+def _ongoing_filters(departement: str, keys: set[AlertKey] | None) -> list[Any]:
+    """The waves going on in a département, narrowed to the types and areas of ``keys`` (the
+    caller keeps those of ``keys`` exactly)."""
+    filters = [VeilleAlert.departement == departement, VeilleAlert.ended_at.is_(None)]
+    if keys is not None:
+        filters += [
+            VeilleAlert.report_type.in_(sorted({k.report_type for k in keys})),
+            VeilleAlert.area_code.in_(sorted({k.area_code for k in keys})),
+        ]
+    return filters
 
 
 def _set_figures(
@@ -931,14 +936,10 @@ async def _ongoing_keys(
 ) -> set[AlertKey]:
     """Those of ``keys`` whose wave is going on (key columns only: one indexed statement)."""
     wanted = set(keys)
-    table = VeilleAlert.__table__.c
-    query = select(table.area_kind, table.area_code, table.report_type, table.subtype).where(
-        table.departement == departement,
-        table.ended_at.is_(None),
-        table.report_type.in_(sorted({k.report_type for k in wanted})),
-        table.area_code.in_(sorted({k.area_code for k in wanted})),
-    )
-    found = {AlertKey(departement, *row) for row in (await session.execute(query)).all()}
+    query = select(
+        VeilleAlert.area_kind, VeilleAlert.area_code, VeilleAlert.report_type, VeilleAlert.subtype
+    ).where(*_ongoing_filters(departement, wanted))
+    found = {AlertKey(departement, *row) for row in (await _read(session, query)).all()}
     return found & wanted
 
 
@@ -1028,10 +1029,12 @@ async def recompute(
             )
             .group_by(*group),
         )
-        # (commune, type, sub-kind as stored) → [baseline reports, the window's residents]
-        groups: dict[tuple[str, str, str | None], tuple[list[int], list[str]]] = {}
-        for commune, report_type, stored, count in baseline.all():
-            groups[(str(commune), report_type, stored)] = ([int(count)], [])
+        # per (commune, type, sub-kind as stored): the baseline's reports, the window's residents
+        before: dict[tuple[str, str, str | None], int] = {
+            (str(commune), report_type, stored): int(count)
+            for commune, report_type, stored, count in baseline.all()
+        }
+        residents_of: dict[tuple[str, str, str | None], list[str]] = {}
         window = (
             select(*group, _resident())
             .where(*counted, Ticket.created_at > window_start, Ticket.created_at <= now)
@@ -1040,14 +1043,13 @@ async def recompute(
         result = await session.stream(window)
         async for partition in result.partitions():
             for commune, report_type, stored, person in partition:
-                found = groups.get((commune, report_type, stored))
-                if found is None:
-                    found = groups[(str(commune), report_type, stored)] = ([0], [])
-                found[1].append(person)
+                residents_of.setdefault((str(commune), report_type, stored), []).append(person)
         observations: dict[AlertKey, Observation] = {}
         people: dict[AlertKey, set[str]] = {}
         engine = routing.get_engine()
-        for (code, report_type, stored), (baseline_count, residents) in groups.items():
+        for group_key in before.keys() | residents_of.keys():
+            code, report_type, stored = group_key
+            residents = residents_of.get(group_key, [])
             commune = engine.commune(code)
             if commune is None or commune.insee not in geo.epci_of:
                 continue
@@ -1063,7 +1065,7 @@ async def recompute(
                         window=[],
                     )
                     people[key] = set()
-                observation.baseline_count += baseline_count[0]
+                observation.baseline_count += before.get(group_key, 0)
                 if residents:
                     observation.count += len(residents)
                     people[key].update(residents)
