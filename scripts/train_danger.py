@@ -16,11 +16,13 @@ Everything is chosen by stratified 5-fold cross-validation on the training data 
 COMBINED decision of :func:`safety.assess` (rules, then the model), not for the model alone:
 
 * the regularisation ``C`` among a small grid, by average precision of the out-of-fold scores;
-* ``veto_threshold`` and ``threshold`` together: for each veto threshold of a grid, the highest
-  threshold at which the combined decision keeps a cross-validated recall ≥ ``TARGET_RECALL``
-  (recall first: a miss can cost a life); the pair with the fewest false alarms wins;
-* ``ask_threshold``: the highest threshold at which the dangers either flagged or asked about
-  ("is someone in danger right now?") keep recall ≥ ``ASK_RECALL``.
+* ``threshold``: the highest at which the model ALONE keeps a cross-validated recall
+  ≥ ``TARGET_RECALL`` (recall first: a miss can cost a life). The rules are not counted: they
+  were written while reading this corpus, so their catches on it are not held out;
+* ``veto_threshold``: among a grid, the one with the fewest false alarms of the combined
+  decision at that threshold, its recall kept ≥ ``TARGET_RECALL``;
+* ``ask_threshold``: the model alone at a recall ≥ ``ASK_RECALL`` (the question "is someone in
+  danger right now?").
 
 The figures written with the model (``figures``) are then measured again by calling
 :func:`safety.assess` itself on each held-out fold with that fold's model and the chosen
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -127,36 +130,39 @@ def rates(flags: Sequence[bool], labels: Sequence[bool]) -> tuple[float, float]:
     return hits / positives, false / negatives
 
 
+def model_threshold(scores, labels, target: float = TARGET_RECALL) -> float:  # type: ignore[no-untyped-def]
+    """The highest threshold at which the model ALONE keeps the recall target by cross-validation.
+
+    The rules are not counted here: they were written while reading this very corpus (its
+    cross-validated misses among others), so their catches on it are not held out and would let
+    the model's threshold rise further than unseen messages allow."""
+    positives = sorted(p for p, y in zip(scores, labels, strict=True) if y)
+    allowed_misses = int((1.0 - target) * len(positives))
+    return max(0.001, min(0.99, math.floor(positives[allowed_misses] * 1000) / 1000))
+
+
 def choose(scores, contexts, labels):  # type: ignore[no-untyped-def]
-    """(veto, threshold, recall, false alarms): fewest false alarms at recall ≥ the target."""
+    """(veto, threshold, recall, false alarms): the model's threshold (:func:`model_threshold`),
+    then the veto threshold with the fewest false alarms at combined recall ≥ the target."""
+    threshold = model_threshold(scores, labels)
     best = None
     for veto in VETO_GRID:
-        for step in range(990, 0, -1):
-            t = step / 1000
-            if t <= veto:
-                break
-            flags = [decide(p, c, t, veto) for p, c in zip(scores, contexts, strict=True)]
-            recall, false = rates(flags, labels)
-            if recall >= TARGET_RECALL:
-                if best is None or false < best[3]:
-                    best = (veto, t, recall, false)
-                break
+        if veto >= threshold:
+            break
+        flags = [decide(p, c, threshold, veto) for p, c in zip(scores, contexts, strict=True)]
+        recall, false = rates(flags, labels)
+        if recall >= TARGET_RECALL and (best is None or false < best[3]):
+            best = (veto, threshold, recall, false)
     if best is None:
         raise SystemExit(f"no threshold reaches a recall of {TARGET_RECALL} by cross-validation")
     return best
 
 
 def choose_ask(scores, contexts, labels, veto, threshold):  # type: ignore[no-untyped-def]
-    for step in range(int(threshold * 1000), 0, -1):
-        ask = step / 1000
-        flags = [
-            asked_or_flagged(p, c, threshold, veto, ask)
-            for p, c in zip(scores, contexts, strict=True)
-        ]
-        recall, false = rates(flags, labels)
-        if recall >= ASK_RECALL:
-            return ask, recall, false
-    return 0.001, *rates([True] * len(labels), labels)
+    """The ask threshold: the model alone at the recall ``ASK_RECALL`` (see model_threshold)."""
+    ask = min(threshold, model_threshold(scores, labels, ASK_RECALL))
+    flags = [asked_or_flagged(p, c, threshold, veto, ask) for p, c in zip(scores, contexts, strict=True)]
+    return ask, *rates(flags, labels)
 
 
 def fit(x, y, c: float):  # type: ignore[no-untyped-def]
@@ -233,7 +239,7 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
     veto, threshold, recall, false_alarms = choose(scores, contexts, labels)
     ask = choose_ask(scores, contexts, labels, veto, threshold)[0]
     rules_recall, rules_false = rates([c.rules for c in contexts], labels)
-    no_veto = choose_without_veto(scores, contexts, labels)
+    no_veto = choose_without_veto(scores, contexts, labels, threshold)
     print(f"C={best_c}; rules alone: recall {rules_recall:.3f}, false alarms {rules_false:.3f}")
     print(
         f"rules OR model (no veto) at {no_veto[0]:.3f}: recall {no_veto[1]:.3f}, "
@@ -310,18 +316,13 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
     return 0
 
 
-def choose_without_veto(scores, contexts, labels):  # type: ignore[no-untyped-def]
-    """The plain "rules OR model" decision at the recall target (for comparison)."""
-    for step in range(990, 0, -1):
-        t = step / 1000
-        flags = [
-            decide(p, replace(c, overrulable=False), t, 0.0)
-            for p, c in zip(scores, contexts, strict=True)
-        ]
-        recall, false = rates(flags, labels)
-        if recall >= TARGET_RECALL:
-            return t, recall, false
-    return 0.001, *rates([True] * len(labels), labels)
+def choose_without_veto(scores, contexts, labels, threshold):  # type: ignore[no-untyped-def]
+    """The plain "rules OR model" decision at the chosen threshold: what the veto saves."""
+    flags = [
+        decide(p, replace(c, overrulable=False), threshold, 0.0)
+        for p, c in zip(scores, contexts, strict=True)
+    ]
+    return threshold, *rates(flags, labels)
 
 
 def main() -> int:

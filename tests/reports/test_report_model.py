@@ -286,6 +286,12 @@ def test_extract_from_a_description() -> None:
     assert reports.extract("vol_cambriolage", "they broke into our campervan", TODAY) == {
         "type_vol": "vol_dans_vehicule"
     }
+    # an age in the story says who is concerned: the bot does not ask it again
+    neighbour = "ma voisine ne répond plus depuis hier soir, elle a 89 ans, je suis inquiète"
+    assert reports.extract("personne_vulnerable", neighbour, TODAY)["personne"] == "personne_agee"
+    # ... and a younger adult is not taken for an elderly person: the question is asked
+    younger = "mon frère de 40 ans est enfermé par son tuteur et il a faim"
+    assert "personne" not in reports.extract("personne_vulnerable", younger, TODAY)
 
 
 def test_ticket_fields_are_canonical() -> None:

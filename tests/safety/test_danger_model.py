@@ -56,7 +56,7 @@ def test_a_model_trained_on_other_features_or_with_a_veto_above_its_threshold_is
 # without the words the rules look for.
 WITHOUT_KEYWORDS = [
     "il vient de sortir un truc brillant de sa poche et il avance vers ma fille",
-    "mon frère a avalé toute la boîte de ses cachets il y a dix minutes",
+    "mon frère a avalé un produit ménager il y a dix minutes, il vomit",
     "la fumée passe sous la porte du voisin et personne ne sort",
 ]
 

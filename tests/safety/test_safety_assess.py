@@ -24,6 +24,24 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
     ("en_help_excl", "help!", "en", ("112",), None),
     ("en_emergency", "this is an emergency", "en", ("112",), None),
     # violence in progress
+    # told without the usual words (issue 12): pills by the box, a goodbye, the signs themselves
+    ("fr_plaquette", "j'ai avalé toute la plaquette de mes cachets", "fr", ("3114",), "3114"),
+    ("fr_plus_la_demain", "demain je ne serai plus là, c'est décidé", "fr", ("3114",), "3114"),
+    ("fr_corde", "j'ai une corde dans le grenier et plus rien à perdre", "fr", ("3114",), "3114"),
+    ("fr_adieu_lettre", "adieu, j'ai laissé une lettre pour mes parents", "fr", ("3114",), "3114"),
+    ("en_took_all_pills", "i took all of my sleeping pills an hour ago", "en", ("3114",), "3114"),
+    ("it_pastiglie", "ho preso tutte le pastiglie, non ci sarò più", "it", ("3114",), "3114"),
+    ("fr_poitrine", "mon mari a une douleur dans la poitrine qui part dans le bras gauche", "fr",
+     ("15",), "15"),
+    ("en_wont_wake", "my grandad won't wake up and his lips are blue", "en", ("15", "112"), None),
+    ("de_wacht_nicht", "mein Sohn wacht nicht auf", "de", ("15", "112"), None),
+    ("fr_fumee_escalier", "de la fumée envahit l'escalier, on ne peut pas sortir", "fr", ("18",),
+     "18"),
+    ("fr_au_feu", "AU FEU !! la grange du voisin", "fr", ("18", "112"), "18"),
+    ("nl_rook", "rook in het trappenhuis en de deur is heet", "nl", ("18",), "18"),
+    ("fr_mains_cou", "il lui a mis les mains autour du cou", "fr", ("17",), "17"),
+    ("fr_perdus_nuit", "on s'est perdus au-dessus de Digne, il fait nuit", "fr", ("112",), None),
+    ("en_lost_cold", "we are lost on the ridge and shivering", "en", ("112",), None),
     ("fr_il_me_frappe", "il me frappe", "fr", ("17", "112", "114"), "17"),
     (
         "fr_en_train_de",
@@ -322,6 +340,14 @@ SAFE: list[tuple[str, str, str]] = [
     ("fr_peux_plus_de_ce_bruit", "je n'en peux plus de ce bruit", "fr"),
     ("fr_peux_plus_sortir", "je ne peux plus sortir ma voiture du garage", "fr"),
     ("fr_jeunes_inconscients", "ces jeunes sont inconscients, ils roulent trop vite", "fr"),
+    # the new rules' lookalikes (issue 12)
+    ("fr_pris_mes_medicaments", "j'ai bien pris mes médicaments ce matin", "fr"),
+    ("fr_feu_rouge", "au feu rouge un type a klaxonné et m'a insulté", "fr"),
+    ("fr_exercice_incendie", "l'exercice d'évacuation incendie à l'école a duré une heure", "fr"),
+    ("fr_harceler_en_train", "je suis en train de me faire harceler par un démarcheur", "fr"),
+    ("fr_frappe_pas", "il la frappe pas, il crie juste beaucoup", "fr"),
+    ("fr_nuit_eclairage", "il fait nuit à 17 h et la rue n'est pas éclairée", "fr"),
+    ("fr_adieu_vacances", "adieu les vacances, retour au bureau", "fr"),
 ]
 
 

@@ -84,10 +84,11 @@ def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path:
     assert ind["messages"] >= 600
     assert ind["french_english"]["strict"]["macro_f1"] >= independent.TARGET_MACRO_F1
     assert ind["french_english"]["strict"]["top3_accuracy"] >= independent.TARGET_TOP3
-    # danger: the target (0.97 with ≤ 10 % false alarms) is missed and printed as such; these
-    # bounds keep what was reached (2026-12-02: recall 0.965, false alarms 0.156; 0.971 with
-    # the question "en danger en ce moment ?" counted as a catch) from sliding back
-    assert ind["danger"]["recall"] >= 0.95
+    # danger: the target (0.97 with ≤ 10 % false alarms) is half met and printed as such; these
+    # bounds keep what was reached (2026-12-02, second session: recall 0.971 = 166 of 171,
+    # false alarms 0.167; 0.977 with the question "en danger en ce moment ?" counted as a
+    # catch) from sliding back: at most one more danger missed
+    assert ind["danger"]["recall"] >= 0.965
     assert ind["danger"]["false_alarm_rate"] <= 0.17
     assert ind["danger"]["recall_flagged_or_asked"] >= ind["danger"]["recall"]
     # languages the classifier does not read never get a confident report type
