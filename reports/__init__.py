@@ -26,7 +26,7 @@ from reports.answers import (
     validate,
 )
 from reports.clock import today
-from reports.extract import extract
+from reports.extract import corrections, extract
 from reports.fields import contact_wanted, display, label, problem_text, ticket_fields
 from reports.flags import DANGER_SIGNAL, flags, text_flags
 from reports.flags import cues as flags_cues
@@ -42,6 +42,7 @@ __all__ = [
     "Question",
     "applicable",
     "contact_wanted",
+    "corrections",
     "display",
     "extract",
     "find_traces",

@@ -161,3 +161,44 @@ _TEXT_EXTRACTORS: dict[str, Callable[[str], str | None]] = {
     "since": _since,
     "repeated": _repeated,
 }
+
+
+# ---------------------------------------------------------------- a change of mind
+# "non en fait c'était pas la banque, c'était un faux policier": the citizen corrects an answer
+# already given while another question is asked. Only a message that says it corrects something
+# is read so; an ordinary answer never changes earlier ones.
+_CORRECTION_RE = re.compile(
+    r"\b(en fait|finalement|je me suis trompee?|je me trompe|c etait pas|ce n etait pas|"
+    r"c est pas|ce n est pas|pas (la|le|un|une) \w+ (mais|c etait|c est)|plutot|"
+    r"actually|i meant|it was not|it wasn t|not the \w+ (but|it was))\b"
+)
+_NEGATED_BEFORE = re.compile(r"\b(pas|plus|jamais|not|no|non|ni)( \w+){0,2} $")
+
+
+def corrections(
+    report_type: str, text: str, answers: dict[str, Any], today: dt.date
+) -> dict[str, Any]:
+    """Earlier choice answers that ``text`` corrects in passing: {question id: new choice id}.
+
+    Only when the text says it is a correction (:data:`_CORRECTION_RE`), only for questions
+    already answered, and only where exactly one other choice is named without a negation
+    before it ("pas la banque" names no choice)."""
+    folded = fold(text or "")
+    if not folded or not _CORRECTION_RE.search(folded):
+        return {}
+    m = model()
+    changed: dict[str, Any] = {}
+    for qid in m.forms[report_type].questions:
+        question = m.questions[qid]
+        current = answers.get(qid)
+        if not current or not question.choices or question.choice(current) is None:
+            continue
+        named = set()
+        for choice in question.choices:
+            for cue in choice.cues:
+                for match in cue.finditer(folded):
+                    if not _NEGATED_BEFORE.search(folded[: match.start()]):
+                        named.add(choice.id)
+        if len(named) == 1 and current not in named:
+            changed[qid] = named.pop()
+    return changed
