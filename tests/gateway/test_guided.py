@@ -225,6 +225,24 @@ def test_a_senior_may_type_the_answer_to_a_button_question() -> None:
     assert german.answers["residence"] == "principale"
 
 
+def test_a_change_of_mind_in_passing_corrects_the_earlier_answer() -> None:
+    """As in the chat (tests/conversations: change-of-mind-scam-kind): "non en fait c'était pas
+    la banque, c'était un faux policier" at the money question corrects the kind of scam, says
+    it back and asks the money question again; an ordinary "non" changes nothing earlier."""
+    state = GuidedState()
+    tap(state, "/guide:type:arnaque")
+    tap(state, f"/guide:a:description:{SKIP}")
+    tap(state, "/guide:a:type_arnaque:faux_conseiller")
+    assert state.question == "argent_perdu"
+    shown = say(state, "non en fait c'était pas la banque, c'était un faux policier")
+    assert state.answers["type_arnaque"] == "faux_policier"
+    assert "argent_perdu" not in state.answers and state.question == "argent_perdu"
+    assert "corrigé" in shown[0].text and "Faux policier" in shown[0].text
+    say(state, "non")
+    assert state.answers["argent_perdu"] == "non"
+    assert state.answers["type_arnaque"] == "faux_policier"
+
+
 def test_danger_now_gives_the_emergency_numbers_first() -> None:
     state = GuidedState()
     tap(state, "/guide:type:enfant_en_danger")
