@@ -21,8 +21,9 @@ COMBINED decision of :func:`safety.assess` (rules, then the model), not for the 
   were written while reading this corpus, so their catches on it are not held out;
 * ``veto_threshold``: among a grid, the one with the fewest false alarms of the combined
   decision at that threshold, its recall kept ≥ ``TARGET_RECALL``;
-* ``ask_threshold``: the model alone at a recall ≥ ``ASK_RECALL`` (the question "is someone in
-  danger right now?").
+* ``ask_threshold``: the lowest at which the question ("is someone in danger right now?") goes
+  to at most ``ASK_BUDGET`` of the calm messages (it is no alarm, but asked about litter it
+  wears the citizen out).
 
 The figures written with the model (``figures``) are then measured again by calling
 :func:`safety.assess` itself on each held-out fold with that fold's model and the chosen
@@ -56,7 +57,7 @@ from safety.detector import MODEL_MIN_WORDS, VETO_MIN_WORDS, rules_context  # no
 
 DATA_DIR = ROOT / "nlu_data" / "residents"
 TARGET_RECALL = 0.97
-ASK_RECALL = 0.98
+ASK_BUDGET = 0.05
 C_GRID = (16.0, 64.0, 128.0)
 VETO_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 FOLDS = 5
@@ -159,9 +160,26 @@ def choose(scores, contexts, labels):  # type: ignore[no-untyped-def]
 
 
 def choose_ask(scores, contexts, labels, veto, threshold):  # type: ignore[no-untyped-def]
-    """The ask threshold: the model alone at the recall ``ASK_RECALL`` (see model_threshold)."""
-    ask = min(threshold, model_threshold(scores, labels, ASK_RECALL))
-    flags = [asked_or_flagged(p, c, threshold, veto, ask) for p, c in zip(scores, contexts, strict=True)]
+    """The ask threshold: the lowest at which the question goes to at most ``ASK_BUDGET`` of the
+    calm messages by cross-validation (the question is no alarm, but asked about litter or a
+    lost wallet it wears the citizen out); returns (ask, recall flagged or asked, false alarms
+    or questions)."""
+    calm = [(p, c) for p, c, y in zip(scores, contexts, labels, strict=True) if not y]
+    ask = threshold
+    for step in range(int(threshold * 1000) - 1, 0, -1):
+        candidate = step / 1000
+        asked = sum(
+            1
+            for p, c in calm
+            if asked_or_flagged(p, c, threshold, veto, candidate)
+            and not decide(p, c, threshold, veto)
+        )
+        if asked / len(calm) > ASK_BUDGET:
+            break
+        ask = candidate
+    flags = [
+        asked_or_flagged(p, c, threshold, veto, ask) for p, c in zip(scores, contexts, strict=True)
+    ]
     return ask, *rates(flags, labels)
 
 
