@@ -435,11 +435,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             return {}
         corrected = reports.corrections(self.report_type, message, values, reports.today())
         if corrected:
-            questions = reports.model().questions
-            said = ", ".join(
-                f"{questions[qid].label(language)} : {questions[qid].choice(value).label(language)}"
-                for qid, value in corrected.items()
-            )
+            said = reports.said_back(corrected, language)
             dispatcher.utter_message(text=text("texts", "corrected", language, answers=said))
         return corrected
 

@@ -27,7 +27,14 @@ from reports.answers import (
 )
 from reports.clock import today
 from reports.extract import corrections, extract
-from reports.fields import contact_wanted, display, label, problem_text, ticket_fields
+from reports.fields import (
+    contact_wanted,
+    display,
+    label,
+    problem_text,
+    said_back,
+    ticket_fields,
+)
 from reports.flags import DANGER_SIGNAL, flags, text_flags
 from reports.flags import cues as flags_cues
 from reports.model import LANGUAGES, SKIP, Form, ModelError, Question, model
@@ -56,6 +63,7 @@ __all__ = [
     "read_choice",
     "read_confirmation",
     "reads_as_cancel",
+    "said_back",
     "text_flags",
     "ticket_fields",
     "today",

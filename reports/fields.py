@@ -93,3 +93,10 @@ def problem_text(key: str, language: str, **values: Any) -> str:
     if "force" in values and values["force"] in rules():
         values = {**values, "force": pick(rules()[values["force"]]["label"], language)}
     return str(template).format(**values)
+
+
+def said_back(answers: dict[str, Any], language: str = "fr") -> str:
+    """Answers in words, to say them back: "Type d'arnaque : Faux policier ou faux gendarme"."""
+    return ", ".join(
+        f"{label(qid, language)} : {display(qid, v, language)}" for qid, v in answers.items()
+    )

@@ -389,11 +389,7 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
         # "non en fait c'était un faux policier": an earlier answer is corrected and said back,
         # then the next question (as in the chat, actions/report_actions.py)
         state.answers.update(corrected)
-        said = ", ".join(
-            f"{_question(qid).label(lang)} : {_question(qid).choice(choice).label(lang)}"
-            for qid, choice in corrected.items()
-            if _question(qid).choice(choice) is not None
-        )
+        said = reports.said_back(corrected, lang)
         return Outcome(_advance(state, lang, [Reply(text=_t("g_corrected", lang, answers=said))]))
     answer = reports.read_answer(
         question, value, optional=_optional(state, question.id), today=reports.today()
