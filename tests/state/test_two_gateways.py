@@ -28,6 +28,7 @@ from security_support import (
     texts,
 )
 from sqlalchemy import text as sql
+from sqlalchemy.exc import DBAPIError
 from telegram_support import SECRET, SECRET_HEADER, TOKEN
 
 from webhook import replies
@@ -66,20 +67,29 @@ async def two_gateways(settings: Settings) -> AsyncIterator[tuple[Gateway, Gatew
             app = create_app(settings)
             await stack.enter_async_context(app.router.lifespan_context(app))
             gateways.append(Gateway(app))
-        async with gateways[0].app.state.db_engine.begin() as connection:
-            # the PostgreSQL database is shared by the session: start from an empty one
-            for table in (
-                "conversation_states",
-                "conversation_notes",
-                "rate_buckets",
-                "state_entries",
-                "ticket_events",
-                "ticket_destinations",
-                "veille_queue",
-                "outbox",
-                "tickets",
-            ):
-                await connection.execute(sql(f"DELETE FROM {table}"))
+        # the PostgreSQL database is shared by the session: start from an empty one. The two
+        # gateways' background workers are already running and may hold a row of the outbox:
+        # PostgreSQL then ends one side of the deadlock, and the cleaning is done again.
+        for attempt in range(5):
+            try:
+                async with gateways[0].app.state.db_engine.begin() as connection:
+                    for table in (
+                        "conversation_states",
+                        "conversation_notes",
+                        "rate_buckets",
+                        "state_entries",
+                        "ticket_events",
+                        "ticket_destinations",
+                        "veille_queue",
+                        "outbox",
+                        "tickets",
+                    ):
+                        await connection.execute(sql(f"DELETE FROM {table}"))
+                break
+            except DBAPIError as exc:
+                if "deadlock" not in str(exc).lower() or attempt == 4:
+                    raise
+                await asyncio.sleep(0.2)
         try:
             yield gateways[0], gateways[1]
         finally:
