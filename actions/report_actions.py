@@ -230,12 +230,12 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 return [*forget, SlotSet("requested_slot", first_missing)]
             # "non en fait c'était un faux policier" corrects an earlier answer: no interruption
             # ("corriger" would ask which answer to change), no change of topic
-            correcting = bool(
-                requested in form.questions
-                and not is_payload
-                and reports.corrections(self.report_type, message, values, reports.today())
+            corrected = (
+                reports.corrections(self.report_type, message, values, reports.today())
+                if requested in form.questions and not is_payload
+                else {}
             )
-            if not correcting and self._interrupts(intent, confidence, requested, message, tracker):
+            if not corrected and self._interrupts(intent, confidence, requested, message, tracker):
                 return []  # the form steps aside: a rule answers, then the form resumes
             other_topic = intent in REPORT_TYPES and intent != self.report_type
             tapped_topic = is_payload and _entity(tracker, "reponse") is None
@@ -253,7 +253,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                     or _tells_new_topic(message, confidence)
                 )
             )
-            if other_topic and (tapped_topic or typed_topic) and not correcting:
+            if other_topic and (tapped_topic or typed_topic) and not corrected:
                 return []  # change of topic: the rule of the other report type takes over
             if danger_now and requested not in ("description", "danger_now"):
                 # A cry for help (or distress) is not the answer to the question asked: it is
@@ -269,12 +269,11 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                     resolved = resolve_commune(spotted, dispatcher, language, asked=False)
                     if resolved.get("commune_insee"):
                         updates.update(resolved)
-            elif requested in form.questions and (
-                corrected := self._corrections(message, is_payload, values, dispatcher, language)
-            ):
+            elif corrected:
                 # "non en fait c'était un faux policier": an earlier answer is corrected and
                 # said back; the question asked is asked again (its "non" answered nothing)
                 updates.update(corrected)
+                dispatcher.utter_message(text=reports.correction_text(corrected, language))
             elif requested in form.questions:
                 updates.update(
                     self._answer(requested, message, intent, tracker, dispatcher, language)
@@ -421,23 +420,6 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             dispatcher.utter_message(text=reports.problem_text(answer.problem, language))
             return {slot: None}
         return {slot: answer.value, **answer.values}
-
-    def _corrections(
-        self,
-        message: str,
-        is_payload: bool,
-        values: dict[str, Any],
-        dispatcher: CollectingDispatcher,
-        language: str,
-    ) -> dict[str, Any]:
-        """Earlier answers the message corrects in passing (reports.corrections), said back."""
-        if is_payload or not message:
-            return {}
-        corrected = reports.corrections(self.report_type, message, values, reports.today())
-        if corrected:
-            said = reports.said_back(corrected, language)
-            dispatcher.utter_message(text=text("texts", "corrected", language, answers=said))
-        return corrected
 
     def _spotted(
         self,

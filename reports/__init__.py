@@ -29,10 +29,10 @@ from reports.clock import today
 from reports.extract import corrections, extract
 from reports.fields import (
     contact_wanted,
+    correction_text,
     display,
     label,
     problem_text,
-    said_back,
     ticket_fields,
 )
 from reports.flags import DANGER_SIGNAL, flags, text_flags
@@ -49,6 +49,7 @@ __all__ = [
     "Question",
     "applicable",
     "contact_wanted",
+    "correction_text",
     "corrections",
     "display",
     "extract",
@@ -63,7 +64,6 @@ __all__ = [
     "read_choice",
     "read_confirmation",
     "reads_as_cancel",
-    "said_back",
     "text_flags",
     "ticket_fields",
     "today",

@@ -95,8 +95,10 @@ def problem_text(key: str, language: str, **values: Any) -> str:
     return str(template).format(**values)
 
 
-def said_back(answers: dict[str, Any], language: str = "fr") -> str:
-    """Answers in words, to say them back: "Type d'arnaque : Faux policier ou faux gendarme"."""
-    return ", ".join(
+def correction_text(answers: dict[str, Any], language: str = "fr") -> str:
+    """Answers corrected in passing, said back in words (reports/texts.yml ``corrected``):
+    "C'est corrigé (Type d'arnaque : Faux policier ou faux gendarme)."."""
+    said = ", ".join(
         f"{label(qid, language)} : {display(qid, v, language)}" for qid, v in answers.items()
     )
+    return str(pick(_texts()["corrected"], language)).format(answers=said)

@@ -389,8 +389,8 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
         # "non en fait c'était un faux policier": an earlier answer is corrected and said back,
         # then the next question (as in the chat, actions/report_actions.py)
         state.answers.update(corrected)
-        said = reports.said_back(corrected, lang)
-        return Outcome(_advance(state, lang, [Reply(text=_t("g_corrected", lang, answers=said))]))
+        said = reports.correction_text(corrected, lang)
+        return Outcome(_advance(state, lang, [Reply(text=said)]))
     answer = reports.read_answer(
         question, value, optional=_optional(state, question.id), today=reports.today()
     )
