@@ -282,3 +282,31 @@ async def test_a_gateway_without_rasa_url_has_no_instance_and_is_never_ready() -
     with pytest.raises(RasaUnavailable):
         await client.send("web-a", "bonjour")
     await client.aclose()
+
+
+async def test_at_start_up_an_instance_is_up_only_once_it_answers(
+    servers: list[StandInRasa],
+) -> None:
+    """The gateway often starts before Rasa has loaded its model: until an instance answers,
+    ``is_ready`` (the gateway's /health) says no and messages are not sent to it blindly; once
+    it listens, the next probe (after ``initial_backoff``, not a growing delay) finds it."""
+    clock = FakeClock()
+    late = servers[0]
+    late.stop()
+    client = RasaClient(late.url, timeout=5.0, initial_backoff=1.0, clock=clock)
+    try:
+        assert not client.any_up()
+        assert not await client.is_ready()
+        for _ in range(3):  # however many failed probes while it starts
+            clock.now += 1.0
+            with pytest.raises(RasaUnavailable):
+                await client.send("web-early", "bonjour")
+        assert client.instances[late.url].backoff == 1.0
+        late.start()
+        assert not client.any_up()  # nothing has answered yet
+        clock.now += 1.0
+        assert await client.is_ready()
+        assert client.any_up()
+        assert await answered_by(client, "web-early") == late.name
+    finally:
+        await client.aclose()

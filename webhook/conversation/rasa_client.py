@@ -17,7 +17,10 @@ alive: the message is not sent elsewhere (it may still be processed there) and t
 fails. A down
 instance is probed again (``GET /``, short timeout) when a message would go to it, after a delay
 that doubles from ``initial_backoff`` to ``max_backoff``; the first good probe brings it back
-(its conversations then return to it; their trackers are in the shared store). Only when no
+(its conversations then return to it; their trackers are in the shared store). At start-up no
+instance is known up: each is probed before its first message (and by ``is_ready``, so the
+gateway's ``/health`` does not say Rasa is up while it still loads its model), and one that has
+never answered is probed again every ``initial_backoff``. Only when no
 instance answers does :class:`RasaUnavailable` reach the turn, which then uses the guided mode.
 """
 
@@ -69,9 +72,14 @@ class Instance:
 
     url: str
     client: httpx.AsyncClient
-    available: bool = True
+    # not known up until it answered a probe or a message: at start-up the gateway is often
+    # ready before Rasa (seconds vs. its model loading), and /health must not say Rasa is up
+    available: bool = False
     backoff: float = 0.0
-    next_probe: float = 0.0
+    # due for its first probe at once
+    next_probe: float = float("-inf")
+    # it has answered once since the gateway started (its first failure is then a start-up)
+    seen: bool = False
     failures: int = 0
     # when it last answered a message (the client's clock)
     last_answer: float = float("-inf")
@@ -124,7 +132,12 @@ class RasaClient:
 
     def _mark_down(self, instance: Instance, reason: str) -> None:
         instance.failures += 1
-        if instance.available:
+        if not instance.seen:
+            # starting (loading its model): probed again soon, however often it fails
+            if instance.failures == 1:
+                logger.info("Rasa instance %s does not answer yet (%s)", instance.url, reason)
+            instance.backoff = self.initial_backoff
+        elif instance.available:
             logger.warning(
                 "Rasa instance %s unavailable (%s): its conversations go to the next instance",
                 instance.url,
@@ -143,8 +156,9 @@ class RasaClient:
         except (httpx.HTTPError, TimeoutError):
             ok = False
         if ok:
-            logger.info("Rasa instance %s answers again", instance.url)
+            logger.info("Rasa instance %s answers%s", instance.url, " again" * instance.seen)
             instance.available = True
+            instance.seen = True
             instance.backoff = self.initial_backoff
         else:
             self._mark_down(instance, "probe failed")
@@ -201,19 +215,21 @@ class RasaClient:
                 last_reason = "unexpected payload"
                 continue
             instance.last_answer = self._clock()
+            instance.seen = True
             return data
         if not self.any_up():
             logger.warning("No Rasa instance answers")
         raise RasaUnavailable(last_reason)
 
     def any_up(self) -> bool:
-        """Whether some instance is not known down (no probe)."""
+        """Whether some instance is known up (no probe)."""
         return any(i.available for i in self.instances.values())
 
     async def is_ready(self) -> bool:
-        """Whether at least one instance is up: true at once if one is not known down (an
-        instance under load may be slow to answer a probe: only failed messages mark it down);
-        otherwise every instance is probed now."""
+        """Whether at least one instance is up: true at once if one is known up (it answered a
+        probe or a message, and no message failed there since: an instance under load may be
+        slow to answer a probe, so only failed messages mark it down); otherwise every instance
+        is probed now (at start-up, before any has answered, that is the first probe)."""
         if self.any_up():
             return True
         results = await asyncio.gather(*(self._probe(i) for i in self.instances.values()))
