@@ -30,6 +30,9 @@ _NOTHING = frozenset(
         "je n en ai pas", "j en ai pas", "jen ai pas", "je n ai rien", "non rien",
         "pas de numero", "i have none", "i don t have any", "rien du tout", "je n en ai aucun",
         "je n en ai aucune", "j en ai aucun", "j en ai aucune", "je ne l ai pas", "je l ai pas",
+        "j ai rien", "je n ai pas", "j ai pas", "j ai aucun", "j ai aucune", "je n ai aucun",
+        "je n ai aucune", "nan", "nope", "i have nothing", "i don t have", "nothing at all",
+        "keine", "nee", "niente", "nada",
     }
 )  # fmt: skip
 

@@ -192,23 +192,38 @@ class Model:
         return list(seen)
 
 
-def _choices(raw: Any, question_sets: dict[str, Any], where: str) -> tuple[Choice, ...]:
+def _choices(
+    raw: Any,
+    question_sets: dict[str, Any],
+    where: str,
+    question_cues: dict[str, Any] | None = None,
+    question_ages: dict[str, Any] | None = None,
+) -> tuple[Choice, ...]:
+    """The choices of a question. ``question_sets``, ``question_cues`` and ``question_ages``
+    (choice id → flags, patterns, [lowest, highest]) add to shared choices (``*yesno``) what
+    only this question means by them: "on lui a vidé son compte" answers "was money taken?",
+    not every yes/no question."""
     if raw is None:
         return ()
     if not isinstance(raw, dict):
         raise ModelError(f"{where}.choices: expected a mapping")
+    question_cues = question_cues or {}
+    question_ages = question_ages or {}
+    for name, overlay in (("cues", question_cues), ("ages", question_ages)):
+        if not isinstance(overlay, dict) or set(overlay) - set(raw):
+            raise ModelError(f"{where}.{name}: expected a mapping of its choices")
     choices = []
     for cid, spec in raw.items():
         cwhere = f"{where}.choices.{cid}"
         if not isinstance(spec, dict):
             raise ModelError(f"{cwhere}: expected a mapping")
         cues = []
-        for pattern in spec.get("cues") or ():
+        for pattern in [*(spec.get("cues") or ()), *(question_cues.get(cid) or ())]:
             try:
                 cues.append(re.compile(rf"\b(?:{pattern})\b"))
             except re.error as exc:
                 raise ModelError(f"{cwhere}.cues: invalid pattern {pattern!r}: {exc}") from exc
-        ages = spec.get("ages")
+        ages = question_ages.get(cid, spec.get("ages"))
         if ages is not None and (
             not isinstance(ages, list)
             or len(ages) != 2
@@ -247,7 +262,9 @@ def parse_model(data: Any) -> Model:
         kind = raw.get("kind")
         if kind not in KINDS:
             raise ModelError(f"{where}: unknown kind {kind!r}")
-        choices = _choices(raw.get("choices"), raw.get("sets") or {}, where)
+        choices = _choices(
+            raw.get("choices"), raw.get("sets") or {}, where, raw.get("cues"), raw.get("ages")
+        )
         if kind in ("choice", "yesno") and not choices:
             raise ModelError(f"{where}: a {kind} question needs choices")
         if kind not in ("choice", "yesno") and choices:

@@ -147,7 +147,7 @@ def test_read_answer_button_and_skip() -> None:
     assert reports.read_answer(questions["type_vol"], "euh", today=TODAY).problem == "choice"
     assert reports.read_answer(questions["age_enfant"], "8 ans", today=TODAY).value == "age_6_10"
     # "no traces" typed in any usual way is a skip, not the scammer's details
-    for typed in ("jen ai pas", "Je n'en ai pas", "rien", "I have none"):
+    for typed in ("jen ai pas", "Je n'en ai pas", "rien", "I have none", "non j'ai rien", "nan"):
         assert reports.read_answer(questions["traces_escroc"], typed, today=TODAY).value == SKIP
 
 
@@ -480,8 +480,35 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
         (
             "arnaque",
             "ma mère de 87 ans reçoit presque tous les jours des appels d'un faux conseiller",
-            {"deja_cible": "oui"},
+            {"deja_cible": "oui", "victime_senior": "oui"},
         ),
+        # money taken, and the victim's age, said in the story: neither is asked again
+        (
+            "arnaque",
+            "un soi-disant conseiller a appelé ma mère de 84 ans, il lui a fait donner ses codes"
+            " et on lui a vidé 3000 euros de son compte",
+            {"argent_perdu": "oui", "victime_senior": "oui", "type_arnaque": "faux_conseiller"},
+        ),
+        ("arnaque", "J'ai viré 1 500€ au faux conseiller", {"argent_perdu": "oui"}),
+        ("arnaque", "ils ont prélevé 49,90 sur mon compte", {"argent_perdu": "oui"}),
+        ("arnaque", "faux plombier chez mamie, il lui a pris 350 €", {"argent_perdu": "oui"}),
+        (
+            "arnaque",
+            "my grandmother lost all her savings to a fake bank advisor",
+            {"argent_perdu": "oui"},
+        ),
+        ("arnaque", "j'ai cliqué sur le lien mais j'ai rien payé", {"argent_perdu": "non"}),
+        ("arnaque", "je n'ai pas viré les 500 euros, j'ai compris avant", {"argent_perdu": "non"}),
+        ("arnaque", "sms colis, rien n'a été prélevé", {"argent_perdu": "non"}),
+        # no amount of money, or a negation: not taken as money lost
+        (
+            "arnaque",
+            "il m'a fallu 2 jours pour comprendre, j'ai payé 20 minutes de parking",
+            {"argent_perdu": None},
+        ),
+        ("arnaque", "elle a donné 2 fois son code", {"argent_perdu": None}),
+        # a younger victim is not taken for an elderly one (the question is asked)
+        ("arnaque", "mon fils de 12 ans s'est fait arnaquer sur un jeu", {"victime_senior": None}),
     ],
 )
 def test_the_first_message_answers_what_it_says(
