@@ -25,7 +25,6 @@ _TEMPLATE_KEYS = (
     "line",
     "sms_suffix",
     "outro",
-    "buttons",
     "purposes",
     "ask_danger",
     "ask_danger_buttons",
@@ -133,7 +132,8 @@ def _language(language: str | None) -> str:
 
 
 def emergency_message(assessment: DangerAssessment, language: str | None = "fr") -> Reply:
-    """Emergency reply: numbers first (each with its purpose), then an offer to continue.
+    """Emergency reply: numbers first (each with its purpose), then a line saying the report can
+    go on here (a statement, not a question: the report's next question follows).
 
     Unsupported languages fall back to French. An assessment without helplines (e.g. the
     caller decided to show the message anyway) gets the police lines 17, 112, 114.
@@ -153,11 +153,9 @@ def emergency_message(assessment: DangerAssessment, language: str | None = "fr")
         lines.append(tpl["line"].format(number=number, purpose=tpl["purposes"][line_id]))
     lines.append("")
     lines.append(tpl["outro"])
-    buttons: list[Button] = [
-        {"title": tpl["buttons"]["affirm"], "payload": "/affirm"},
-        {"title": tpl["buttons"]["deny"], "payload": "/deny"},
-    ]
-    return {"text": "\n".join(lines), "buttons": buttons}
+    # no buttons, no question: the report goes on in the same reply (its next question), or
+    # where it stopped at the citizen's next message
+    return {"text": "\n".join(lines), "buttons": []}
 
 
 def helpline_lines(ids: tuple[str, ...] | list[str], language: str | None = "fr") -> str:
