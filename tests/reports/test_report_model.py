@@ -507,6 +507,23 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"argent_perdu": None},
         ),
         ("arnaque", "elle a donné 2 fois son code", {"argent_perdu": None}),
+        # where the person lives, said in the story; a care home named anywhere is asked
+        (
+            "personne_vulnerable",
+            "ma voisine du dessus, une dame de 91 ans qui vit seule, n'ouvre plus ses volets",
+            {"lieu_vie": "domicile", "personne": "personne_agee"},
+        ),
+        (
+            "personne_vulnerable",
+            "mon voisin âgé ne sort plus de chez lui",
+            {"lieu_vie": "domicile"},
+        ),
+        (
+            "personne_vulnerable",
+            "mon père vit seul mais il est en EHPAD depuis un mois",
+            {"lieu_vie": "ehpad"},
+        ),
+        ("personne_vulnerable", "la dame d'en face crie la nuit", {"lieu_vie": None}),
         # a younger victim is not taken for an elderly one (the question is asked)
         ("arnaque", "mon fils de 12 ans s'est fait arnaquer sur un jeu", {"victime_senior": None}),
     ],
