@@ -37,6 +37,23 @@ _NOTHING = frozenset(
 )  # fmt: skip
 
 
+# Words that only acknowledge ("oui merci", "ok d'accord", "thanks"): no answer to a question
+# that asks for words (a place, a description), whatever was said before it in the same reply.
+_ACKNOWLEDGEMENTS = frozenset(
+    {
+        "oui", "ouais", "ok", "okay", "okey", "merci", "beaucoup", "bcp", "d", "accord",
+        "daccord", "dac", "bien", "tres", "super", "parfait", "entendu", "compris", "c", "est",
+        "ca", "cool", "top", "vous", "a", "yes", "yeah", "yep", "thanks", "thank", "you", "much",
+        "ja", "danke", "si", "grazie", "gracias", "bedankt", "dank", "u",
+    }
+)  # fmt: skip
+
+
+def _acknowledges_only(text: str) -> bool:
+    words = fold(text).split()
+    return bool(words) and all(w in _ACKNOWLEDGEMENTS for w in words)
+
+
 # Words that may open such an answer: "non, j'en ai pas", "bah non rien".
 _NOTHING_OPENERS = frozenset(
     {"non", "no", "nan", "bah", "ben", "euh", "alors", "helas", "desole", "desolee"}
@@ -214,6 +231,8 @@ def read_answer(
         return Answer(problem="empty")
     if optional and _says_nothing(question, cleaned):
         return Answer(SKIP)
+    if _acknowledges_only(cleaned):
+        return Answer(problem="empty")  # "oui merci" is not a place nor a description
     if question.extract == "traces":
         traces = find_traces(cleaned)
         return Answer(", ".join(traces) if traces else cleaned)

@@ -146,6 +146,10 @@ def test_read_answer_button_and_skip() -> None:
     )
     assert reports.read_answer(questions["type_vol"], "euh", today=TODAY).problem == "choice"
     assert reports.read_answer(questions["age_enfant"], "8 ans", today=TODAY).value == "age_6_10"
+    # an acknowledgement ("oui merci" after the emergency numbers) is no place: asked again
+    for typed in ("oui merci", "Ok d'accord !", "merci beaucoup", "thanks"):
+        assert reports.read_answer(questions["lieu"], typed, today=TODAY).problem == "empty"
+    assert reports.read_answer(questions["lieu"], "à la gare", today=TODAY).value == "à la gare"
     # "no traces" typed in any usual way is a skip, not the scammer's details
     for typed in ("jen ai pas", "Je n'en ai pas", "rien", "I have none", "non j'ai rien", "nan"):
         assert reports.read_answer(questions["traces_escroc"], typed, today=TODAY).value == SKIP
