@@ -32,7 +32,8 @@ _NOTHING = frozenset(
         "je n en ai aucune", "j en ai aucun", "j en ai aucune", "je ne l ai pas", "je l ai pas",
         "j ai rien", "je n ai pas", "j ai pas", "j ai aucun", "j ai aucune", "je n ai aucun",
         "je n ai aucune", "nan", "nope", "i have nothing", "i don t have", "nothing at all",
-        "keine", "nee", "niente", "nada",
+        "keine", "nee", "niente", "nada", "non merci", "pas besoin", "ca ira", "no thanks",
+        "no thank you", "nein danke", "nee dank u", "no grazie", "no gracias",
     }
 )  # fmt: skip
 
@@ -131,7 +132,17 @@ def read_confirmation(text: str) -> str | None:
     }
     if "modifier" in kept:
         return "modifier"
+    if kept == {"envoyer"} and _AMENDS_RE.search(norm):
+        return "modifier"  # "en fait si, envoyez-moi un SMS au ...": a correction, not a yes
     return kept.pop() if len(kept) == 1 else None
+
+
+# A "yes" to the summary that goes on to correct something: it changes an answer, it does not
+# send ("en fait si, vous pouvez m'envoyer un SMS", "oui mais le matin seulement").
+_AMENDS_RE = re.compile(
+    r"(?<!\w)(en fait|finalement|plutot|je prefere|oui mais|si mais|ah si|actually|in fact|"
+    r"i meant|yes but)(?!\w)"
+)
 
 
 # Words that cancel a report whatever question is pending ("non laissez tomber, il va voir mes

@@ -151,7 +151,16 @@ def test_read_answer_button_and_skip() -> None:
         assert reports.read_answer(questions["lieu"], typed, today=TODAY).problem == "empty"
     assert reports.read_answer(questions["lieu"], "à la gare", today=TODAY).value == "à la gare"
     # "no traces" typed in any usual way is a skip, not the scammer's details
-    for typed in ("jen ai pas", "Je n'en ai pas", "rien", "I have none", "non j'ai rien", "nan"):
+    for typed in (
+        "jen ai pas",
+        "Je n'en ai pas",
+        "rien",
+        "I have none",
+        "non j'ai rien",
+        "nan",
+        "non merci",
+        "no thanks",
+    ):
         assert reports.read_answer(questions["traces_escroc"], typed, today=TODAY).value == SKIP
 
 
@@ -388,6 +397,10 @@ def test_button_payloads_fit_telegram_callback_data() -> None:
         ("non attendez", "modifier"),  # nothing is sent, nothing is lost
         ("Modifier une réponse", "modifier"),
         ("je me suis trompé de commune", "modifier"),
+        # a correction is no "yes" although it says "si" and "envoyer"
+        ("en fait si, vous pouvez m'envoyer un sms au 06 12 34 56 78 le matin", "modifier"),
+        ("oui mais le matin seulement", "modifier"),
+        ("yes, actually I want to be called back", "modifier"),
         ("euh", None),
         ("je sais pas", None),
         ("oui... enfin non", None),  # yes and no together: asked again
