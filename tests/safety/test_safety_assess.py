@@ -232,6 +232,22 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
         None,
     ),
     ("es_sangra", "mi amigo sangra mucho", "es", ("15",), None),
+    # things thrown at people, with fear
+    (
+        "fr_pierres_peur",
+        "des jeunes jettent des pierres sur nos fenêtres, on a peur",
+        "fr",
+        ("17",),
+        None,
+    ),
+    (
+        "en_bottles_tent",
+        "a group of drunk men keep throwing bottles near our tent and kicked our car, we're"
+        " scared to go out",
+        "en",
+        ("17", "112"),
+        None,
+    ),
     # tourist languages: help
     ("de_hilfe", "Hilfe", "de", ("17", "112"), None),
     ("de_schlagt", "mein Mann schlägt mich", "de", ("17", "3919"), "17"),
@@ -358,6 +374,12 @@ SAFE: list[tuple[str, str, str]] = [
     ("fr_frappe_pas", "il la frappe pas, il crie juste beaucoup", "fr"),
     ("fr_nuit_eclairage", "il fait nuit à 17 h et la rue n'est pas éclairée", "fr"),
     ("fr_adieu_vacances", "adieu les vacances, retour au bureau", "fr"),
+    ("fr_pierres_hier", "hier des jeunes ont jeté des pierres sur la maison, on a eu peur", "fr"),
+    (
+        "de_flaschen_niemand",
+        "die Jugendlichen werfen jede Nacht Flaschen, niemand ist verletzt",
+        "de",
+    ),
 ]
 
 
