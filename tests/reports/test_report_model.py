@@ -524,6 +524,23 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"argent_perdu": None},
         ),
         ("arnaque", "elle a donné 2 fois son code", {"argent_perdu": None}),
+        # who is harassed and whether they are a minor, said by a pupil or an adult
+        (
+            "harcelement",
+            "jsuis en 4eme au college et ya des 3eme qui me prennent mon argent tous les jours",
+            {"victime": "moi", "mineur": "oui", "lieu_type": "ecole"},
+        ),
+        (
+            "harcelement",
+            "j'ai 45 ans et on me harcèle au travail",
+            {"victime": "moi", "mineur": "non"},
+        ),
+        (
+            "harcelement",
+            "they keep bullying me at school, I'm in year 9",
+            {"victime": "moi", "mineur": "oui"},
+        ),
+        ("harcelement", "mon fils me dit que des 3e le tapent", {"victime": "enfant"}),
         # where the person lives, said in the story; a care home named anywhere is asked
         (
             "personne_vulnerable",
