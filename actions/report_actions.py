@@ -144,6 +144,10 @@ def resolve_commune(
             "commune_insee": commune.insee,
             "commune_name": communes.display_name(commune),
         }
+    if candidates and not asked:
+        # several communes of a name spotted in a story: asked with buttons when the commune
+        # question comes (AskCommune), not now beside the next question
+        return empty
     if candidates:
         buttons = [
             {
@@ -506,10 +510,15 @@ _AFTER_STREET = re.compile(
 _BEFORE_COMMUNE = re.compile(r"(?:\bà|\ba|\bin|\bsur|\bde)\s+$", re.IGNORECASE)
 
 
-def _spotted_commune(tracker: Tracker, message: str) -> str | None:
-    """The commune a message names: not a street's name, the one after "à" first."""
+def _spotted_commune(
+    tracker: Tracker, message: str, entities: list[dict[str, Any]] | None = None
+) -> str | None:
+    """The commune a message names: not a street's name, the one after "à" first
+    (``entities``: the message's, by default the latest message's)."""
     names: list[tuple[bool, str]] = []
-    for entity in tracker.latest_message.get("entities") or []:
+    if entities is None:
+        entities = tracker.latest_message.get("entities") or []
+    for entity in entities:
         if entity.get("entity") != "commune" or not entity.get("value"):
             continue
         start = entity.get("start")
@@ -563,8 +572,26 @@ class AskCommune(Action, metaclass=abc.ABCMeta):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         if not tracker.get_slot("commune_prompted"):
-            dispatcher.utter_message(response=f"utter_ask_{self.form_name}_commune")
+            spotted = _commune_of_description(tracker)
+            language = language_of(tracker)
+            if not (
+                spotted and resolve_commune(spotted, dispatcher, language).get("commune_prompted")
+            ):
+                dispatcher.utter_message(response=f"utter_ask_{self.form_name}_commune")
         return [SlotSet("commune_prompted", False)]
+
+
+def _commune_of_description(tracker: Tracker) -> str | None:
+    """The commune named in the report's description, when it was not taken at once (several
+    communes of that name): "au marché de Poligny" asks "which Poligny?" with buttons."""
+    description = str(tracker.get_slot("description") or "").strip()
+    if not description:
+        return None
+    for event in reversed(tracker.events):
+        if event.get("event") == "user" and str(event.get("text") or "").strip() == description:
+            entities = (event.get("parse_data") or {}).get("entities") or []
+            return _spotted_commune(tracker, description, entities)
+    return None
 
 
 # One per form that asks for a commune: action_ask_<form>_commune (see scripts/gen_forms.py).

@@ -85,8 +85,9 @@ _NUMBERED_ADDRESS_RE = re.compile(
     r"(?<!\w)\d{1,4}(?:\s?(?:bis|ter))?,?\s+" + _STREET + r"\s+[^,.;!?\n]+", re.IGNORECASE
 )
 _PLACE_RE = re.compile(
-    r"(?<!\w)(?:dans|sur|devant|derrière|derriere|sous|près de|pres de|à côté de|a cote de|"
-    r"au pied de|en bas de|au fond de)\s+(?:le|la|l'|l’|les|mon|ma|mes|notre|nos|leur|leurs)\s*"
+    r"(?<!\w)(?:(?:dans|sur|devant|derrière|derriere|sous|près de|pres de|à côté de|a cote de|"
+    r"au pied de|en bas de|au fond de)\s+(?:le|la|l'|l’|les|mon|ma|mes|notre|nos|leur|leurs)"
+    r"|au|aux|à la|a la|à l'|a l'|à l’|a l’)\s*"
     r"(?:hall|parking|cour|cage d'escalier|escalier|entrée|entree|square|parc|jardin public|"
     r"garage|cave|local|marché|marche|gare|arrêt|arret|place|résidence|residence|immeuble|"
     r"bâtiment|batiment|quartier|stade|city|supermarché|supermarche|centre commercial|"
@@ -97,7 +98,8 @@ _PLACE_RE = re.compile(
 _PLACE_END = re.compile(
     r"\s+(?:à|a|in)\s+[A-ZÉÈ][\w'’-]+.*$"
     r"|\s+(?:tous les|toutes les|chaque|depuis|vers|cette nuit|ce soir|ce matin|hier|le soir|"
-    r"la nuit|et|qui|quand|pendant|pour)\b.*$",
+    r"la nuit|et|qui|quand|pendant|pour|on|il|ils|elle|elles|je|nous|vous|quelqu'un)\b.*$"
+    r"|\s+j[’'].*$",
 )
 
 
