@@ -297,7 +297,8 @@ def test_extract_from_a_description() -> None:
         "date_retour": "2026-08-17",
     }
     assert reports.extract("vol_cambriolage", "they broke into our campervan", TODAY) == {
-        "type_vol": "vol_dans_vehicule"
+        "type_vol": "vol_dans_vehicule",
+        "en_cours": "non",  # "they broke": over
     }
     # an age in the story says who is concerned: the bot does not ask it again
     neighbour = "ma voisine ne répond plus depuis hier soir, elle a 89 ans, je suis inquiète"
