@@ -333,8 +333,8 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         merged = {**values, **updates}
         self._check_absence(merged, updates, dispatcher, language)
         merged = {**values, **updates}
-        if "argent_perdu" in updates and updates["argent_perdu"] == "oui":
-            dispatcher.utter_message(text=text("texts", "money_lost_steps", language))
+        for said in reports.advice(updates, language):  # "call your bank now..."
+            dispatcher.utter_message(text=said)
         next_slot = reports.next_missing(self.report_type, merged)
         updates.setdefault("commune_prompted", False)
         events: list[EventType] = [SlotSet(k, v) for k, v in updates.items()]

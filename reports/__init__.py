@@ -28,6 +28,7 @@ from reports.answers import (
 from reports.clock import today
 from reports.extract import corrections, extract
 from reports.fields import (
+    advice,
     contact_wanted,
     correction_text,
     display,
@@ -47,6 +48,7 @@ __all__ = [
     "Form",
     "ModelError",
     "Question",
+    "advice",
     "applicable",
     "contact_wanted",
     "correction_text",

@@ -95,6 +95,18 @@ def problem_text(key: str, language: str, **values: Any) -> str:
     return str(template).format(**values)
 
 
+def advice(answers: Mapping[str, Any], language: str = "fr") -> list[str]:
+    """What to do at once after these answers (reports/model.yml ``advice``), in the model's
+    order: "if money was taken, call your bank now..." once ``argent_perdu`` is yes, whether it
+    was tapped, typed or read from the story."""
+    m = model()
+    return [
+        pick(m.questions[qid].advice[str(answers[qid])], language)
+        for qid in m.questions
+        if qid in answers and str(answers[qid]) in m.questions[qid].advice
+    ]
+
+
 def correction_text(answers: dict[str, Any], language: str = "fr") -> str:
     """Answers corrected in passing, said back in words (reports/texts.yml ``corrected``):
     "C'est corrigé (Type d'arnaque : Faux policier ou faux gendarme)."."""

@@ -99,6 +99,8 @@ class Question:
     ask_if: dict[str, tuple[str, ...]] = field(default_factory=dict)
     personal: bool = False
     extract: str | None = None
+    # what to do at once after an answer (choice id -> text per language), in every channel
+    advice: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def choice(self, value: Any) -> Choice | None:
         return next((c for c in self.choices if c.id == value), None)
@@ -249,6 +251,14 @@ def _choices(
     return tuple(choices)
 
 
+def _advice(raw: Any, choices: tuple[Choice, ...], where: str) -> dict[str, dict[str, str]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or set(raw) - {c.id for c in choices}:
+        raise ModelError(f"{where}.advice: expected a mapping of its choices to texts")
+    return {str(cid): _texts(texts, f"{where}.advice.{cid}") for cid, texts in raw.items()}
+
+
 def parse_model(data: Any) -> Model:
     if not isinstance(data, dict) or data.get("version") != 1:
         raise ModelError("model.yml: expected a mapping with version: 1")
@@ -289,6 +299,7 @@ def parse_model(data: Any) -> Model:
             ask_if={str(k): tuple(map(str, v)) for k, v in (raw.get("ask_if") or {}).items()},
             personal=bool(raw.get("personal", False)),
             extract=extract,
+            advice=_advice(raw.get("advice"), choices, where),
         )
     for question in questions.values():
         for other, values in question.ask_if.items():

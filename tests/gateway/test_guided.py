@@ -243,6 +243,27 @@ def test_a_change_of_mind_in_passing_corrects_the_earlier_answer() -> None:
     assert state.answers["type_arnaque"] == "faux_policier"
 
 
+def test_money_taken_gives_the_same_advice_as_the_chat_tapped_or_told() -> None:
+    """The advice after money taken ("call your bank now") is the report model's, the same in
+    the chat (actions) and here, whether the answer is tapped or read from the story."""
+    advice = reports.advice({"argent_perdu": "oui"}, "fr")
+    assert len(advice) == 1 and "banque" in advice[0] and "Perceval" in advice[0]
+    assert reports.advice({"argent_perdu": "non"}, "fr") == []
+    state = GuidedState()
+    tap(state, "/guide:type:arnaque")
+    tap(state, f"/guide:a:description:{SKIP}")
+    tap(state, "/guide:a:type_arnaque:faux_conseiller")
+    shown = tap(state, "/guide:a:argent_perdu:oui")
+    assert shown[0].text == advice[0] and state.question == "victime_senior"
+    told = GuidedState()
+    tap(told, "/guide:type:arnaque")
+    shown = say(told, "un faux plombier est venu chez ma mère de 88 ans, il lui a pris 400 euros")
+    assert told.answers["argent_perdu"] == "oui" and told.answers["victime_senior"] == "oui"
+    assert [r.text for r in shown[:1]] == advice and told.question == "deja_cible"
+    # in German, the guided mode's own language
+    assert "Bank" in reports.advice({"argent_perdu": "oui"}, "de")[0]
+
+
 def test_danger_now_gives_the_emergency_numbers_first() -> None:
     state = GuidedState()
     tap(state, "/guide:type:enfant_en_danger")

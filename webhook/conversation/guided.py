@@ -288,8 +288,10 @@ def _record(
     choice = question.choice(value)
     if choice is not None and choice.sets.get("danger"):
         prefix.append(_emergency(state.report_type, lang))
-    if qid == "argent_perdu" and value == "oui":
-        prefix.append(Reply(text=_t("g_bank_steps", lang)))
+    # what to do at once ("call your bank now"), for this answer and those read with it
+    prefix.extend(
+        Reply(text=said) for said in reports.advice({q: state.answers[q] for q in added}, lang)
+    )
     if question.kind == "commune":
         state.commune_tries = 0
         if value != UNKNOWN_COMMUNE:
