@@ -32,6 +32,20 @@ def test_empty_message_gets_a_polite_answer(client: httpx.Client) -> None:
     assert message["buttons"][0]["payload"] == "/aide_menu"
 
 
+def test_a_message_without_words_is_not_guessed(client: httpx.Client) -> None:
+    """An angry face alone was classified as a goodbye: with no question pending, a message
+    without any word gets a polite "write a few words" and the topics; the SOS emoji is a cry
+    for help (the numbers first); a 👍 still answers a pending summary (tests/conversations)."""
+    sender = f"emoji-{uuid.uuid4().hex[:8]}"
+    response = client.post("/api/v1/chat", json={"sender": sender, "text": "😡😡😡"})
+    assert response.status_code == 200
+    messages = response.json()["messages"]
+    assert len(messages) == 1 and "sans mots" in messages[0]["text"], messages
+    assert messages[0]["buttons"][0]["payload"] == "/aide_menu"
+    sos = client.post("/api/v1/chat", json={"sender": f"{sender}-sos", "text": "🆘"}).json()
+    assert "• 17" in sos["messages"][0]["text"], sos
+
+
 def test_huge_message_is_refused_politely(client: httpx.Client) -> None:
     response = client.post("/api/v1/chat", json={"sender": "abc", "text": "a" * 5000})
     assert response.status_code == 413

@@ -12,6 +12,7 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
     ("fr_au_secours", "Au secours !", "fr", ("17", "112", "114"), "17"),
     ("fr_secours_repeated", "au secouuuurs", "fr", ("17",), "17"),
     ("fr_secour_no_s_caps", "AU SECOUR", "fr", ("17",), None),
+    ("sos_emoji", "🆘", "fr", ("17", "112"), None),
     ("fr_aidez_moi_alone", "aidez-moi", "fr", ("17",), None),
     ("fr_aidez_moi_vite", "aidez moi vite svp", "fr", ("17",), None),
     ("fr_sos", "SOS", "fr", ("17",), None),

@@ -535,6 +535,19 @@ async def _turn(
             state.danger_asked = True
             first.append(_danger_question(lang))
 
+    if (
+        text is not None
+        and not first
+        and not state.bot_asked
+        and state.mode != "guided"
+        and not any(ch.isalnum() for ch in text)
+        and not reports.read_confirmation(text)
+    ):
+        # "😡😡😡", "???": no words, and no question waits for a 👍: the classifier would guess
+        # (an angry face was read as a goodbye); say so, offer the topics
+        reply = replies.Reply(text=replies.message("no_words", lang), buttons=[_menu_button(lang)])
+        return TurnResult([reply], language=lang)
+
     # only the emergency numbers count as shown (the danger question alone does not: the action
     # server then gives the numbers of a "yes" to the form's danger question itself)
     numbers_shown = any(not r.buttons for r in first)  # the question has buttons, not them
