@@ -91,7 +91,11 @@ _PLACE_RE = re.compile(
     r"(?:hall|parking|cour|cage d'escalier|escalier|entrée|entree|square|parc|jardin public|"
     r"garage|cave|local|marché|marche|gare|arrêt|arret|place|résidence|residence|immeuble|"
     r"bâtiment|batiment|quartier|stade|city|supermarché|supermarche|centre commercial|"
-    r"lotissement|aire de jeux|terrain)(?!\w)[^,.;!?\n]*",
+    r"lotissement|aire de jeux|terrain)(?!\w)[^,.;!?\n]*"
+    # at the writer's own door: "devant chez moi", "sous mes fenêtres", "dans ma rue"
+    r"|(?<!\w)(?:(?:devant|en bas de|derrière|derriere|près de|pres de|à côté de|a cote de) "
+    r"chez (?:moi|nous)|sous (?:mes|nos) fen[êe]tres|dans (?:ma|notre) (?:rue|impasse|cour))"
+    r"(?!\w)[^,.;!?\n]*",
     re.IGNORECASE,
 )
 # where a place's words stop: the commune ("à Lons-le-Saunier"), a time, what happens next

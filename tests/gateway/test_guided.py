@@ -178,7 +178,8 @@ def test_back_after_a_description_forgets_what_was_read_from_it() -> None:
     say(state, "des rodéos de motos tous les soirs devant chez moi")
     assert state.answers["type_incivilite"] == "rodeo"
     assert state.answers["frequence"] == "tous_les_jours"
-    assert state.question == "lieu"  # what the description said is not asked again
+    assert state.answers["lieu"] == "devant chez moi"
+    assert state.question == "commune"  # what the description said is not asked again
     tap(state, "/guide:back")
     assert state.question == "description" and state.answers == {}
 
