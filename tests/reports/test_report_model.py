@@ -525,6 +525,23 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"argent_perdu": None},
         ),
         ("arnaque", "elle a donné 2 fois son code", {"argent_perdu": None}),
+        # a place at the writer's door, or "au marché", ends before the commune and the next clause
+        (
+            "incivilite",
+            "des rodeos en quad tous les soirs devant chez moi a Oraison c'est insupportable",
+            {"lieu": "devant chez moi"},
+        ),
+        (
+            "incivilite",
+            "musique à fond sous mes fenêtres toutes les nuits",
+            {"lieu": "sous mes fenêtres"},
+        ),
+        (
+            "vol_cambriolage",
+            "Ce matin au marché de Poligny on m'a volé mon porte-monnaie",
+            {"lieu": "au marché de Poligny", "type_vol": "vol_personne", "en_cours": "non"},
+        ),
+        ("incivilite", "chez moi c'est calme mais la rue est sale", {"lieu": None}),
         # who is harassed and whether they are a minor, said by a pupil or an adult
         (
             "harcelement",
