@@ -77,8 +77,15 @@ _STREET = (
     r"(?:rue|avenue|av\.|boulevard|bd|chemin|place|impasse|allée|allee|route|quai|cours|"
     r"square|passage|résidence|residence|lotissement)"
 )
+# a street named: its number, or a name after it ("rue des Lilas", "avenue Victor Hugo"), not
+# "la rue est sale"
 _ADDRESS_RE = re.compile(
-    r"(?<!\w)(?:\d{1,4}(?:\s?(?:bis|ter))?,?\s+)?" + _STREET + r"\s+[^,.;!?\n]+",
+    r"(?<!\w)(?:\d{1,4}(?:\s?(?:bis|ter))?,?\s+"
+    + _STREET
+    + r"|"
+    + _STREET
+    + r"(?=\s+(?:des|du|de la|de l'|de l’|d'|d’|de|(?-i:[A-ZÉÈÀÂÎÔ])))"
+    + r")\s+[^,.;!?\n]+",
     re.IGNORECASE,
 )
 _NUMBERED_ADDRESS_RE = re.compile(
@@ -102,7 +109,7 @@ _PLACE_RE = re.compile(
 _PLACE_END = re.compile(
     r"\s+(?:à|a|in)\s+[A-ZÉÈ][\w'’-]+.*$"
     r"|\s+(?:tous les|toutes les|chaque|depuis|vers|cette nuit|ce soir|ce matin|hier|le soir|"
-    r"la nuit|et|qui|quand|pendant|pour|on|il|ils|elle|elles|je|nous|vous|quelqu'un)\b.*$"
+    r"la nuit|et|qui|quand|pendant|pour|on|il|ils|elle|elles|je|nous|vous|quelqu'un|est|sont)\b.*$"
     r"|\s+j[’'].*$",
 )
 

@@ -542,6 +542,8 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"lieu": "au marché de Poligny", "type_vol": "vol_personne", "en_cours": "non"},
         ),
         ("incivilite", "chez moi c'est calme mais la rue est sale", {"lieu": None}),
+        ("incivilite", "la route de Lons est pleine de déchets", {"lieu": "route de Lons"}),
+        ("incivilite", "des tags rue des Arènes", {"lieu": "rue des Arènes"}),
         # who is harassed and whether they are a minor, said by a pupil or an adult
         (
             "harcelement",
