@@ -102,14 +102,19 @@ _PLACE_RE = re.compile(
     # at the writer's own door: "devant chez moi", "sous mes fenêtres", "dans ma rue"
     r"|(?<!\w)(?:(?:devant|en bas de|derrière|derriere|près de|pres de|à côté de|a cote de) "
     r"chez (?:moi|nous)|sous (?:mes|nos) fen[êe]tres|dans (?:ma|notre) (?:rue|impasse|cour))"
-    r"(?!\w)[^,.;!?\n]*",
+    r"(?!\w)[^,.;!?\n]*"
+    # in English: "at the market", "in the car park next to the tourist office"
+    r"|(?<!\w)(?:at|in|near|outside|behind|in front of|next to) the (?:market|car park|parking"
+    r"|station|bus station|train station|campsite|camping|beach|square|park|supermarket|harbour"
+    r"|port|church|tourist office|town hall|lake|bakery|bus stop|playground)(?!\w)[^,.;!?\n]*",
     re.IGNORECASE,
 )
 # where a place's words stop: the commune ("à Lons-le-Saunier"), a time, what happens next
 _PLACE_END = re.compile(
     r"\s+(?:à|a|in)\s+[A-ZÉÈ][\w'’-]+.*$"
     r"|\s+(?:tous les|toutes les|chaque|depuis|vers|cette nuit|ce soir|ce matin|hier|le soir|"
-    r"la nuit|et|qui|quand|pendant|pour|on|il|ils|elle|elles|je|nous|vous|quelqu'un|est|sont)\b.*$"
+    r"la nuit|et|qui|quand|pendant|pour|on|il|ils|elle|elles|je|nous|vous|quelqu'un|est|sont"
+    r"|this morning|last night|yesterday|and|while|when|someone|they|we)\b.*$"
     r"|\s+j[’'].*$",
 )
 

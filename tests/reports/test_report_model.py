@@ -544,6 +544,11 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
         ("incivilite", "chez moi c'est calme mais la rue est sale", {"lieu": None}),
         ("incivilite", "la route de Lons est pleine de déchets", {"lieu": "route de Lons"}),
         ("incivilite", "des tags rue des Arènes", {"lieu": "rue des Arènes"}),
+        (
+            "vol_cambriolage",
+            "Hi, my wallet was stolen at the market in Forcalquier this morning",
+            {"lieu": "at the market", "type_vol": "vol_personne", "quand": "this morning"},
+        ),
         # who is harassed and whether they are a minor, said by a pupil or an adult
         (
             "harcelement",
