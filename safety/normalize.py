@@ -4,7 +4,7 @@ The same function is applied to the user's message and to the literal parts of t
 lexicon's patterns, so both sides always meet in the same form:
 
 * lowercase, accents stripped (``é`` → ``e``, ``ß`` → ``ss``, ``œ`` → ``oe``); the SOS emoji
-  read as the word ``sos``;
+  read as the word ``sos``; markup tags (and what a ``<script>`` holds) removed;
 * apostrophes and punctuation become spaces; a message is split into clauses on
   ``. ! ? ; :`` and line breaks (commas do not split: "mon père, il frappe ma mère");
 * English contractions ``doesn't`` → ``does not``;
@@ -23,6 +23,11 @@ from collections.abc import Mapping
 _SPECIAL_LETTERS = str.maketrans({"ß": "ss", "œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d"})
 # symbols that are words: the SOS button emoji is a cry for help like "SOS"
 _SYMBOL_WORDS = str.maketrans({"\U0001f198": " sos "})
+# markup pasted or typed as a test ("<script>alert(1)</script>"): code, not the citizen's words
+_MARKUP = re.compile(
+    r"<(script|style)\b[^>]*>.*?</\1\s*>|</?[a-zA-Z][a-zA-Z0-9-]*(\s[^<>]{0,200})?/?>",
+    re.IGNORECASE | re.DOTALL,
+)
 _CLAUSE_SPLIT = re.compile(r"[.!?;:\n\r\u2026\u00a1\u00bf]+")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _SQUEEZE_TEXT = re.compile(r"([a-z])\1+")
@@ -62,7 +67,7 @@ def _expand_tokens(clause: str, sms: Mapping[str, str]) -> str:
 def normalize_clauses(text: str, sms: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """Return the normalised, non-empty clauses of ``text`` (see the module docstring)."""
     sms = sms or {}
-    folded = fold(text.translate(_SYMBOL_WORDS))
+    folded = fold(_MARKUP.sub(" ", text).translate(_SYMBOL_WORDS))
     clauses: list[str] = []
     for raw in _CLAUSE_SPLIT.split(folded):
         clause = _NON_ALNUM.sub(" ", raw).strip()

@@ -13,6 +13,7 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
     ("fr_secours_repeated", "au secouuuurs", "fr", ("17",), "17"),
     ("fr_secour_no_s_caps", "AU SECOUR", "fr", ("17",), None),
     ("sos_emoji", "🆘", "fr", ("17", "112"), None),
+    ("markup_bold_secours", "<b>au secours</b>", "fr", ("17",), None),
     ("fr_aidez_moi_alone", "aidez-moi", "fr", ("17",), None),
     ("fr_aidez_moi_vite", "aidez moi vite svp", "fr", ("17",), None),
     ("fr_sos", "SOS", "fr", ("17",), None),
@@ -409,6 +410,14 @@ def test_no_false_alarm(message: str, language: str) -> None:
     result = assess(message, language, model=None)
     assert not result.immediate_danger, (message, result)
     assert result.helplines == ()
+
+
+def test_markup_is_no_word_of_the_citizen() -> None:
+    """A tag typed or pasted as a test ("<script>alert(1)</script>") is code, not words: with the
+    model too, it does not turn an incivility into an alarm ("alert")."""
+    plain = assess("mon voisin tague ma porte")
+    marked = assess("<script>alert(1)</script> mon voisin tague ma porte")
+    assert not marked.immediate_danger and marked.probability == plain.probability
 
 
 def test_table_size_and_unique_ids() -> None:
