@@ -144,9 +144,10 @@ def resolve_commune(
             "commune_insee": commune.insee,
             "commune_name": communes.display_name(commune),
         }
-    if candidates and not asked:
-        # several communes of a name spotted in a story: asked with buttons when the commune
-        # question comes (AskCommune), not now beside the next question
+    if not asked:
+        # a name spotted in a story that is no single commune: nothing said now; several
+        # communes of that name are asked with buttons when the commune question comes
+        # (AskCommune), not beside the next question
         return empty
     if candidates:
         buttons = [
@@ -160,10 +161,8 @@ def resolve_commune(
             for c in candidates[: communes.MAX_CHOICES]
         ]
         dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
-    elif asked:
-        dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
     else:
-        return empty
+        dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
     # The question has just been asked in other words: the form does not repeat it.
     return {**empty, "commune_prompted": True}
 
@@ -442,8 +441,6 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             resolved = resolve_commune(commune, dispatcher, language, asked=False)
             if resolved.get("commune_insee"):
                 found.update(resolved)
-            elif resolved.get("commune_prompted"):
-                found["commune_prompted"] = True
         victim = _entity(tracker, "victime")
         if "victime" in form_questions and victim:
             choice = reports.read_choice(model.questions["victime"], victim)

@@ -79,18 +79,13 @@ _STREET = (
 )
 # a street named: its number, or a name after it ("rue des Lilas", "avenue Victor Hugo"), not
 # "la rue est sale"
+_NUMBER = r"\d{1,4}(?:\s?(?:bis|ter))?,?\s+"
 _ADDRESS_RE = re.compile(
-    r"(?<!\w)(?:\d{1,4}(?:\s?(?:bis|ter))?,?\s+"
-    + _STREET
-    + r"|"
-    + _STREET
-    + r"(?=\s+(?:des|du|de la|de l'|de l’|d'|d’|de|(?-i:[A-ZÉÈÀÂÎÔ])))"
-    + r")\s+[^,.;!?\n]+",
+    r"(?<!\w)(?:" + _NUMBER + _STREET + r"|" + _STREET
+    + r"(?=\s+(?:des|du|de la|de l'|de l’|d'|d’|de|(?-i:[A-ZÉÈÀÂÎÔ]))))\s+[^,.;!?\n]+",
     re.IGNORECASE,
-)
-_NUMBERED_ADDRESS_RE = re.compile(
-    r"(?<!\w)\d{1,4}(?:\s?(?:bis|ter))?,?\s+" + _STREET + r"\s+[^,.;!?\n]+", re.IGNORECASE
-)
+)  # fmt: skip
+_NUMBERED_ADDRESS_RE = re.compile(r"(?<!\w)" + _NUMBER + _STREET + r"\s+[^,.;!?\n]+", re.IGNORECASE)
 _PLACE_RE = re.compile(
     r"(?<!\w)(?:(?:dans|sur|devant|derrière|derriere|sous|près de|pres de|à côté de|a cote de|"
     r"au pied de|en bas de|au fond de)\s+(?:le|la|l'|l’|les|mon|ma|mes|notre|nos|leur|leurs)"
