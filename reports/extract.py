@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import safety
 from reports import dates
 from reports.answers import age_choice, find_traces
 from reports.model import model
@@ -17,7 +18,8 @@ from routing.normalize import fold
 def extract(report_type: str, text: str, today: dt.date) -> dict[str, Any]:
     """Answers found in ``text`` for the questions of ``report_type`` (choice ids, ISO dates,
     traces). A question whose choices' cues match several choices takes the first one in the
-    model's order."""
+    model's order; a question's ``if_past`` choice is also taken when the story is dated in the
+    past (the safety check's markers), after the cues of the choices before it."""
     m = model()
     form = m.forms[report_type]
     folded = fold(text or "")
@@ -49,7 +51,9 @@ def extract(report_type: str, text: str, today: dt.date) -> dict[str, Any]:
                 found[qid] = value
                 continue
         for choice in question.choices:
-            if any(cue.search(folded) for cue in choice.cues):
+            if any(cue.search(folded) for cue in choice.cues) or (
+                choice.id == question.if_past and safety.dated_in_the_past(text)
+            ):
                 found[qid] = choice.id
                 break
     return found

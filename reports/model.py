@@ -101,6 +101,9 @@ class Question:
     extract: str | None = None
     # what to do at once after an answer (choice id -> text per language), in every channel
     advice: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the choice a story dated in the past gives ("hier", "la semaine dernière"), when no cue of
+    # a choice before it matches: dated as the safety check dates it (safety.dated_in_the_past)
+    if_past: str | None = None
 
     def choice(self, value: Any) -> Choice | None:
         return next((c for c in self.choices if c.id == value), None)
@@ -259,6 +262,14 @@ def _advice(raw: Any, choices: tuple[Choice, ...], where: str) -> dict[str, dict
     return {str(cid): _texts(texts, f"{where}.advice.{cid}") for cid, texts in raw.items()}
 
 
+def _if_past(raw: Any, choices: tuple[Choice, ...], where: str) -> str | None:
+    if raw is None:
+        return None
+    if str(raw) not in {c.id for c in choices}:
+        raise ModelError(f"{where}.if_past: {raw!r} is not one of its choices")
+    return str(raw)
+
+
 def parse_model(data: Any) -> Model:
     if not isinstance(data, dict) or data.get("version") != 1:
         raise ModelError("model.yml: expected a mapping with version: 1")
@@ -300,6 +311,7 @@ def parse_model(data: Any) -> Model:
             personal=bool(raw.get("personal", False)),
             extract=extract,
             advice=_advice(raw.get("advice"), choices, where),
+            if_past=_if_past(raw.get("if_past"), choices, where),
         )
     for question in questions.values():
         for other, values in question.ask_if.items():

@@ -11,7 +11,14 @@ and from the gateway (Python 3.11). It must never import rasa or rasa_sdk.
 
 from __future__ import annotations
 
-from .detector import MODEL_RULE_ID, DangerAssessment, assess, confirmed, helplines_for
+from .detector import (
+    MODEL_RULE_ID,
+    DangerAssessment,
+    assess,
+    confirmed,
+    dated_in_the_past,
+    helplines_for,
+)
 from .errors import SafetyDataError, SafetyError
 from .lexicon import Lexicon, default_lexicon, load_lexicon_file, parse_lexicon
 from .messages import (
@@ -42,6 +49,7 @@ __all__ = [
     "confirmed",
     "danger_denied",
     "danger_question",
+    "dated_in_the_past",
     "default_lexicon",
     "emergency_message",
     "helplines_for",

@@ -200,7 +200,7 @@ def assess(
 
     terms = {kind for kind, patterns in lex.terms.items() if _any(patterns, clauses)}
     present = _any(lex.present_markers, clauses)
-    past = _any(lex.past_markers, clauses) and not present
+    past = _any(lex.past_markers, clauses) and not present  # as dated_in_the_past()
     reassured = _any(lex.reassurance, clauses)
 
     strong: list[Rule] = []
@@ -309,6 +309,16 @@ def overrulable(text: str, categories: tuple[str, ...], present: bool, lexicon: 
     if present or _NEVER_OVERRULED & set(categories):
         return False
     return bool(NOT_NOW_CUES & cues(text, lexicon.sms))
+
+
+def dated_in_the_past(text: str, lexicon: Lexicon | None = None) -> bool:
+    """Whether a message dates what it tells in the past ("hier", "la nuit dernière", "il y a
+    trois jours", "last week") and says nothing of now ("en ce moment", "vite"): the lexicon's
+    past and present markers, read as :func:`assess` reads them. The report model uses it too
+    ("is it happening right now?" answered no by the story), so the two never disagree."""
+    lex = lexicon or default_lexicon()
+    clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
+    return _any(lex.past_markers, clauses) and not _any(lex.present_markers, clauses)
 
 
 def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAssessment, bool]:

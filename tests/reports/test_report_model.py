@@ -82,6 +82,10 @@ def test_spec_errors_are_clear() -> None:
     data["questions"]["argent_perdu"]["sets"] = {"oui": {"rich": True}}
     with pytest.raises(ModelError, match="not a routing flag"):
         parse_model(data)
+    data = yaml.safe_load(MODEL_FILE.read_text(encoding="utf-8"))
+    data["questions"]["en_cours"]["if_past"] = "peut_etre"
+    with pytest.raises(ModelError, match="if_past: 'peut_etre' is not one of its choices"):
+        parse_model(data)
 
 
 @pytest.mark.parametrize(
@@ -277,6 +281,31 @@ def test_routing_flags() -> None:
     flags = reports.flags("harcelement", calm)
     assert flags["neighbour_conflict"] and not flags["offence"]
     assert reports.flags("harcelement", {**calm, "menaces": "oui"})["offence"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hier soir on nous a volé la voiture devant la gare", "non"),
+        ("la nuit dernière ils ont forcé la porte du garage", "non"),
+        ("mardi soir dernier on m'a arraché mon sac", "non"),
+        ("two days ago our car was broken into", "non"),
+        # a cue of now wins over a date
+        ("ils sont encore dedans, ils étaient déjà venus hier", "oui"),
+        # dated, but "maintenant" says something of now: the question is asked
+        ("cambriolage il y a 3 jours, que faire maintenant", None),
+        ("mon vélo a disparu du garage", None),
+    ],
+)
+def test_a_story_dated_in_the_past_is_not_happening_now(text: str, expected: str | None) -> None:
+    """A theft's "is it happening right now?" is answered no by a story the safety check dates in
+    the past, with the safety check's own markers: the two never disagree on "hier". (Violence's
+    "are you in danger right now?" is never answered by a date: she may live with him.)"""
+    import safety
+
+    assert reports.extract("vol_cambriolage", text, TODAY).get("en_cours") == expected
+    assert safety.dated_in_the_past(text) == (expected == "non")
+    assert "danger_now" not in reports.extract("violences_conjugales", text, TODAY)
 
 
 def test_extract_from_a_description() -> None:
