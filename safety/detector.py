@@ -216,6 +216,8 @@ def assess(
             cancelled.append(f"{rule.id}:negated")
         elif rule.past_sensitive and past:
             cancelled.append(f"{rule.id}:past")
+        elif rule.unless and _any(rule.unless, clauses):
+            cancelled.append(f"{rule.id}:unless")
         elif rule.level == "weak" and reassured:
             cancelled.append(f"{rule.id}:reassurance")
         elif rule.level == "strong":

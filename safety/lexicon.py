@@ -34,6 +34,8 @@ class Rule:
     past_sensitive: bool = False
     requires_terms: tuple[str, ...] = ()
     adds_categories: tuple[str, ...] = ()
+    # the rule is dropped when one of these matches the message ("elle est à l'hôpital")
+    unless: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,11 @@ def parse_lexicon(data: Any, source: str = "lexicon") -> Lexicon:
                 past_sensitive=bool(raw.get("past_sensitive", False)),
                 requires_terms=requires,
                 adds_categories=adds,
+                unless=(
+                    _compile_all(raw["unless"], f"{where}({rule_id}).unless")
+                    if "unless" in raw
+                    else ()
+                ),
             )
         )
 

@@ -26,6 +26,29 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
     ("en_help_excl", "help!", "en", ("112",), None),
     ("en_emergency", "this is an emergency", "en", ("112",), None),
     # violence in progress
+    # an elderly person fallen: now, or unable to get up whenever it was told
+    ("fr_mamie_tombee", "mamie est tombée dans la cuisine", "fr", ("15", "112"), None),
+    (
+        "fr_tombe_hier_se_relever",
+        "mon père de 90 ans est tombé hier soir et il n'arrive pas à se relever",
+        "fr",
+        ("15", "112"),
+        None,
+    ),
+    (
+        "en_fell_yesterday_still_floor",
+        "my grandad fell last night and he couldn't get up, he's still on the floor",
+        "en",
+        ("112",),
+        None,
+    ),
+    (
+        "fr_tombee_pompiers_en_route",
+        "grand-mère tombée, les pompiers sont en route",
+        "fr",
+        ("15",),
+        None,
+    ),
     # told without the usual words (issue 12): pills by the box, a goodbye, the signs themselves
     ("fr_plaquette", "j'ai avalé toute la plaquette de mes cachets", "fr", ("3114",), "3114"),
     ("fr_plus_la_demain", "demain je ne serai plus là, c'est décidé", "fr", ("3114",), "3114"),
@@ -294,6 +317,19 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
 ]
 
 SAFE: list[tuple[str, str, str]] = [
+    # a fall over and cared for, told to ask for a hand rail or a remote alarm
+    (
+        "fr_chute_semaine_derniere",
+        "ma mère de 84 ans est tombée la semaine dernière, il faudrait une rampe à l'escalier",
+        "fr",
+    ),
+    (
+        "fr_chute_hopital_va_bien",
+        "ma voisine de 88 ans est tombée, elle est à l'hôpital et va bien, la lumière de "
+        "l'escalier ne marche plus",
+        "fr",
+    ),
+    ("en_fell_fine", "my nan fell yesterday, she's fine now, can we get a rail fitted?", "en"),
     # ordinary reports
     (
         "fr_otv",
