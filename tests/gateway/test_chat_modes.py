@@ -394,6 +394,10 @@ WORRIED = [
     "mon grand-père oublie tout et reste seul chez lui",
     "ma voisine pleure souvent, son mari crie",
     "mon ex sait où j'habite",
+    # more of them, so that one stays in the band when the model is retrained (its band moves)
+    "j'ai un mauvais pressentiment pour ma voisine",
+    "les voisins se disputent fort",
+    "je ne me sens pas en sécurité chez moi",
 ]
 
 
