@@ -422,7 +422,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         if answer.problem:
             dispatcher.utter_message(text=reports.problem_text(answer.problem, language))
             return {slot: None}
-        return {slot: answer.value, **answer.values}
+        return {slot: answer.value, **answer.values, **answer.replaces}
 
     def _spotted(
         self,

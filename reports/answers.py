@@ -33,6 +33,8 @@ _NOTHING = frozenset(
         "j ai rien", "je n ai pas", "j ai pas", "j ai aucun", "j ai aucune", "je n ai aucun",
         "je n ai aucune", "nan", "nope", "i have nothing", "i don t have", "nothing at all",
         "keine", "nee", "niente", "nada", "non merci", "pas besoin", "ca ira", "no thanks",
+        "non finalement", "finalement non", "non en fait", "en fait non", "no actually",
+        "actually no",
         "no thank you", "nein danke", "nee dank u", "no grazie", "no gracias",
     }
 )  # fmt: skip
@@ -80,6 +82,8 @@ class Answer:
     value: Any = None
     problem: str | None = None  # why it was not accepted: reports/texts.yml `problems`
     values: dict[str, Any] = field(default_factory=dict)  # other answers read from it
+    # answers it changes even when already given ("non" to "À quel numéro ?": not contacted)
+    replaces: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -240,14 +244,21 @@ def read_answer(
         return Answer(problem="commune")  # resolved by reports.communes, not here
     if not fold(cleaned):
         return Answer(problem="empty")
-    if optional and _says_nothing(question, cleaned):
-        return Answer(SKIP)
+    if (optional or question.if_none) and _says_nothing(question, cleaned):
+        return Answer(SKIP, replaces=dict(question.if_none))
     if _acknowledges_only(cleaned):
         return Answer(problem="empty")  # "oui merci" is not a place nor a description
     if question.extract == "traces":
         traces = find_traces(cleaned)
         return Answer(", ".join(traces) if traces else cleaned)
+    if question.expects == "phone" and not _PHONE_RE.search(cleaned):
+        return Answer(problem="phone")
     return Answer(cleaned)
+
+
+# a phone number: 8 digits or more, spaces, dots, dashes or brackets between ("06 12 34 56 78",
+# "+33 6 12 34 56 78", "0612345678", "+44 (0)20 7946 0958")
+_PHONE_RE = re.compile(r"(?<!\d)\+?(?:\d[\s.\-()]{0,3}){8,15}(?!\d)")
 
 
 # ---------------------------------------------------------------- which questions remain

@@ -104,6 +104,10 @@ class Question:
     # the choice a story dated in the past gives ("hier", "la semaine dernière"), when no cue of
     # a choice before it matches: dated as the safety check dates it (safety.dated_in_the_past)
     if_past: str | None = None
+    # "phone": a typed answer must hold a phone number
+    expects: str | None = None
+    # what "no" / "none" typed to this question answers instead (question id -> choice id)
+    if_none: dict[str, str] = field(default_factory=dict)
 
     def choice(self, value: Any) -> Choice | None:
         return next((c for c in self.choices if c.id == value), None)
@@ -262,6 +266,15 @@ def _advice(raw: Any, choices: tuple[Choice, ...], where: str) -> dict[str, dict
     return {str(cid): _texts(texts, f"{where}.advice.{cid}") for cid, texts in raw.items()}
 
 
+EXPECTS = ("phone",)
+
+
+def _expects(raw: Any, where: str) -> str | None:
+    if raw is not None and raw not in EXPECTS:
+        raise ModelError(f"{where}.expects: expected one of {', '.join(EXPECTS)}")
+    return None if raw is None else str(raw)
+
+
 def _if_past(raw: Any, choices: tuple[Choice, ...], where: str) -> str | None:
     if raw is None:
         return None
@@ -312,8 +325,15 @@ def parse_model(data: Any) -> Model:
             extract=extract,
             advice=_advice(raw.get("advice"), choices, where),
             if_past=_if_past(raw.get("if_past"), choices, where),
+            expects=_expects(raw.get("expects"), where),
+            if_none={str(k): str(v) for k, v in (raw.get("if_none") or {}).items()},
         )
     for question in questions.values():
+        for other, choice in question.if_none.items():
+            if other not in questions or questions[other].choice(choice) is None:
+                raise ModelError(
+                    f"questions.{question.id}.if_none: {other}={choice!r} is no question's choice"
+                )
         for other, values in question.ask_if.items():
             if other not in questions:
                 raise ModelError(f"questions.{question.id}.ask_if: unknown question {other!r}")

@@ -413,3 +413,24 @@ def test_a_cry_for_help_is_never_stored_as_an_answer(text: str) -> None:
     assert asked and "Où" in asked[-1].text
     say(state, "au 3 rue Pasteur")
     assert state.answers["lieu"] == "au 3 rue Pasteur"
+
+
+def test_no_number_after_all_means_not_contacted_as_in_the_chat() -> None:
+    """"non" to "your number?" is no phone number: the guided mode, like the chat (conversation
+    mind-no-number-after-all), files the report without contact; words without a number are
+    asked again, saying how to decline."""
+    state = GuidedState()
+    tap(state, "/guide:type:drogue_trafic")
+    tap(state, f"/guide:a:description:{SKIP}")
+    say(state, "hall du bâtiment C")
+    tap(state, "/guide:a:moment:soir")
+    say(state, "Forcalquier")
+    tap(state, "/guide:a:recontact:sms")
+    assert state.step == "question" and state.question == "contact_tel"
+    shown = say(state, "plutôt le soir")
+    assert state.question == "contact_tel"
+    assert shown[0].text.startswith("Je n'ai pas trouvé de numéro de téléphone")
+    say(state, "non finalement")
+    assert state.step == "summary"
+    report = guided.build_report(state, conversation_id="c", channel="telegram", language="fr")
+    assert report.fields == {"lieu": "hall du bâtiment C", "moment": "soir", "recontact": "anonyme"}

@@ -86,6 +86,10 @@ def test_spec_errors_are_clear() -> None:
     data["questions"]["en_cours"]["if_past"] = "peut_etre"
     with pytest.raises(ModelError, match="if_past: 'peut_etre' is not one of its choices"):
         parse_model(data)
+    data = yaml.safe_load(MODEL_FILE.read_text(encoding="utf-8"))
+    data["questions"]["contact_tel"]["if_none"] = {"recontact": "pigeon"}
+    with pytest.raises(ModelError, match="if_none: recontact='pigeon' is no question's choice"):
+        parse_model(data)
 
 
 @pytest.mark.parametrize(
@@ -306,6 +310,32 @@ def test_a_story_dated_in_the_past_is_not_happening_now(text: str, expected: str
     assert reports.extract("vol_cambriolage", text, TODAY).get("en_cours") == expected
     assert safety.dated_in_the_past(text) == (expected == "non")
     assert "danger_now" not in reports.extract("violences_conjugales", text, TODAY)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "problem", "replaces"),
+    [
+        ("06 12 34 56 78 après 18 h", "06 12 34 56 78 après 18 h", None, {}),
+        ("+33 6 12 34 56 78", "+33 6 12 34 56 78", None, {}),
+        ("0612345678", "0612345678", None, {}),
+        # "non", "pas de numéro": not to be contacted after all
+        ("non", SKIP, None, {"recontact": "anonyme"}),
+        ("pas de numéro", SKIP, None, {"recontact": "anonyme"}),
+        ("non merci", SKIP, None, {"recontact": "anonyme"}),
+        # words without a number are no number (asked again, saying how to decline)
+        ("plutôt le soir", None, "phone", {}),
+        ("au 06 12 34", None, "phone", {}),
+        ("oui merci", None, "empty", {}),
+    ],
+)
+def test_a_phone_number_is_a_number_and_no_number_means_no_contact(
+    text: str, value: str | None, problem: str | None, replaces: dict[str, str]
+) -> None:
+    question = reports.model().questions["contact_tel"]
+    answer = reports.read_answer(question, text, today=TODAY)
+    assert (answer.value, answer.problem, answer.replaces) == (value, problem, replaces)
+    if problem == "phone":
+        assert "« non »" in reports.problem_text("phone", "fr")
 
 
 def test_extract_from_a_description() -> None:

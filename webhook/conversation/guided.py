@@ -266,12 +266,20 @@ def _advance(state: GuidedState, lang: str, prefix: list[Reply] | None = None) -
 
 
 def _record(
-    state: GuidedState, qid: str, value: str, lang: str, also: Mapping[str, str] | None = None
+    state: GuidedState,
+    qid: str,
+    value: str,
+    lang: str,
+    also: Mapping[str, str] | None = None,
+    replace: Mapping[str, str] | None = None,
 ) -> list[Reply]:
-    """Store an answer (and what it also says), check the OTV rules, ask the next question."""
+    """Store an answer (and what it also says, and what it changes: "non" to "your number?"
+    means not to be contacted), check the OTV rules, ask the next question."""
     assert state.report_type is not None
     added = [qid]
     state.answers[qid] = value
+    for other, other_value in (replace or {}).items():
+        state.answers[other] = other_value
     for other, other_value in (also or {}).items():
         if state.answers.get(other) in (None, ""):
             state.answers[other] = other_value
@@ -400,7 +408,11 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
         assert answer.problem is not None
         problem = reports.problem_text(answer.problem, lang)
         return Outcome([_question_reply(state, lang, prefix=problem)])
-    return Outcome(_record(state, question.id, str(answer.value), lang, also=answer.values))
+    return Outcome(
+        _record(
+            state, question.id, str(answer.value), lang, also=answer.values, replace=answer.replaces
+        )
+    )
 
 
 def _cry_for_help(text: str, lang: str) -> bool:
