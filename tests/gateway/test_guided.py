@@ -320,13 +320,19 @@ def test_human_contact_with_unknown_phone_says_so_and_never_invents_one() -> Non
     assert state.step == "question" and state.question == "description"
 
 
-def test_summary_send_files_and_cancel_discards() -> None:
+def _drug_report_up_to_recontact() -> GuidedState:
+    """A drug-dealing report answered up to "do you want to be contacted?"."""
     state = GuidedState()
     tap(state, "/guide:type:drogue_trafic")
     tap(state, f"/guide:a:description:{SKIP}")
     say(state, "hall du bâtiment C")
     tap(state, "/guide:a:moment:soir")
     say(state, "Forcalquier")
+    return state
+
+
+def test_summary_send_files_and_cancel_discards() -> None:
+    state = _drug_report_up_to_recontact()
     tap(state, "/guide:a:recontact:anonyme")
     assert state.step == "summary"
     assert guided.handle(state, "fr", payload="/guide:send").file
@@ -416,15 +422,10 @@ def test_a_cry_for_help_is_never_stored_as_an_answer(text: str) -> None:
 
 
 def test_no_number_after_all_means_not_contacted_as_in_the_chat() -> None:
-    """"non" to "your number?" is no phone number: the guided mode, like the chat (conversation
+    """ "non" to "your number?" is no phone number: the guided mode, like the chat (conversation
     mind-no-number-after-all), files the report without contact; words without a number are
     asked again, saying how to decline."""
-    state = GuidedState()
-    tap(state, "/guide:type:drogue_trafic")
-    tap(state, f"/guide:a:description:{SKIP}")
-    say(state, "hall du bâtiment C")
-    tap(state, "/guide:a:moment:soir")
-    say(state, "Forcalquier")
+    state = _drug_report_up_to_recontact()
     tap(state, "/guide:a:recontact:sms")
     assert state.step == "question" and state.question == "contact_tel"
     shown = say(state, "plutôt le soir")
