@@ -317,14 +317,13 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
                 gap = text[tokens[first][0] : tokens[last][1]]
                 if "\n" in gap or re.search(r"[,;:.!?()]", gap):
                     continue
-                if lowercase and not (
-                    _name_key(gap) in self.lowercase_names or ("-" in gap and " " in _name_key(gap))
-                ):
+                key = _name_key(gap)
+                if lowercase and not (key in self.lowercase_names or ("-" in gap and " " in key)):
                     continue
-                if _name_key(gap) in self.names:
+                if key in self.names:
                     # a lone capitalised word opening a sentence ("Marseille a…" yes, "Mars" no):
                     # sentence-initial single words need the postal code or a preposition
-                    alone = _name_key(gap) == _name_key(text)
+                    alone = key == _name_key(text)
                     if (
                         sentence_start
                         and length == 1

@@ -20,6 +20,10 @@ from routing.normalize import fold
 MAX_TEXT = 2000
 # Scammers' traces: French phone numbers, IBANs, web addresses.
 PHONE_RE = re.compile(r"(?<!\d)(?:\+33\s?|0)[1-9](?:[\s.-]?\d{2}){4}(?!\d)")
+# The citizen's own number to be called back: any country's (a tourist's "+44 (0)20 7946 0958"),
+# 8 digits or more with spaces, dots, dashes or brackets between; PHONE_RE above stays French
+# only, so that amounts and references in a scam's story are not taken for phone numbers.
+CONTACT_PHONE_RE = re.compile(r"(?<!\d)\+?(?:\d[\s.\-()]{0,3}){8,15}(?!\d)")
 IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,4})?\b")
 URL_RE = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|fr|net|org|info|xyz|top|site)\b")
 AGE_RE = re.compile(r"\b(\d{1,2})\s?(?:ans?|years?(?: old)?|yo|jahre?|anni|anos|jaar)\b")
@@ -251,14 +255,9 @@ def read_answer(
     if question.extract == "traces":
         traces = find_traces(cleaned)
         return Answer(", ".join(traces) if traces else cleaned)
-    if question.expects == "phone" and not _PHONE_RE.search(cleaned):
+    if question.expects == "phone" and not CONTACT_PHONE_RE.search(cleaned):
         return Answer(problem="phone")
     return Answer(cleaned)
-
-
-# a phone number: 8 digits or more, spaces, dots, dashes or brackets between ("06 12 34 56 78",
-# "+33 6 12 34 56 78", "0612345678", "+44 (0)20 7946 0958")
-_PHONE_RE = re.compile(r"(?<!\d)\+?(?:\d[\s.\-()]{0,3}){8,15}(?!\d)")
 
 
 # ---------------------------------------------------------------- which questions remain

@@ -200,7 +200,7 @@ def assess(
 
     terms = {kind for kind, patterns in lex.terms.items() if _any(patterns, clauses)}
     present = _any(lex.present_markers, clauses)
-    past = _any(lex.past_markers, clauses) and not present  # as dated_in_the_past()
+    past = _dated(clauses, lex, present)
     reassured = _any(lex.reassurance, clauses)
 
     strong: list[Rule] = []
@@ -320,7 +320,12 @@ def dated_in_the_past(text: str, lexicon: Lexicon | None = None) -> bool:
     ("is it happening right now?" answered no by the story), so the two never disagree."""
     lex = lexicon or default_lexicon()
     clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
-    return _any(lex.past_markers, clauses) and not _any(lex.present_markers, clauses)
+    return _dated(clauses, lex, _any(lex.present_markers, clauses))
+
+
+def _dated(clauses: tuple[str, ...], lex: Lexicon, present: bool) -> bool:
+    """Dated in the past and nothing said of now (``present``: a present marker matched)."""
+    return not present and _any(lex.past_markers, clauses)
 
 
 def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAssessment, bool]:
