@@ -428,6 +428,52 @@ async def test_an_uncertain_danger_is_asked_once_and_a_yes_gets_the_numbers(
         assert texts(no) == ["D'accord, merci. Continuons."]
 
 
+# long answers to a report's question that the danger model alone finds alarming (no rule)
+ALARMING_ANSWERS = [
+    "il est revenu et il tourne autour de la maison depuis tout à l'heure, je sais pas quoi faire",
+    "j'entends des bruits bizarres chez la voisine du dessous, elle ne répond pas quand je frappe",
+    "le monsieur du rez-de-chaussée parle tout seul dans l'escalier, il a l'air très agité",
+    "ma voisine ne sort plus de chez elle et je ne l'entends plus du tout depuis quelques jours",
+    "elle a reçu un appel d'un homme qui disait être policier, il lui a demandé de mettre ses"
+    " bijoux dans un sac devant la porte",
+]
+
+
+async def test_a_long_alarming_answer_gets_the_danger_question_once_in_a_conversation(
+    fake_rasa: FakeRasa, tmp_path: Path
+) -> None:
+    """At a report's question, a long answer that the danger model alone flags may be a new
+    story: the gateway asks whether someone is in danger, once in the conversation (asked
+    after every such answer of a long report, it wore the citizen out)."""
+    import reports
+    import safety
+
+    question = "Vous-même ou quelqu'un est-il en danger en ce moment ?"
+    alarming = [
+        t
+        for t in ALARMING_ANSWERS
+        if (a := safety.assess(t, "fr")).immediate_danger and a.model_alone
+    ]
+    assert len(alarming) >= 2, "fewer than two answers the danger model alone flags"
+    lieu = reports.model().ask_text("incivilite", "lieu", "fr")
+    async with running_gateway(make_settings(tmp_path, fake_rasa.url)) as gw:
+        await gw.say(lieu)  # the bot's reply now asks "where?"
+        first = await gw.say(alarming[0])
+        assert texts(first)[0] == question
+        await gw.say(lieu)
+        second = await gw.say(alarming[1])
+        assert question not in texts(second)
+        assert texts(second) == [f"rasa:{alarming[1]}"]  # no numbers either: the rules are calm
+        # a conversation that tapped "no" to a first question is not asked again either
+        other = "another-resident"
+        uncertain = [t for t in WORRIED if safety.assess(t, "fr").uncertain]
+        assert uncertain
+        asked = await gw.say(uncertain[0], sender=other)
+        await gw.tap(button_for(asked, "Non, pas en ce moment"), sender=other)
+        await gw.say(lieu, sender=other)
+        assert question not in texts(await gw.say(alarming[0], sender=other))
+
+
 async def test_an_explicit_cancel_at_a_report_question_reaches_rasa_as_a_cancel(
     fake_rasa: FakeRasa, tmp_path: Path
 ) -> None:

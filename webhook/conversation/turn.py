@@ -506,6 +506,7 @@ async def _turn(
     first: list[replies.Reply] = []
     if payload in (safety.DANGER_YES, safety.DANGER_NO):
         # the answer to "is someone in danger right now?": a yes gets the numbers at once
+        state.danger_asked = True
         if payload == safety.DANGER_YES:
             logger.info("immediate danger confirmed by the citizen")
             state.danger_confirmed = True
@@ -519,11 +520,17 @@ async def _turn(
         if state.bot_asked and (assessment.model_alone or assessment.uncertain):
             # An answer to one of a report's questions (a place, a time, a name...): the danger
             # model was trained on descriptions, not on such answers, and the rules still apply.
-            # A long answer that it finds alarming may be a new story: ask (every time). So is
-            # a long story whose rules' alarm the model turned into the question (overruled).
+            # A long answer that it finds alarming may be a new story: ask, once in the
+            # conversation (asked again after every long answer of a scam report, the question
+            # wore the citizen out: "il a appelé avec un numéro en 01..." scores 0.52). A long
+            # story whose rules' alarm the model turned into the question (overruled) is asked
+            # every time: the rules found danger words in it.
             if assessment.overruled or (
-                assessment.immediate_danger and len(text.split()) >= ANSWER_STORY_WORDS
+                assessment.immediate_danger
+                and len(text.split()) >= ANSWER_STORY_WORDS
+                and not state.danger_asked
             ):
+                state.danger_asked = True
                 first.append(_danger_question(lang))
         elif assessment.immediate_danger:
             logger.info("immediate danger detected: rules=%s", ",".join(assessment.matched))
