@@ -243,8 +243,15 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             other_topic = intent in REPORT_TYPES and intent != self.report_type
             tapped_topic = is_payload and _entity(tracker, "reponse") is None
             asked = model.questions.get(requested or "")
-            # "sur whatsapp et par sms" answers "where?" (online) although it sounds like a scam
-            fits = bool(asked and asked.choices and reports.read_choice(asked, message))
+            # "sur whatsapp et par sms" answers "where?" (online) although it sounds like a scam;
+            # a phone number answers "À quel numéro ?" whatever words come with it
+            fits = bool(
+                asked
+                and (
+                    (asked.choices and reports.read_choice(asked, message))
+                    or (not is_payload and reports.holds_expected(asked, message))
+                )
+            )
             danger_now = bool(message) and not is_payload and _danger_in_answer(message, language)
             # a cry for help mid-form ("il est derrière moi, il a sorti un couteau") is no new
             # topic: the numbers, then the same question (the report goes on)

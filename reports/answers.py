@@ -260,6 +260,20 @@ def read_answer(
     return Answer(cleaned)
 
 
+def holds_expected(question: Question, text: str) -> bool:
+    """Whether a typed message holds what the question waits for — a phone number (``expects:
+    phone``), a trace (a number, an IBAN, a site) — whatever else it says: such a message
+    answers the question and tells no new topic, however sure the classifier is ("c'est le
+    06 11 22 33 44 mais pas après 20h" was taken for a holiday absence). Not a date: "on m'a
+    cambriolé hier" at "Quand partez-vous ?" holds one and tells another story."""
+    cleaned = text.strip()
+    if question.expects == "phone":
+        return bool(CONTACT_PHONE_RE.search(cleaned))
+    if question.extract == "traces":
+        return bool(find_traces(cleaned))
+    return False
+
+
 # ---------------------------------------------------------------- which questions remain
 
 

@@ -263,6 +263,15 @@ def test_money_taken_gives_the_same_advice_as_the_chat_tapped_or_told() -> None:
     assert [r.text for r in shown[:1]] == advice and told.question == "deja_cible"
     # in German, the guided mode's own language
     assert "Bank" in reports.advice({"argent_perdu": "oui"}, "de")[0]
+    # not known yet ("elle a donné ses codes, elle n'a pas regardé ses comptes"): the same call
+    # to the bank, before the money goes
+    (unsure,) = reports.advice({"argent_perdu": "ne_sait_pas"}, "fr")
+    assert "opposition" in unsure and "banque" in unsure
+    doubt = GuidedState()
+    tap(doubt, "/guide:type:arnaque")
+    tap(doubt, f"/guide:a:description:{SKIP}")
+    tap(doubt, "/guide:a:type_arnaque:faux_conseiller")
+    assert tap(doubt, "/guide:a:argent_perdu:ne_sait_pas")[0].text == unsure
 
 
 def test_danger_now_gives_the_emergency_numbers_first() -> None:
