@@ -255,7 +255,7 @@ def read_answer(
     if question.extract == "traces":
         traces = find_traces(cleaned)
         return Answer(", ".join(traces) if traces else cleaned)
-    if question.expects == "phone" and not CONTACT_PHONE_RE.search(cleaned):
+    if question.expects == "phone" and not holds_expected(question, cleaned):
         return Answer(problem="phone")
     return Answer(cleaned)
 
