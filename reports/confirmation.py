@@ -42,7 +42,8 @@ def destination_names(destinations: list[Mapping[str, Any]], language: str) -> l
 
 
 def referral_lines(referrals: list[str], language: str) -> list[str]:
-    """The helplines of the routing decision, with their numbers (or web addresses)."""
+    """The helplines of the routing decision, with their numbers (or web addresses, or for an
+    entry with neither, its purpose)."""
     engine = routing.get_engine()
     lines: list[str] = []
     for helpline_id in referrals:
@@ -50,7 +51,9 @@ def referral_lines(referrals: list[str], language: str) -> list[str]:
             helpline = engine.helpline(helpline_id)
         except (KeyError, routing.RoutingError):
             continue
-        contact = helpline.number or helpline.url
+        # an entry without a number or an address (the bank's own opposition line) says what
+        # to do, from the reference data, rather than a bare name
+        contact = helpline.number or helpline.url or helpline.purpose
         lines.append(f"• {helpline.name} : {contact}" if contact else f"• {helpline.name}")
     if lines:
         lines.insert(0, _t("referrals", language))

@@ -263,6 +263,13 @@ def test_money_taken_gives_the_same_advice_as_the_chat_tapped_or_told() -> None:
     assert [r.text for r in shown[:1]] == advice and told.question == "deja_cible"
     # in German, the guided mode's own language
     assert "Bank" in reports.advice({"argent_perdu": "oui"}, "de")[0]
+    # cash handed over at the door is no bank matter: the complaint is said too, in every
+    # language of the guided mode
+    assert "plainte" in advice[0] and "liquide" in advice[0]
+    for language, word in {"en": "complaint", "de": "Anzeige", "nl": "aangifte"}.items():
+        assert word in reports.advice({"argent_perdu": "oui"}, language)[0]
+    for language, word in {"it": "denuncia", "es": "denuncia"}.items():
+        assert word in reports.advice({"argent_perdu": "oui"}, language)[0]
     # not known yet ("elle a donné ses codes, elle n'a pas regardé ses comptes"): the same call
     # to the bank, before the money goes
     (unsure,) = reports.advice({"argent_perdu": "ne_sait_pas"}, "fr")
@@ -361,13 +368,16 @@ def test_filed_message_gives_reference_destinations_and_referrals() -> None:
         {
             "reference": "04-2026-000007",
             "destinations": [{"agency_name": "Brigade de proximité de Forcalquier"}],
-            "referrals": ["17cyber", "perceval"],
+            "referrals": ["17cyber", "opposition-bancaire", "perceval"],
         },
         "fr",
     )
     text = shown[0].text
     assert "04-2026-000007" in text and "Brigade de proximité de Forcalquier" in text
     assert "Perceval" in text
+    # an entry of the reference data with no number nor address says what to do, not a bare name
+    (bank,) = [line for line in text.splitlines() if "Opposition bancaire" in line]
+    assert "banque" in bank.split("Opposition bancaire", 1)[1], bank
     assert state.step == "done"
     assert "/guide:menu" in payloads(shown)
 

@@ -642,6 +642,24 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"lieu_vie": "ehpad"},
         ),
         ("personne_vulnerable", "la dame d'en face crie la nuit", {"lieu_vie": None}),
+        # a fake official at the door is a doorstep scam; "un faux agent" alone is no police
+        (
+            "arnaque",
+            "ma mère a 84 ans, hier un homme a sonné en disant qu'il venait de la part de la "
+            "mairie pour vérifier les détecteurs de fumée, il lui a pris 250 euros en liquide",
+            {"type_arnaque": "faux_artisan", "argent_perdu": "oui", "victime_senior": "oui"},
+        ),
+        (
+            "arnaque",
+            "un faux agent est venu relever le compteur d'eau chez mon père",
+            {"type_arnaque": "faux_artisan"},
+        ),
+        ("arnaque", "un faux agent m'a appelé", {"type_arnaque": None}),
+        (
+            "arnaque",
+            "un homme disant qu'il était de la police a demandé les bijoux de ma mère",
+            {"type_arnaque": "faux_policier"},
+        ),
         # a younger victim is not taken for an elderly one (the question is asked)
         ("arnaque", "mon fils de 12 ans s'est fait arnaquer sur un jeu", {"victime_senior": None}),
     ],
