@@ -113,7 +113,7 @@ _PLACE_END = re.compile(
     r"\s+(?:à|a|in)\s+[A-ZÉÈ][\w'’-]+.*$"
     r"|\s+(?:tous les|toutes les|chaque|depuis|vers|cette nuit|ce soir|ce matin|hier|le soir|"
     r"la nuit|et|qui|quand|pendant|pour|on|il|ils|elle|elles|je|nous|vous|quelqu'un|est|sont"
-    r"|this morning|last night|yesterday|and|while|when|someone|they|we)\b.*$"
+    r"|this morning|last night|yesterday|and|while|when|with|someone|they|we)\b.*$"
     r"|\s+j[’'].*$",
 )
 

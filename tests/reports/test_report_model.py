@@ -642,6 +642,20 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"lieu_vie": "ehpad"},
         ),
         ("personne_vulnerable", "la dame d'en face crie la nuit", {"lieu_vie": None}),
+        # a tourist's campervan: the window broken, told apart from the vehicle
+        (
+            "vol_cambriolage",
+            "Hello, we are staying at the campsite near Sisteron with our campervan. Last night "
+            "someone broke the side window and took a backpack with passports and a laptop.",
+            {
+                "type_vol": "vol_dans_vehicule",
+                "quand": "Last night",
+                "lieu": "at the campsite near Sisteron",
+                "en_cours": "non",
+            },
+        ),
+        ("vol_cambriolage", "they broke into our holiday flat", {"type_vol": "cambriolage"}),
+        ("vol_cambriolage", "someone broke the kitchen window", {"type_vol": None}),
         # a fake official at the door is a doorstep scam; "un faux agent" alone is no police
         (
             "arnaque",
