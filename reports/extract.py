@@ -128,12 +128,51 @@ def _trim_place(value: str) -> str:
     return _PLACE_END.sub("", value).strip(" ,;-")
 
 
+# a street typed in lowercase without an article ("des tags rue pasteur"): the word after it is
+# its name unless the street word is a common noun ("dans la rue", "en chemin") or the next word
+# goes on with the sentence ("la rue est sale", "rue quand")
+_BARE_STREET_RE = re.compile(
+    r"(?<![\w'’])(rue|avenue|boulevard|bd|impasse|allée|allee|chemin|quai)\s+"
+    r"([a-zà-ÿ][a-zà-ÿ'’-]{2,})(?!\w)",
+    re.IGNORECASE,
+)
+_NOT_BEFORE_A_STREET = frozenset(
+    "la le une un ma ta sa cette notre votre leur en pleine grande petite même meme quelle "
+    "chaque cet ce du au de des sur".split()
+)
+_NOT_A_STREET_NAME = frozenset(
+    "est sont était etait etaient étaient avec pour quand qui que quoi mais donc puis depuis "
+    "pendant vers chez sans sous dans près pres tous toutes toute tout elle ils elles nous "
+    "vous leur leurs hier aujourd demain matin soir nuit cette avant après apres juste encore "
+    "aussi très tres même meme car comme alors ensuite ont avait avaient était fait font "
+    "parce lorsque jusqu jusque entre contre".split()
+)
+
+
+def _bare_street(text: str) -> str | None:
+    for match in _BARE_STREET_RE.finditer(text):
+        before = text[: match.start()].split()
+        previous = before[-1].lower().strip(",;:") if before else ""
+        if previous in _NOT_BEFORE_A_STREET or match.group(2).lower() in _NOT_A_STREET_NAME:
+            continue
+        # the name may go on ("avenue jean jaures"), until the sentence does ("... le soir")
+        rest = re.split(r"[,.;!?\n]", text[match.end() :], maxsplit=1)[0]
+        words = [match.group(0)]
+        for word in _trim_place("x " + rest).split()[1:3]:
+            if word.lower() in _NOT_A_STREET_NAME or not word[0].isalpha():
+                break
+            words.append(word)
+        return " ".join(words)
+    return None
+
+
 def _place(text: str) -> str | None:
     """Where it happens, as written: a place ("dans le hall de mon immeuble au 4 rue Victor
-    Hugo", "sur le parking de la gare") or a street ("rue des Arènes")."""
+    Hugo", "sur le parking de la gare") or a street ("rue des Arènes", "rue pasteur")."""
     match = _PLACE_RE.search(text) or _ADDRESS_RE.search(text)
     if not match:
-        return None
+        street = _bare_street(text)
+        return street if street else None
     value = _trim_place(match.group(0))
     return value if len(value.split()) >= 2 else None
 

@@ -603,6 +603,18 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
         ("incivilite", "chez moi c'est calme mais la rue est sale", {"lieu": None}),
         ("incivilite", "la route de Lons est pleine de déchets", {"lieu": "route de Lons"}),
         ("incivilite", "des tags rue des Arènes", {"lieu": "rue des Arènes"}),
+        # a street typed in lowercase, without an article: its name, not the sentence after it
+        ("incivilite", "des tags rue pasteur", {"lieu": "rue pasteur"}),
+        (
+            "drogue_trafic",
+            "deal devant la boulangerie avenue jean jaures tous les soirs",
+            {"lieu": "avenue jean jaures"},
+        ),
+        ("incivilite", "y a du deal bd gambetta le soir", {"lieu": "bd gambetta"}),
+        ("incivilite", "la rue est sale", {"lieu": None}),
+        ("incivilite", "je marchais dans la rue quand ils ont tagué", {"lieu": None}),
+        ("incivilite", "des déchets en pleine rue", {"lieu": None}),
+        ("vol_cambriolage", "en chemin vers l'école on m'a volé", {"lieu": None}),
         (
             "vol_cambriolage",
             "Hi, my wallet was stolen at the market in Forcalquier this morning",
