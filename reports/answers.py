@@ -221,7 +221,9 @@ def read_answer(
         if found is None and question.extract == "age":
             found = age_choice(question, cleaned)
         if found is None and question.kind == "yesno":
-            found = {"affirm": "oui", "deny": "non"}.get(intent or "")
+            found = {"affirm": "oui", "deny": "non"}.get(intent or "") or told_choice(
+                question, cleaned
+            )
         if (
             found is not None
             and question.free_text
@@ -260,13 +262,27 @@ def read_answer(
     return Answer(cleaned)
 
 
+def told_choice(question: Question, text: str) -> str | None:
+    """The choice a yes/no question's cues read in a told answer, the same cues that read it in
+    a story: "il a crevé mes pneus" to "Y a-t-il eu des menaces, des coups ou des
+    dégradations ?" is a yes."""
+    folded = fold(text)
+    for choice in question.choices:
+        if any(cue.search(folded) for cue in choice.cues):
+            return choice.id
+    return None
+
+
 def holds_expected(question: Question, text: str) -> bool:
     """Whether a typed message holds what the question waits for — a phone number (``expects:
     phone``), a trace (a number, an IBAN, a site) — whatever else it says: such a message
     answers the question and tells no new topic, however sure the classifier is ("c'est le
-    06 11 22 33 44 mais pas après 20h" was taken for a holiday absence). Not a date: "on m'a
+    06 11 22 33 44 mais pas après 20h" was taken for a holiday absence) — or the facts a yes/no
+    question asks about (its cues: "il a crevé mes pneus" to "des dégradations ?"). Not a date: "on m'a
     cambriolé hier" at "Quand partez-vous ?" holds one and tells another story."""
     cleaned = text.strip()
+    if question.kind == "yesno" and told_choice(question, cleaned):
+        return True  # "il m'insulte et il a crevé mes pneus" tells the yes asked for
     if question.expects == "phone":
         return bool(CONTACT_PHONE_RE.search(cleaned))
     if question.extract == "traces":

@@ -654,6 +654,13 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"lieu_vie": "ehpad"},
         ),
         ("personne_vulnerable", "la dame d'en face crie la nuit", {"lieu_vie": None}),
+        # damage or threats told by a neighbour's victim: the question about them is answered
+        (
+            "harcelement",
+            "mon voisin me harcèle depuis des mois, il a tagué ma porte",
+            {"lieu_type": "voisinage", "menaces": "oui"},
+        ),
+        ("harcelement", "mon voisin me harcèle, il m'insulte", {"menaces": None}),
         # a tourist's campervan: the window broken, told apart from the vehicle
         (
             "vol_cambriolage",
@@ -701,3 +708,22 @@ def test_the_first_message_answers_what_it_says(
 def test_a_place_is_not_taken_from_words_that_are_no_place() -> None:
     found = reports.extract("vol_cambriolage", "On m'a volé mon vélo", dt.date(2026, 6, 1))
     assert "lieu" not in found and "quand" not in found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("il m'insulte quand je sors et il a crevé mes pneus", "oui"),
+        ("il a tagué ma porte", "oui"),
+        ("il ne m'a pas menacé", "non"),
+        ("il s'est cassé la jambe", None),
+        ("il me regarde de travers", None),
+    ],
+)
+def test_facts_told_answer_a_yes_no_question_and_hold_what_it_asks(
+    text: str, expected: str | None
+) -> None:
+    question = reports.model().questions["menaces"]
+    answer = reports.read_answer(question, text, today=dt.date(2026, 6, 1))
+    assert answer.value == expected
+    assert reports.holds_expected(question, text) is (expected is not None)
