@@ -184,8 +184,9 @@ def _address(text: str) -> str | None:
 
 
 _SINCE_RE = re.compile(
-    r"(?<!\w)(?:depuis (?:\d+|un|une|deux|trois|quatre|cinq|six|quelques|plusieurs) "
+    r"(?<!\w)(?:depuis (?:\d+|un|une|deux|trois|quatre|cinq|six|quelques|plusieurs|des) "
     r"(?:jours?|semaines?|mois|ans|années|annees)|depuis la rentrée|depuis la rentree"
+    r"|depuis (?:longtemps|toujours)"
     r"|for (?:\d+|a|one|two|three|four|a few|several) (?:days?|weeks?|months?|years?))(?!\w)",
     re.IGNORECASE,
 )

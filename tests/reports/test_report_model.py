@@ -654,11 +654,18 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"lieu_vie": "ehpad"},
         ),
         ("personne_vulnerable", "la dame d'en face crie la nuit", {"lieu_vie": None}),
+        # a holiday absence told in one message: the alarm, the keys, the car are not asked
+        (
+            "absence_vacances",
+            "je pars du 20/12 au 3/01, ma voisine a les clés et la voiture reste au garage, "
+            "on a une alarme",
+            {"alarme": "oui", "cles": "oui", "vehicule": "oui"},
+        ),
         # damage or threats told by a neighbour's victim: the question about them is answered
         (
             "harcelement",
             "mon voisin me harcèle depuis des mois, il a tagué ma porte",
-            {"lieu_type": "voisinage", "menaces": "oui"},
+            {"lieu_type": "voisinage", "menaces": "oui", "depuis_quand": "depuis des mois"},
         ),
         ("harcelement", "mon voisin me harcèle, il m'insulte", {"menaces": None}),
         # a tourist's campervan: the window broken, told apart from the vehicle
@@ -711,19 +718,25 @@ def test_a_place_is_not_taken_from_words_that_are_no_place() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("qid", "text", "expected"),
     [
-        ("il m'insulte quand je sors et il a crevé mes pneus", "oui"),
-        ("il a tagué ma porte", "oui"),
-        ("il ne m'a pas menacé", "non"),
-        ("il s'est cassé la jambe", None),
-        ("il me regarde de travers", None),
+        ("menaces", "il m'insulte quand je sors et il a crevé mes pneus", "oui"),
+        ("menaces", "il a tagué ma porte", "oui"),
+        ("menaces", "il ne m'a pas menacé", "non"),
+        ("menaces", "il s'est cassé la jambe", None),
+        ("menaces", "il me regarde de travers", None),
+        ("vehicule", "la voiture reste au garage", "oui"),
+        ("vehicule", "on part avec la voiture", "non"),
+        ("alarme", "on a une alarme reliée à la télésurveillance", "oui"),
+        ("alarme", "pas d'alarme", "non"),
+        ("cles", "ma voisine a les clés", "oui"),
+        ("cles", "personne n'a les clés", "non"),
     ],
 )
 def test_facts_told_answer_a_yes_no_question_and_hold_what_it_asks(
-    text: str, expected: str | None
+    qid: str, text: str, expected: str | None
 ) -> None:
-    question = reports.model().questions["menaces"]
+    question = reports.model().questions[qid]
     answer = reports.read_answer(question, text, today=dt.date(2026, 6, 1))
     assert answer.value == expected
     assert reports.holds_expected(question, text) is (expected is not None)
