@@ -45,6 +45,12 @@ _WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿŒœ]+(?:['’-][A-Za-zÀ-ÖØ-öø-�
 _SENTENCE_END = re.compile(r"[.!?\n]\s*$")
 # a commune typed in lowercase is read only right after one of these
 _LOWERCASE_BEFORE = re.compile(r"(?:^|[\s'’])(?:à|a|sur|près de|pres de|vers)\s+$", re.IGNORECASE)
+# ... unless that "a" is the English article ("at a bordeaux wine bar", "in a nice cafe")
+_ENGLISH_ARTICLE_BEFORE = re.compile(
+    r"(?:^|\s)(?:at|in|to|is|was|from|for|of|with|on|had|have|has|saw|into|by|near|like"
+    r"|found|got|rented|booked|visited|stayed)\s+a\s+$",
+    re.IGNORECASE,
+)
 # ... and only when its name is long enough not to be an English word after "a" ("a nice day")
 LOWERCASE_MIN_LETTERS = 6
 AGE = re.compile(
@@ -306,8 +312,11 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
             head = tokens[first][2]
             sentence_start = first == 0 or _SENTENCE_END.search(text[: tokens[first][0]])
             lowercase = not head[:1].isupper()
+            before = text[: tokens[first][0]]
             if lowercase and not (
-                first == i and _LOWERCASE_BEFORE.search(text[: tokens[first][0]])
+                first == i
+                and _LOWERCASE_BEFORE.search(before)
+                and not _ENGLISH_ARTICLE_BEFORE.search(before)
             ):
                 i += 1
                 continue

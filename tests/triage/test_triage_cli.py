@@ -231,3 +231,15 @@ def test_triage_flags_danger_exactly_as_the_chat_does(triage) -> None:
     ]
     assert [a["immediate_danger"] for a in answers] == chat
     assert sum(chat[: len(danger)]) == len(danger)  # and every labelled danger is flagged
+
+
+def test_a_commune_in_lowercase_after_a_but_not_after_an_english_article(triage) -> None:
+    french, english = triage.ask(
+        {"id": "fr", "text": "jsuis a manosque et g un voisin qui me harcèle depuis des mois"},
+        {
+            "id": "en",
+            "text": "my phone was stolen at a bordeaux wine bar in Manosque last night",
+        },
+    )
+    assert french["commune_insee"] == "04112"
+    assert english["commune_insee"] == "04112"  # not Bordeaux: "a" is the English article
