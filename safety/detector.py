@@ -249,6 +249,10 @@ def assess(
                 uncertain=probability >= chosen.ask_threshold and words >= MODEL_MIN_WORDS,
             )
         hinted = {r.category for r in weak} | {c for r in weak for c in r.adds_categories}
+        # the numbers that fit who is named: a child adds 119, a partner 3919, an elderly
+        # person 15 and 3977 (the lexicon's combinations, as for the rules)
+        hinted = hinted or {_MODEL_CATEGORY}
+        _combine(hinted, terms, lex, [])
         categories = tuple(c for c in lex.category_priority if c in hinted) or (_MODEL_CATEGORY,)
         return DangerAssessment(
             immediate_danger=True,
@@ -269,12 +273,7 @@ def assess(
     if agitated and weak_fires:
         matched.append(AGITATION_RULE_ID)
         found.add(_AGITATION_CATEGORY)
-    for combo in lex.combinations:
-        if combo.unless_term is not None and combo.unless_term in terms:
-            continue
-        if combo.term in terms and found & combo.with_categories and combo.add not in found:
-            found.add(combo.add)
-            matched.append(combo.id)
+    _combine(found, terms, lex, matched)
 
     categories = tuple(c for c in lex.category_priority if c in found)
     matched_ids = tuple(dict.fromkeys(matched))
@@ -302,6 +301,17 @@ def assess(
         cancelled=tuple(cancelled),
         language=language,
     )
+
+
+def _combine(found: set[str], terms: set[str], lex: Lexicon, matched: list[str]) -> None:
+    """Add to ``found`` the categories of the lexicon's combinations (a child named together
+    with violence: child_danger_now...), their ids to ``matched``."""
+    for combo in lex.combinations:
+        if combo.unless_term is not None and combo.unless_term in terms:
+            continue
+        if combo.term in terms and found & combo.with_categories and combo.add not in found:
+            found.add(combo.add)
+            matched.append(combo.id)
 
 
 def overrulable(text: str, categories: tuple[str, ...], present: bool, lexicon: Lexicon) -> bool:

@@ -18,7 +18,7 @@ DEFAULT_LEXICON_PATH = Path(__file__).with_name("lexicon.yml")
 
 Level = Literal["strong", "weak"]
 _LEVELS: frozenset[str] = frozenset({"strong", "weak"})
-_TERM_KINDS: frozenset[str] = frozenset({"child", "elder", "partner"})
+_TERM_KINDS: frozenset[str] = frozenset({"child", "young_child", "elder", "partner"})
 _FORBIDDEN_ESCAPES = re.compile(r"\\[SWDB]")
 _RULE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 

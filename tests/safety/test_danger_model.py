@@ -68,6 +68,8 @@ def test_danger_told_without_keywords_is_caught_by_the_model(message: str) -> No
     assert result.immediate_danger, result
     assert result.matched == ("danger_model",)
     assert result.helplines[:2] == ("17", "112")  # a call for help when no rule says more
+    # who is named adds the line that fits (the lexicon's combinations): "ma fille" adds 119
+    assert ("119" in result.helplines) is ("fille" in message)
 
 
 CALM = [
