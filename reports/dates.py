@@ -77,15 +77,26 @@ def _days(count: int, unit: str) -> int:
     return count
 
 
+# a day and month without a year passed by at most this many days is that past day ("le 2
+# novembre" typed on 3 December is a date gone, said as such, not next November), earlier ones
+# are next year's ("le 4 janvier" typed in December)
+RECENT_PAST_DAYS = 60
+
+
 def _build(day: int, month: int, year: int | None, today: dt.date) -> dt.date | None:
-    """A day and month without a year is the next such day (today included)."""
+    """A day and month without a year is the next such day (today included), unless it passed
+    less than :data:`RECENT_PAST_DAYS` ago."""
     try:
         if year is not None:
             if year < 100:
                 year += 2000
             return dt.date(year, month, day)
         candidate = dt.date(today.year, month, day)
-        if candidate < today:
+        if candidate > today:
+            previous = dt.date(today.year - 1, month, day)  # "le 20 décembre" typed on 5 Jan.
+            if (today - previous).days <= RECENT_PAST_DAYS:
+                return previous
+        if candidate < today and (today - candidate).days > RECENT_PAST_DAYS:
             candidate = dt.date(today.year + 1, month, day)
         return candidate
     except ValueError:

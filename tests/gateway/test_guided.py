@@ -420,6 +420,11 @@ def test_absence_dates_are_checked_like_in_the_chat() -> None:
     tap(state, "/guide:a:residence:principale")
     shown = say(state, "hier")
     assert "déjà passée" in shown[0].text and state.question == "date_depart"
+    # a day and month gone a month ago, without its year, is that date gone (it was taken for
+    # next year's and the return was then refused as before the departure)
+    gone = reports.today() - datetime.timedelta(days=31)
+    shown = say(state, f"le {gone.day}/{gone.month}")
+    assert "déjà passée" in shown[0].text and state.question == "date_depart"
     shown = say(state, "dans 10 jours")
     assert state.question == "date_retour"
     shown = say(state, "dans 5 jours")

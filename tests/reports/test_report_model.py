@@ -30,7 +30,11 @@ TODAY = dt.date(2026, 7, 1)  # a Wednesday
         ("3/8", dt.date(2026, 8, 3)),
         ("03/08/2026", dt.date(2026, 8, 3)),
         ("2026-08-03", dt.date(2026, 8, 3)),
-        ("le 15 juin", dt.date(2027, 6, 15)),  # passed this year: next year
+        # passed this year: next year's, unless it passed less than two months ago (a date
+        # gone, said as such, not registered a year ahead)
+        ("le 15 avril", dt.date(2027, 4, 15)),
+        ("le 15 juin", dt.date(2026, 6, 15)),
+        ("2/5", dt.date(2026, 5, 2)),
         ("la semaine prochaine", dt.date(2026, 7, 6)),  # next Monday
         ("lundi", dt.date(2026, 7, 6)),
         ("dans 10 jours", dt.date(2026, 7, 11)),
@@ -42,6 +46,11 @@ TODAY = dt.date(2026, 7, 1)  # a Wednesday
 )
 def test_parse_date(text: str, expected: dt.date) -> None:
     assert dates.parse_date(text, TODAY) == expected
+
+
+def test_a_december_day_typed_in_january_is_the_one_just_gone() -> None:
+    assert dates.parse_date("le 20 décembre", dt.date(2027, 1, 5)) == dt.date(2026, 12, 20)
+    assert dates.parse_date("le 10 janvier", dt.date(2027, 1, 5)) == dt.date(2027, 1, 10)
 
 
 @pytest.mark.parametrize("text", ["", "je ne sais pas encore", "31/02", "bientôt", "🏖️"])
