@@ -56,6 +56,11 @@ _ACKNOWLEDGEMENTS = frozenset(
 )  # fmt: skip
 
 
+_YES_WORDS = frozenset(
+    {"oui", "ouais", "ok", "okay", "okey", "accord", "daccord", "dac", "yes", "yeah", "yep", "ja"}
+)
+
+
 def _acknowledges_only(text: str) -> bool:
     words = fold(text).split()
     return bool(words) and all(w in _ACKNOWLEDGEMENTS for w in words)
@@ -253,7 +258,11 @@ def read_answer(
     if (optional or question.if_none) and _says_nothing(question, cleaned):
         return Answer(SKIP, replaces=dict(question.if_none))
     if _acknowledges_only(cleaned):
-        return Answer(problem="empty")  # "oui merci" is not a place nor a description
+        # "oui merci" is not a place nor a description; a yes to "Par quel moyen peut-on vous
+        # recontacter ?" asks to be told what to write, not that it was not understood
+        if not _YES_WORDS & set(fold(cleaned).split()):
+            return Answer(problem="empty")
+        return Answer(problem="phone" if question.expects == "phone" else "write_it")
     if question.extract == "traces":
         traces = find_traces(cleaned)
         return Answer(", ".join(traces) if traces else cleaned)

@@ -164,8 +164,16 @@ def test_read_answer_button_and_skip() -> None:
     assert reports.read_answer(questions["type_vol"], "euh", today=TODAY).problem == "choice"
     assert reports.read_answer(questions["age_enfant"], "8 ans", today=TODAY).value == "age_6_10"
     # an acknowledgement ("oui merci" after the emergency numbers) is no place: asked again
-    for typed in ("oui merci", "Ok d'accord !", "merci beaucoup", "thanks"):
+    for typed in ("merci beaucoup", "thanks"):
         assert reports.read_answer(questions["lieu"], typed, today=TODAY).problem == "empty"
+    # a yes where words are asked for ("oui" to "Par quel moyen peut-on vous recontacter ?"):
+    # "write it here", not "not understood"
+    for typed in ("oui merci", "Ok d'accord !", "oui"):
+        assert reports.read_answer(questions["lieu"], typed, today=TODAY).problem == "write_it"
+        assert reports.read_answer(questions["contact_sur"], typed, today=TODAY).problem == (
+            "write_it"
+        )
+    assert reports.problem_text("write_it", "fr").startswith("D'accord")
     assert reports.read_answer(questions["lieu"], "à la gare", today=TODAY).value == "à la gare"
     # "no traces" typed in any usual way is a skip, not the scammer's details
     for typed in (
@@ -334,7 +342,8 @@ def test_a_story_dated_in_the_past_is_not_happening_now(text: str, expected: str
         # words without a number are no number (asked again, saying how to decline)
         ("plutôt le soir", None, "phone", {}),
         ("au 06 12 34", None, "phone", {}),
-        ("oui merci", None, "empty", {}),
+        ("oui merci", None, "phone", {}),  # a yes: how to write it
+        ("merci", None, "empty", {}),
     ],
 )
 def test_a_phone_number_is_a_number_and_no_number_means_no_contact(
