@@ -432,7 +432,9 @@ EXTRA_RULES = {
     ),
     "harcelement-mineur.crip": Scenario(
         "harcelement",
-        "des élèves harcèlent mon fils de 13 ans au collège depuis des semaines",
+        # no duration in the story ("depuis des semaines" would answer "Depuis quand ?", the
+        # question the cry for help interrupts)
+        "des élèves harcèlent mon fils de 13 ans au collège",
         "Dole",
         {"depuis_quand": "mois", "lieu_type": "ecole"},
         rules=("harcelement-mineur", "harcelement-mineur.crip", "danger-immediat"),
