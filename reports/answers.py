@@ -287,8 +287,8 @@ def holds_expected(question: Question, text: str) -> bool:
     phone``), a trace (a number, an IBAN, a site) — whatever else it says: such a message
     answers the question and tells no new topic, however sure the classifier is ("c'est le
     06 11 22 33 44 mais pas après 20h" was taken for a holiday absence) — or the facts a yes/no
-    question asks about (its cues: "il a crevé mes pneus" to "des dégradations ?"). Not a date: "on m'a
-    cambriolé hier" at "Quand partez-vous ?" holds one and tells another story."""
+    question asks about (its cues: "il a crevé mes pneus" to "des dégradations ?"). Not a date:
+    "on m'a cambriolé hier" at "Quand partez-vous ?" holds one and tells another story."""
     cleaned = text.strip()
     if question.kind == "yesno" and told_choice(question, cleaned):
         return True  # "il m'insulte et il a crevé mes pneus" tells the yes asked for

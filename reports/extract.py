@@ -144,8 +144,8 @@ _NOT_A_STREET_NAME = frozenset(
     "est sont était etait etaient étaient avec pour quand qui que quoi mais donc puis depuis "
     "pendant vers chez sans sous dans près pres tous toutes toute tout elle ils elles nous "
     "vous leur leurs hier aujourd demain matin soir nuit cette avant après apres juste encore "
-    "aussi très tres même meme car comme alors ensuite ont avait avaient était fait font "
-    "parce lorsque jusqu jusque entre contre".split()
+    "aussi très tres même meme car comme alors ensuite ont avait avaient fait font parce "
+    "lorsque jusqu jusque entre contre".split()
 )
 
 
@@ -171,8 +171,7 @@ def _place(text: str) -> str | None:
     Hugo", "sur le parking de la gare") or a street ("rue des Arènes", "rue pasteur")."""
     match = _PLACE_RE.search(text) or _ADDRESS_RE.search(text)
     if not match:
-        street = _bare_street(text)
-        return street if street else None
+        return _bare_street(text)
     value = _trim_place(match.group(0))
     return value if len(value.split()) >= 2 else None
 

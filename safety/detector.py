@@ -253,7 +253,7 @@ def assess(
         # person 15 and 3977 (the lexicon's combinations, as for the rules)
         hinted = hinted or {_MODEL_CATEGORY}
         _combine(hinted, terms, lex, [])
-        categories = tuple(c for c in lex.category_priority if c in hinted) or (_MODEL_CATEGORY,)
+        categories = tuple(c for c in lex.category_priority if c in hinted)
         return DangerAssessment(
             immediate_danger=True,
             categories=categories,
