@@ -353,11 +353,10 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         """The topic understood, in one short sentence, with a word of support where it fits,
         and the next likeliest topics as buttons: a wrong guess is corrected in one tap."""
         ranking = latest.get("intent_ranking") or []
-        others = [
-            str(r["name"])
-            for r in ranking
-            if r.get("name") in REPORT_TYPES and r.get("name") != self.report_type
-        ][:2]
+        others = reports.alternatives(
+            self.report_type,
+            ((str(r.get("name")), float(r.get("confidence") or 0.0)) for r in ranking),
+        )
         sentence = text(
             "texts",
             "topic_understood",

@@ -39,7 +39,7 @@ from reports.fields import (
 )
 from reports.flags import DANGER_SIGNAL, flags, text_flags
 from reports.flags import cues as flags_cues
-from reports.model import LANGUAGES, SKIP, Form, ModelError, Question, model
+from reports.model import LANGUAGES, SKIP, Form, ModelError, Question, alternatives, model
 
 __all__ = [
     "DANGER_SIGNAL",
@@ -50,6 +50,7 @@ __all__ = [
     "ModelError",
     "Question",
     "advice",
+    "alternatives",
     "applicable",
     "contact_wanted",
     "correction_text",

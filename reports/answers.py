@@ -266,8 +266,8 @@ def read_answer(
     if question.extract == "traces":
         traces = find_traces(cleaned)
         return Answer(", ".join(traces) if traces else cleaned)
-    if question.expects == "phone" and not holds_expected(question, cleaned):
-        return Answer(problem="phone")
+    if question.expects and not holds_expected(question, cleaned):
+        return Answer(problem=question.expects)  # "non il dort": no way to reach anyone
     return Answer(cleaned)
 
 
@@ -284,16 +284,20 @@ def told_choice(question: Question, text: str) -> str | None:
 
 def holds_expected(question: Question, text: str) -> bool:
     """Whether a typed message holds what the question waits for — a phone number (``expects:
-    phone``), a trace (a number, an IBAN, a site) — whatever else it says: such a message
-    answers the question and tells no new topic, however sure the classifier is ("c'est le
-    06 11 22 33 44 mais pas après 20h" was taken for a holiday absence) — or the facts a yes/no
-    question asks about (its cues: "il a crevé mes pneus" to "des dégradations ?"). Not a date:
-    "on m'a cambriolé hier" at "Quand partez-vous ?" holds one and tells another story."""
+    phone``), a way to be reached (``expects: contact``: a number, a moment, a means), a trace
+    (a number, an IBAN, a site) — whatever else it says: such a message answers the question and
+    tells no new topic, however sure the classifier is ("c'est le 06 11 22 33 44 mais pas après
+    20h" was taken for a holiday absence) — or the facts a yes/no question asks about (its cues:
+    "il a crevé mes pneus" to "des dégradations ?"). Not a date: "on m'a cambriolé hier" at
+    "Quand partez-vous ?" holds one and tells another story."""
     cleaned = text.strip()
     if question.kind == "yesno" and told_choice(question, cleaned):
         return True  # "il m'insulte et il a crevé mes pneus" tells the yes asked for
     if question.expects == "phone":
         return bool(CONTACT_PHONE_RE.search(cleaned))
+    if question.expects == "contact":
+        folded = fold(cleaned)
+        return "@" in cleaned or any(p.search(folded) for p in question.holds)
     if question.extract == "traces":
         return bool(find_traces(cleaned))
     return False

@@ -166,10 +166,26 @@ def _bare_street(text: str) -> str | None:
     return None
 
 
+# where the writer was while it happened, not where it happened: "pendant qu'on était à la
+# plage", "while we were at the beach" (the place phrase right after is skipped)
+_WHERE_WE_WERE = re.compile(
+    r"(?:(?:pendant|alors|tandis|lorsque|quand) (?:que |qu['’] ?)?|quand )"
+    r"(?:nous|on|j['’] ?|je |ils |elles? )\s*(?:étions|etions|était|etait|étais|etais|"
+    r"étaient|etaient|suis|sommes|sont)(?:\s+(?:partis?|parties?|tous|toutes|encore))?\s*$"
+    r"|(?:while|whilst|when|as) (?:we|i|they|he|she) (?:were|was)"
+    r"(?:\s+(?:all|out|away|down|still|having \w+))?\s*$",
+    re.IGNORECASE,
+)
+
+
 def _place(text: str) -> str | None:
     """Where it happens, as written: a place ("dans le hall de mon immeuble au 4 rue Victor
-    Hugo", "sur le parking de la gare") or a street ("rue des Arènes", "rue pasteur")."""
-    match = _PLACE_RE.search(text) or _ADDRESS_RE.search(text)
+    Hugo", "sur le parking de la gare") or a street ("rue des Arènes", "rue pasteur"); not where
+    the writer was meanwhile ("while we were at the beach")."""
+    match = _PLACE_RE.search(text)
+    while match and _WHERE_WE_WERE.search(text[: match.start()]):
+        match = _PLACE_RE.search(text, match.start() + 1)
+    match = match or _ADDRESS_RE.search(text)
     if not match:
         return _bare_street(text)
     value = _trim_place(match.group(0))

@@ -7,6 +7,7 @@ A broken model fails at load time with a message that names the faulty entry.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -104,8 +105,10 @@ class Question:
     # the choice a story dated in the past gives ("hier", "la semaine dernière"), when no cue of
     # a choice before it matches: dated as the safety check dates it (safety.dated_in_the_past)
     if_past: str | None = None
-    # "phone": a typed answer must hold a phone number
+    # "phone": a typed answer must hold a phone number; "contact": a way to be reached (a
+    # number, an e-mail, or one of the ``holds`` patterns: a time, a means, a go-between)
     expects: str | None = None
+    holds: tuple[re.Pattern[str], ...] = ()
     # what "no" / "none" typed to this question answers instead (question id -> choice id)
     if_none: dict[str, str] = field(default_factory=dict)
 
@@ -131,6 +134,9 @@ class Form:
     ask: dict[str, dict[str, str]]
     flags: dict[str, bool]
     danger_category: str = "help_call"
+    # the report types told in the same words, offered when the classifier's next ones are
+    # unlikely (see alternatives())
+    related: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -266,7 +272,30 @@ def _advice(raw: Any, choices: tuple[Choice, ...], where: str) -> dict[str, dict
     return {str(cid): _texts(texts, f"{where}.advice.{cid}") for cid, texts in raw.items()}
 
 
-EXPECTS = ("phone",)
+EXPECTS = ("phone", "contact")
+# Other topics offered under the one understood, to change it in one tap: the classifier's next
+# likeliest when at least this likely (on the held-out split, a right type ranked second or
+# third had 0.019 or more), then the type's ``related`` ones: "Trafic de drogue" at 0.001 under
+# a story of domestic violence was noise.
+ALTERNATIVES = 2
+ALTERNATIVE_FLOOR = 0.01
+
+
+def _holds(raw: Any, expects: Any, where: str) -> tuple[re.Pattern[str], ...]:
+    """The patterns (on folded text) of what an ``expects: contact`` answer holds."""
+    if raw is None:
+        if expects == "contact":
+            raise ModelError(f"{where}: `expects: contact` needs `holds` patterns")
+        return ()
+    if expects != "contact" or not isinstance(raw, list):
+        raise ModelError(f"{where}.holds: a list of patterns, with `expects: contact`")
+    compiled = []
+    for pattern in raw:
+        try:
+            compiled.append(re.compile(rf"\b(?:{pattern})\b"))
+        except re.error as exc:
+            raise ModelError(f"{where}.holds: invalid pattern {pattern!r}: {exc}") from exc
+    return tuple(compiled)
 
 
 def _expects(raw: Any, where: str) -> str | None:
@@ -326,6 +355,7 @@ def parse_model(data: Any) -> Model:
             advice=_advice(raw.get("advice"), choices, where),
             if_past=_if_past(raw.get("if_past"), choices, where),
             expects=_expects(raw.get("expects"), where),
+            holds=_holds(raw.get("holds"), raw.get("expects"), where),
             if_none={str(k): str(v) for k, v in (raw.get("if_none") or {}).items()},
         )
     for question in questions.values():
@@ -373,10 +403,18 @@ def parse_model(data: Any) -> Model:
             ask=form_ask,
             flags=_flags(raw.get("flags"), f"{where}.flags"),
             danger_category=str(raw.get("danger_category") or "help_call"),
+            related=tuple(map(str, raw.get("related") or ())),
         )
     missing = set(routing.REPORT_TYPES) - set(forms)
     if missing:
         raise ModelError(f"no form for report types: {sorted(missing)}")
+    for form in forms.values():
+        if len(form.related) < ALTERNATIVES or not set(form.related) <= set(forms) - {
+            form.report_type
+        }:
+            raise ModelError(
+                f"forms.{form.report_type}.related: {ALTERNATIVES} other report types expected"
+            )
     channel_fields = {
         str(k): _texts(v, f"channel_fields.{k}")
         for k, v in (data.get("channel_fields") or {}).items()
@@ -394,3 +432,18 @@ def model() -> Model:
     """The report model of reports/model.yml (loaded once)."""
     with MODEL_FILE.open(encoding="utf-8") as fh:
         return parse_model(yaml.safe_load(fh))
+
+
+def alternatives(chosen: str, ranking: Iterable[tuple[str, float]]) -> list[str]:
+    """The other report types offered under the one understood (``ALTERNATIVES`` of them): the
+    classifier's next likeliest at or above ``ALTERNATIVE_FLOOR``, then ``chosen``'s related
+    types. ``ranking``: (intent, confidence), likeliest first; intents that are no report type
+    are passed over."""
+    forms = model().forms
+    likely = [
+        name
+        for name, confidence in ranking
+        if name in forms and name != chosen and confidence >= ALTERNATIVE_FLOOR
+    ]
+    related = forms[chosen].related if chosen in forms else ()
+    return list(dict.fromkeys([*likely, *related]))[:ALTERNATIVES]

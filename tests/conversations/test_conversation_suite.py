@@ -279,6 +279,7 @@ EXPECT_KEYS = frozenset(
         "numbers",
         "numbers_any",
         "buttons",
+        "not_buttons",
         "filed",
     }
 )
@@ -629,6 +630,10 @@ class Runner:
         for title in _as_list(expect.get("buttons")):
             if _button(self.messages, title) is None:
                 self.problem(f"no button {title!r}")
+        offered = [b["title"] for m in self.messages for b in (m.get("buttons") or [])]
+        for title in _as_list(expect.get("not_buttons")):
+            if title in offered:
+                self.problem(f"the button {title!r} is offered")
         default_filed = step.role == "send"
         filed = expect.get("filed", default_filed)
         if filed is True and filed_now != 1:

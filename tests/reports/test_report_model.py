@@ -99,6 +99,36 @@ def test_spec_errors_are_clear() -> None:
     data["questions"]["contact_tel"]["if_none"] = {"recontact": "pigeon"}
     with pytest.raises(ModelError, match="if_none: recontact='pigeon' is no question's choice"):
         parse_model(data)
+    data = yaml.safe_load(MODEL_FILE.read_text(encoding="utf-8"))
+    data["forms"]["arnaque"]["related"] = ["arnaque", "autre"]
+    with pytest.raises(ModelError, match=r"arnaque\.related: 2 other report types"):
+        parse_model(data)
+    data = yaml.safe_load(MODEL_FILE.read_text(encoding="utf-8"))
+    del data["questions"]["contact_sur"]["holds"]
+    with pytest.raises(ModelError, match="needs `holds` patterns"):
+        parse_model(data)
+
+
+def test_the_topics_offered_under_the_one_understood_are_likely_or_related() -> None:
+    ranking = [
+        ("violences_conjugales", 0.97),
+        ("vol_cambriolage", 0.004),
+        ("drogue_trafic", 0.002),
+        ("harcelement", 0.0009),
+    ]
+    # the classifier's next ones at 0.004 are noise: the types told in the same words instead
+    assert reports.alternatives("violences_conjugales", ranking) == [
+        "harcelement",
+        "personne_vulnerable",
+    ]
+    # a likely one comes first, whatever its kind; intents that are no report type are skipped
+    ranking = [("autre", 0.6), ("hors_sujet", 0.3), ("arnaque", 0.08), ("incivilite", 0.02)]
+    assert reports.alternatives("autre", ranking) == ["arnaque", "incivilite"]
+    ranking = [("vol_cambriolage", 0.9), ("arnaque", 0.05)]
+    assert reports.alternatives("vol_cambriolage", ranking) == ["arnaque", "incivilite"]
+    for report_type in routing.REPORT_TYPES:
+        offered = reports.alternatives(report_type, [])
+        assert len(offered) == 2 and report_type not in offered
 
 
 @pytest.mark.parametrize(
@@ -354,6 +384,37 @@ def test_a_phone_number_is_a_number_and_no_number_means_no_contact(
     assert (answer.value, answer.problem, answer.replaces) == (value, problem, replaces)
     if problem == "phone":
         assert "« non »" in reports.problem_text("phone", "fr")
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "problem"),
+    [
+        # a number, a moment, a means, a go-between: kept as written
+        ("06 12 34 56 78 le matin", "06 12 34 56 78 le matin", None),
+        ("par SMS seulement", "par SMS seulement", None),
+        ("le mardi quand il est au travail", "le mardi quand il est au travail", None),
+        ("passez par ma soeur", "passez par ma soeur", None),
+        ("moi@example.org", "moi@example.org", None),
+        ("text me after 2pm", "text me after 2pm", None),
+        ("nur per Nachricht", "nur per Nachricht", None),
+        # "non", "ne pas être recontacté(e)": not contacted
+        ("non", SKIP, None),
+        ("Ne pas être recontacté(e)", SKIP, None),
+        # words that hold no way to reach anyone are asked again, saying how to decline
+        ("non il dort", None, "contact"),
+        ("je sais pas trop", None, "contact"),
+    ],
+)
+def test_a_safe_contact_holds_a_way_to_reach_the_victim(
+    text: str, value: str | None, problem: str | None
+) -> None:
+    question = reports.model().questions["contact_sur"]
+    answer = reports.read_answer(question, text, today=TODAY)
+    assert (answer.value, answer.problem) == (value, problem)
+    assert reports.holds_expected(question, text) == (value is not None and value != SKIP)
+    for language in ("fr", "en", "de", "nl", "it", "es"):
+        assert reports.problem_text("contact", language) != reports.problem_text("empty", language)
+    assert "« non »" in reports.problem_text("contact", "fr")
 
 
 def test_extract_from_a_description() -> None:
@@ -637,6 +698,22 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             "vol_cambriolage",
             "Hi, my wallet was stolen at the market in Forcalquier this morning",
             {"lieu": "at the market", "type_vol": "vol_personne", "quand": "this morning"},
+        ),
+        # where the writer was meanwhile is not where it happened
+        (
+            "vol_cambriolage",
+            "thieves got in the house while we were at the beach",
+            {"lieu": None},
+        ),
+        (
+            "vol_cambriolage",
+            "cambriolés pendant qu'on était au marché, au 4 rue des Lilas",
+            {"lieu": "4 rue des Lilas"},
+        ),
+        (
+            "vol_cambriolage",
+            "while we were at the market someone stole my bag at the car park behind the church",
+            {"lieu": "at the car park behind the church"},
         ),
         # who is harassed and whether they are a minor, said by a pupil or an adult
         (

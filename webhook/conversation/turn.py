@@ -562,6 +562,11 @@ async def _turn(
     # did the bot end on one of a report's questions (not the description), its summary or the
     # answers to change? The next message is then most likely its answer.
     state.bot_asked = _awaits_answer(result.messages)
+    if _asks_danger_now(result.messages):
+        # the report's own first question is "are you in danger right now?" (domestic
+        # violence, a child, a vulnerable adult): the same question twice in one reply puzzled
+        # residents; the form's "oui" gets the numbers of its category (3919, 119, 3977)
+        first = [r for r in first if not _is_danger_question(r)]
     result.messages = [*first, *result.messages]
     result.language = state.language
     return result
@@ -587,6 +592,14 @@ def _awaits_answer(messages: list[replies.Reply]) -> bool:
     return any(
         b.payload in confirmation or b.payload.startswith(_CORRECTION_PAYLOAD) for b in last.buttons
     )
+
+
+def _asks_danger_now(messages: list[replies.Reply]) -> bool:
+    return bool(messages) and reports.model().question_in(messages[-1].text) == "danger_now"
+
+
+def _is_danger_question(reply: replies.Reply) -> bool:
+    return {b.payload for b in reply.buttons} == {safety.DANGER_YES, safety.DANGER_NO}
 
 
 def _danger_question(lang: str) -> replies.Reply:
