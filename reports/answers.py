@@ -86,6 +86,24 @@ def _says_nothing(question: Question, text: str) -> bool:
     return rest != folded and (rest in _NOTHING or rest in labels)
 
 
+# A "no" that opens an answer about the scammer's traces, and words that still describe one
+# ("non, il appelait en numéro masqué" is kept: the police want to know)
+_TRACE_WORDS = re.compile(
+    r"\b(numeros?|num|tel|telephone|portable|masque|site|lien|liens|mail|email|adresse|iban|rib"
+    r"|compte|whatsapp|facebook|instagram|snap|telegram|sms|appel|appele|appelait|number|link"
+    r"|website|account|hidden)\b"
+)
+
+
+def _denies_traces(text: str) -> bool:
+    words = fold(text).split()
+    return (
+        bool(words)
+        and words[0] in _NOTHING_OPENERS | {"pas", "aucun", "aucune", "rien", "nope"}
+        and not _TRACE_WORDS.search(" ".join(words))
+    )
+
+
 @dataclass
 class Answer:
     value: Any = None
@@ -265,6 +283,8 @@ def read_answer(
         return Answer(problem="phone" if question.expects == "phone" else "write_it")
     if question.extract == "traces":
         traces = find_traces(cleaned)
+        if not traces and optional and _denies_traces(cleaned):
+            return Answer(SKIP)  # "non c'est la première fois": no traces, a comment
         return Answer(", ".join(traces) if traces else cleaned)
     if question.expects and not holds_expected(question, cleaned):
         return Answer(problem=question.expects)  # "non il dort": no way to reach anyone

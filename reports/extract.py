@@ -10,8 +10,8 @@ from typing import Any
 
 import safety
 from reports import dates
-from reports.answers import age_choice, find_traces
-from reports.model import model
+from reports.answers import IBAN_RE, URL_RE, age_choice, find_traces
+from reports.model import SKIP, model
 from routing.normalize import fold
 
 
@@ -244,22 +244,45 @@ _CORRECTION_RE = re.compile(
     r"c est pas|ce n est pas|pas (la|le|un|une) \w+ (mais|c etait|c est)|plutot|"
     r"actually|i meant|it was not|it wasn t|not the \w+ (but|it was))\b"
 )
+
+
+def _late_traces(report_type: str, text: str, answers: dict[str, Any]) -> dict[str, Any]:
+    found = [
+        m.group(0).strip(".,;)") for pattern in (URL_RE, IBAN_RE) for m in pattern.finditer(text)
+    ]
+    if not found:
+        return {}
+    late: dict[str, Any] = {}
+    for qid in model().forms[report_type].questions:
+        current = answers.get(qid)
+        if model().questions[qid].extract != "traces" or current in (None, ""):
+            continue  # not asked yet: it will be, and the answer read then
+        known = [] if current == SKIP else [str(current)]
+        new = [t for t in found if not any(t in k for k in known)]
+        if new:
+            late[qid] = ", ".join([*known, *new])
+    return late
+
+
 _NEGATED_BEFORE = re.compile(r"\b(pas|plus|jamais|not|no|non|ni)( \w+){0,2} $")
 
 
 def corrections(
     report_type: str, text: str, answers: dict[str, Any], today: dt.date
 ) -> dict[str, Any]:
-    """Earlier choice answers that ``text`` corrects in passing: {question id: new choice id}.
+    """Earlier answers that ``text`` corrects in passing: {question id: new value}.
 
-    Only when the text says it is a correction (:data:`_CORRECTION_RE`), only for questions
+    A scammer's web address or IBAN told after its question was passed ("le lien c'est
+    laposte-suivi.info" typed at "Souhaitez-vous être recontacté ?") is added to it (not a
+    phone number: at the contact questions it is the citizen's own). Choice answers only when
+    the text says it is a correction (:data:`_CORRECTION_RE`), only for questions
     already answered, and only where exactly one other choice is named without a negation
     before it ("pas la banque" names no choice)."""
+    m = model()
+    changed: dict[str, Any] = _late_traces(report_type, text or "", answers)
     folded = fold(text or "")
     if not folded or not _CORRECTION_RE.search(folded):
-        return {}
-    m = model()
-    changed: dict[str, Any] = {}
+        return changed
     for qid in m.forms[report_type].questions:
         question = m.questions[qid]
         current = answers.get(qid)

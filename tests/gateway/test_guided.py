@@ -244,6 +244,27 @@ def test_a_change_of_mind_in_passing_corrects_the_earlier_answer() -> None:
     assert state.answers["type_arnaque"] == "faux_policier"
 
 
+def test_a_scam_site_told_after_its_question_is_added_to_the_traces() -> None:
+    """As in the chat (tests/conversations: late-scam-traces)."""
+    state = GuidedState()
+    tap(state, "/guide:type:arnaque")
+    tap(state, f"/guide:a:description:{SKIP}")
+    tap(state, "/guide:a:type_arnaque:sms_internet")
+    for _ in range(3):
+        if state.question == "traces_escroc":
+            break
+        tap(state, f"/guide:a:{state.question}:non")
+    assert state.question == "traces_escroc"
+    say(state, "non c'est la première fois")
+    assert state.answers["traces_escroc"] == SKIP
+    say(state, "Champagnole")
+    asked = state.question
+    assert asked == "recontact"
+    shown = say(state, "et le lien c'était laposte-colis-suivi.info")
+    assert state.answers["traces_escroc"] == "laposte-colis-suivi.info"
+    assert "corrigé" in shown[0].text and state.question == asked
+
+
 def test_money_taken_gives_the_same_advice_as_the_chat_tapped_or_told() -> None:
     """The advice after money taken ("call your bank now") is the report model's, the same in
     the chat (actions) and here, whether the answer is tapped or read from the story."""

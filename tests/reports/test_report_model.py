@@ -219,6 +219,32 @@ def test_read_answer_button_and_skip() -> None:
         assert reports.read_answer(questions["traces_escroc"], typed, today=TODAY).value == SKIP
 
 
+def test_a_scammer_s_site_told_late_is_added_to_the_traces() -> None:
+    today = dt.date(2026, 6, 1)
+    late = "ah et le lien c'était laposte-colis-suivi.info"
+    assert reports.corrections("arnaque", late, {"traces_escroc": SKIP}, today) == {
+        "traces_escroc": "laposte-colis-suivi.info"
+    }
+    kept = {"traces_escroc": "06 12 34 56 78"}
+    assert reports.corrections("arnaque", late, kept, today) == {
+        "traces_escroc": "06 12 34 56 78, laposte-colis-suivi.info"
+    }
+    # not asked yet: it will be; a phone number at the contact questions is the citizen's own
+    assert reports.corrections("arnaque", late, {}, today) == {}
+    assert (
+        reports.corrections("arnaque", "oui au 06 12 34 56 78", {"traces_escroc": SKIP}, today)
+        == {}
+    )
+    question = reports.model().questions["traces_escroc"]
+    for typed, value in (
+        ("non c'est la première fois", SKIP),
+        ("bah non je sais pas", SKIP),
+        ("non il appelait en numéro masqué", "non il appelait en numéro masqué"),
+        ("non, le site www.colis-bloque.xyz", "www.colis-bloque.xyz"),
+    ):
+        assert reports.read_answer(question, typed, today=today).value == value
+
+
 def test_find_traces() -> None:
     text = (
         "il m'a appelé du 06 12 34 56 78, RIB FR76 3000 6000 0112 3456 7890 189, "
