@@ -255,7 +255,7 @@ def read_answer(
         ):
             return Answer(cleaned)  # "depuis 2 mois" says more than "Quelques semaines"
         if found is not None:
-            return Answer(found)
+            return Answer(found, values=_told_along(question, found, cleaned))
         if question.free_text and len(fold(cleaned)) >= 2:
             return Answer(cleaned)
         if optional and _says_nothing(question, cleaned):
@@ -289,6 +289,20 @@ def read_answer(
     if question.expects and not holds_expected(question, cleaned):
         return Answer(problem=question.expects)  # "non il dort": no way to reach anyone
     return Answer(cleaned)
+
+
+def _told_along(question: Question, choice: str, text: str) -> dict[str, str]:
+    """The answers of the questions this choice opens that the same message already holds:
+    "yes by text please, +44 7700 900123" to "Souhaitez-vous être recontacté ?" gives the number
+    too, instead of asking "À quel numéro ?" next."""
+    told: dict[str, str] = {}
+    for other in model().questions.values():
+        if choice not in other.ask_if.get(question.id, ()) or other.expects is None:
+            continue
+        if holds_expected(other, text):
+            number = CONTACT_PHONE_RE.search(text) if other.expects == "phone" else None
+            told[other.id] = text[number.start() :] if number else text  # from the number on
+    return told
 
 
 def told_choice(question: Question, text: str) -> str | None:

@@ -219,6 +219,18 @@ def test_read_answer_button_and_skip() -> None:
         assert reports.read_answer(questions["traces_escroc"], typed, today=TODAY).value == SKIP
 
 
+def test_a_yes_to_be_contacted_that_gives_the_number_answers_the_number_too() -> None:
+    question = reports.model().questions["recontact"]
+    today = dt.date(2026, 6, 1)
+    answer = reports.read_answer(question, "yes by text please, +44 7700 900123", today=today)
+    assert (answer.value, answer.values) == ("sms", {"contact_tel": "+44 7700 900123"})
+    answer = reports.read_answer(question, "oui appelez-moi au 06 12 34 56 78 le soir", today=today)
+    assert answer.values == {"contact_tel": "06 12 34 56 78 le soir"}
+    assert reports.read_answer(question, "oui par SMS", today=today).values == {}
+    # "non" opens no question: a number with it is not stored
+    assert reports.read_answer(question, "non, pas au 06 12 34 56 78", today=today).values == {}
+
+
 def test_a_scammer_s_site_told_late_is_added_to_the_traces() -> None:
     today = dt.date(2026, 6, 1)
     late = "ah et le lien c'était laposte-colis-suivi.info"
