@@ -112,8 +112,12 @@ def language_of(tracker: Tracker) -> str:
     return language if language in CHAT_LANGUAGES else "fr"
 
 
-def _entity(tracker: Tracker, name: str) -> str | None:
-    for entity in tracker.latest_message.get("entities") or []:
+def _entity(
+    tracker: Tracker, name: str, entities: list[dict[str, Any]] | None = None
+) -> str | None:
+    if entities is None:
+        entities = tracker.latest_message.get("entities") or []
+    for entity in entities:
         if entity.get("entity") == name and entity.get("value") is not None:
             return str(entity["value"])
     return None
@@ -216,8 +220,12 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 # understood well enough is the description.
                 unclear = _previous_unclear_message(tracker)
                 if unclear:
-                    updates["description"] = unclear[:MAX_FIELD_CHARS]
-                    updates.update(self._spotted(unclear, tracker, values, dispatcher, language))
+                    # its facts too, from its own entities ("j'habite à Manosque" was asked)
+                    story, entities = unclear
+                    updates["description"] = story[:MAX_FIELD_CHARS]
+                    updates.update(
+                        self._spotted(story, tracker, values, dispatcher, language, entities)
+                    )
             if not is_payload:
                 updates.update(self._spotted(message, tracker, values, dispatcher, language))
         else:
@@ -437,22 +445,26 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         values: dict[str, Any],
         dispatcher: CollectingDispatcher,
         language: str,
+        entities: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Facts already written in the first message: not asked again."""
+        """Facts already written in the first message: not asked again (``entities``: that
+        message's, by default the latest message's)."""
         model = reports.model()
         form_questions = set(model.forms[self.report_type].questions)
         found: dict[str, Any] = {}
-        commune = _entity(tracker, "commune_insee") or _spotted_commune(tracker, message)
+        commune = _entity(tracker, "commune_insee", entities) or _spotted_commune(
+            tracker, message, entities
+        )
         if commune and not values.get("commune_insee"):
             resolved = resolve_commune(commune, dispatcher, language, asked=False)
             if resolved.get("commune_insee"):
                 found.update(resolved)
-        victim = _entity(tracker, "victime")
+        victim = _entity(tracker, "victime", entities)
         if "victime" in form_questions and victim:
             choice = reports.read_choice(model.questions["victime"], victim)
             if choice:
                 found["victime"] = choice
-        age = _entity(tracker, "age")
+        age = _entity(tracker, "age", entities)
         if "age_enfant" in form_questions and age:
             bracket = reports.read_answer(
                 model.questions["age_enfant"], age, today=reports.today()
@@ -534,16 +546,18 @@ def _spotted_commune(
     return candidates[0] if candidates else None
 
 
-def _previous_unclear_message(tracker: Tracker) -> str | None:
-    """Text of the user message before the latest one, if NLU found it too unclear."""
+def _previous_unclear_message(tracker: Tracker) -> tuple[str, list[dict[str, Any]]] | None:
+    """Text and entities of the user message before the latest one, if NLU found it too
+    unclear."""
     users = [e for e in tracker.events if e.get("event") == "user"]
     if len(users) < 2:
         return None
     previous = users[-2]
-    intent = ((previous.get("parse_data") or {}).get("intent") or {}).get("name")
+    parse = previous.get("parse_data") or {}
+    intent = (parse.get("intent") or {}).get("name")
     text_ = str(previous.get("text") or "")
     if intent == "nlu_fallback" and text_ and not text_.startswith("/"):
-        return text_
+        return text_, list(parse.get("entities") or [])
     return None
 
 

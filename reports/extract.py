@@ -202,6 +202,13 @@ _SINCE_RE = re.compile(
     r"(?<!\w)(?:depuis (?:\d+|un|une|deux|trois|quatre|cinq|six|quelques|plusieurs|des) "
     r"(?:jours?|semaines?|mois|ans|années|annees)|depuis la rentrée|depuis la rentree"
     r"|depuis (?:longtemps|toujours)"
+    # "ça fait 3 mois que...", "voilà deux semaines que...", "it's been two weeks"
+    r"|(?:ça|ca|cela|voilà|voila) fait (?:\d+|un|une|deux|trois|quatre|cinq|six|quelques"
+    r"|plusieurs|des) (?:jours?|semaines?|mois|ans|années|annees)"
+    r"|(?:voilà|voila) (?:\d+|un|une|deux|trois|quelques|plusieurs) (?:jours?|semaines?|mois|ans"
+    r"|années|annees)(?= qu)"
+    r"|(?:it s|it has|it's) been (?:\d+|a|one|two|three|a few|several)"
+    r" (?:days?|weeks?|months?|years?)"
     r"|for (?:\d+|a|one|two|three|four|a few|several) (?:days?|weeks?|months?|years?))(?!\w)",
     re.IGNORECASE,
 )

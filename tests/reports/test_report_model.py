@@ -801,6 +801,23 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"lieu_type": "voisinage", "menaces": "oui", "depuis_quand": "depuis des mois"},
         ),
         ("harcelement", "mon voisin me harcèle, il m'insulte", {"menaces": None}),
+        # how long, told the spoken way
+        (
+            "harcelement",
+            "bonsoir, ca fait 3 mois que le voisin du dessus me pourri la vie",
+            {"depuis_quand": "ca fait 3 mois"},
+        ),
+        (
+            "harcelement",
+            "voilà deux semaines qu'il me suit",
+            {"depuis_quand": "voilà deux semaines"},
+        ),
+        (
+            "harcelement",
+            "it's been two weeks, he follows me",
+            {"depuis_quand": "it's been two weeks"},
+        ),
+        ("harcelement", "ça fait plaisir de vous écrire", {"depuis_quand": None}),
         # a tourist's campervan: the window broken, told apart from the vehicle
         (
             "vol_cambriolage",
