@@ -881,6 +881,9 @@ def test_a_place_is_not_taken_from_words_that_are_no_place() -> None:
         ("alarme", "pas d'alarme", "non"),
         ("cles", "ma voisine a les clés", "oui"),
         ("cles", "personne n'a les clés", "non"),
+        ("cles", "la voisine les a", "oui"),
+        ("cles", "ma soeur a un double", "oui"),
+        ("cles", "on les a prévenus", None),
     ],
 )
 def test_facts_told_answer_a_yes_no_question_and_hold_what_it_asks(
