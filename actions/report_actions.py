@@ -300,6 +300,17 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                     updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
                 else:
                     updates["reask_count"] = 0.0
+                    told = (
+                        _spotted_commune(tracker, message, after_a_only=True)
+                        if requested != "commune" and not is_payload
+                        else None
+                    )
+                    if told and not values.get("commune_insee") and "commune" in form.questions:
+                        # "chez elle, 3 impasse des Tilleuls à Sisteron" to "Où vit cette
+                        # personne ?": the commune is not asked next (one commune only)
+                        resolved = resolve_commune(told, dispatcher, language, asked=False)
+                        if resolved.get("commune_insee"):
+                            updates.update(resolved)
                     if requested == "danger_now" and updates[requested] == "oui":
                         # "yes, in danger now" (typed or tapped): the numbers that fit this
                         # report, in this very reply, before the next question
@@ -526,10 +537,15 @@ _BEFORE_COMMUNE = re.compile(r"(?:\bà|\ba|\bin|\bsur|\bde)\s+$", re.IGNORECASE)
 
 
 def _spotted_commune(
-    tracker: Tracker, message: str, entities: list[dict[str, Any]] | None = None
+    tracker: Tracker,
+    message: str,
+    entities: list[dict[str, Any]] | None = None,
+    after_a_only: bool = False,
 ) -> str | None:
     """The commune a message names: not a street's name, the one after "à" first
-    (``entities``: the message's, by default the latest message's)."""
+    (``entities``: the message's, by default the latest message's; ``after_a_only``: only a
+    name after "à", "in"...: in an answer to another question, "chez elle, 3 impasse des
+    Tilleuls à Sisteron")."""
     names: list[tuple[bool, str]] = []
     if entities is None:
         entities = tracker.latest_message.get("entities") or []
@@ -542,7 +558,7 @@ def _spotted_commune(
             continue
         names.append((bool(before and _BEFORE_COMMUNE.search(before)), str(entity["value"])))
     preferred = [name for after_a, name in names if after_a]
-    candidates = preferred or [name for _, name in names]
+    candidates = preferred or ([] if after_a_only else [name for _, name in names])
     return candidates[0] if candidates else None
 
 
