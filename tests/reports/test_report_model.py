@@ -801,6 +801,18 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             {"lieu_type": "voisinage", "menaces": "oui", "depuis_quand": "depuis des mois"},
         ),
         ("harcelement", "mon voisin me harcèle, il m'insulte", {"menaces": None}),
+        # who writes about the child, told in the story
+        (
+            "enfant_en_danger",
+            "j'entends souvent la petite d'en face pleurer et crier le soir",
+            {"relation": "voisin"},
+        ),
+        (
+            "enfant_en_danger",
+            "je suis maîtresse en CP et un de mes élèves arrive avec des bleus",
+            {"relation": "professionnel"},
+        ),
+        ("enfant_en_danger", "un enfant de 4 ans erre seul dans la rue", {"relation": None}),
         # how long, told the spoken way
         (
             "harcelement",
