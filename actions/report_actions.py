@@ -534,6 +534,8 @@ _AFTER_STREET = re.compile(
     re.IGNORECASE,
 )
 _BEFORE_COMMUNE = re.compile(r"(?:\bà|\ba|\bin|\bsur|\bde)\s+$", re.IGNORECASE)
+# in an answer to another question, only "à", "in": "la mère de Marie" names no commune
+_AT_COMMUNE = re.compile(r"(?:\bà|\ba|\bin)\s+$", re.IGNORECASE)
 
 
 def _spotted_commune(
@@ -556,7 +558,8 @@ def _spotted_commune(
         before = message[:start] if isinstance(start, int) else ""
         if before and _AFTER_STREET.search(before):
             continue
-        names.append((bool(before and _BEFORE_COMMUNE.search(before)), str(entity["value"])))
+        before_commune = _AT_COMMUNE if after_a_only else _BEFORE_COMMUNE
+        names.append((bool(before and before_commune.search(before)), str(entity["value"])))
     preferred = [name for after_a, name in names if after_a]
     candidates = preferred or ([] if after_a_only else [name for _, name in names])
     return candidates[0] if candidates else None

@@ -1,0 +1,44 @@
+"""Which commune a message names, read from the entities Rasa found in it (the action server's
+code, run in the Rasa environment)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.rasa_python import run_in_rasa_env
+
+CHECK = r"""
+import json, sys
+from rasa_sdk import Tracker
+from actions.report_actions import _spotted_commune
+
+out = []
+for text, name, after_a_only in json.loads(sys.argv[1]):
+    start = text.index(name)
+    entity = {"entity": "commune", "value": name, "start": start, "end": start + len(name)}
+    latest = {"text": text, "entities": [entity], "intent": {"name": "inform"}}
+    tracker = Tracker("t", {}, latest, [], False, None, {}, "action_listen")
+    out.append(_spotted_commune(tracker, text, after_a_only=after_a_only))
+print(json.dumps(out))
+"""
+
+CASES = [
+    # the answer to another question: the commune after "à" is taken
+    ("chez elle, 3 impasse des Tilleuls à Sisteron", "Sisteron", True, "Sisteron"),
+    # "la mère de Marie": a first name that is also a commune (Marie, 06) is none in an answer
+    ("c'est la mère de Marie", "Marie", True, None),
+    # in a story, a name without "à" is still a candidate (the commune question comes anyway)
+    ("la mère de Marie la laisse seule", "Marie", False, "Marie"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_a_commune_in_an_answer_to_another_question_is_the_one_after_a(
+    case: tuple[str, str, bool, str | None],
+) -> None:
+    text, name, after_a_only, expected = case
+    done = run_in_rasa_env(CHECK, json.dumps([[text, name, after_a_only]]))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [expected]
