@@ -97,7 +97,10 @@ _PLACE_RE = re.compile(
     r"(?:hall|parking|cour|cage d'escalier|escalier|entrée|entree|square|parc|jardin public|"
     r"garage|cave|local|marché|marche|gare|arrêt|arret|place|résidence|residence|immeuble|"
     r"bâtiment|batiment|quartier|stade|city|supermarché|supermarche|centre commercial|"
-    r"lotissement|aire de jeux|terrain)(?!\w)[^,.;!?\n]*"
+    r"lotissement|aire de jeux|terrain|mairie|école|ecole|collège|college|lycée|lycee|église|"
+    r"eglise|piscine|médiathèque|mediatheque|bibliothèque|bibliotheque|salle des fêtes|"
+    r"salle des fetes|boulangerie|pharmacie|poste|tabac|boulodrome|skatepark|city stade)"
+    r"(?!\w)[^,.;!?\n]*"
     # at the writer's own door: "devant chez moi", "sous mes fenêtres", "dans ma rue"
     r"|(?<!\w)(?:(?:devant|en bas de|derrière|derriere|près de|pres de|à côté de|a cote de) "
     r"chez (?:moi|nous)|sous (?:mes|nos) fen[êe]tres|dans (?:ma|notre) (?:rue|impasse|cour))"
@@ -185,7 +188,16 @@ def _place(text: str) -> str | None:
     match = _PLACE_RE.search(text)
     while match and _WHERE_WE_WERE.search(text[: match.start()]):
         match = _PLACE_RE.search(text, match.start() + 1)
-    match = match or _ADDRESS_RE.search(text)
+    street = _ADDRESS_RE.search(text)
+    if match and street:
+        # a street and a place told apart ("Avenue de la Libération à Pertuis, ... devant
+        # l'école"): both, in the order told, unless one holds the other
+        place, address = _trim_place(match.group(0)), _trim_place(street.group(0))
+        if address in place or place in address:
+            return max(place, address, key=len)
+        first, second = (address, place) if street.start() < match.start() else (place, address)
+        return f"{first}, {second}"
+    match = match or street
     if not match:
         return _bare_street(text)
     value = _trim_place(match.group(0))

@@ -725,7 +725,7 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
         (
             "drogue_trafic",
             "deal devant la boulangerie avenue jean jaures tous les soirs",
-            {"lieu": "avenue jean jaures"},
+            {"lieu": "devant la boulangerie avenue jean jaures"},
         ),
         ("incivilite", "y a du deal bd gambetta le soir", {"lieu": "bd gambetta"}),
         ("incivilite", "la rue est sale", {"lieu": None}),
@@ -736,6 +736,24 @@ def test_reads_as_cancel(text: str, cancels: bool) -> None:
             "vol_cambriolage",
             "Hi, my wallet was stolen at the market in Forcalquier this morning",
             {"lieu": "at the market", "type_vol": "vol_personne", "quand": "this morning"},
+        ),
+        # public buildings
+        (
+            "incivilite",
+            "des jeunes font du bruit avec leurs scooters tous les soirs devant la mairie de "
+            "Forcalquier",
+            {"lieu": "devant la mairie de Forcalquier"},
+        ),
+        (
+            "drogue_trafic",
+            "ils dealent devant le collège tous les jours",
+            {"lieu": "devant le collège"},
+        ),
+        # a street and a place told apart: both
+        (
+            "incivilite",
+            "Avenue de la Libération, des voitures sont garées sur le trottoir devant l'école",
+            {"lieu": "Avenue de la Libération, devant l'école"},
         ),
         # where the writer was meanwhile is not where it happened
         (
