@@ -171,6 +171,13 @@ def resolve_commune(
     return {**empty, "commune_prompted": True}
 
 
+def _one_commune(name: str, dispatcher: CollectingDispatcher, language: str) -> dict[str, Any]:
+    """The commune slots of a name spotted outside the commune question, when it is one
+    commune; nothing otherwise (the commune question comes in its turn)."""
+    resolved = resolve_commune(name, dispatcher, language, asked=False)
+    return resolved if resolved.get("commune_insee") else {}
+
+
 class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
     """Validation of one report form (subclassed once per report type, see below)."""
 
@@ -284,9 +291,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 spotted = _entity(tracker, "commune_insee") or _entity(tracker, "commune")
                 if requested == "commune" and spotted:
                     # "il est là, il va me frapper, on est à Dole": the commune is kept
-                    resolved = resolve_commune(spotted, dispatcher, language, asked=False)
-                    if resolved.get("commune_insee"):
-                        updates.update(resolved)
+                    updates.update(_one_commune(spotted, dispatcher, language))
             elif corrected:
                 # "non en fait c'était un faux policier": an earlier answer is corrected and
                 # said back; the question asked is asked again (its "non" answered nothing)
@@ -308,9 +313,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                     if told and not values.get("commune_insee") and "commune" in form.questions:
                         # "chez elle, 3 impasse des Tilleuls à Sisteron" to "Où vit cette
                         # personne ?": the commune is not asked next (one commune only)
-                        resolved = resolve_commune(told, dispatcher, language, asked=False)
-                        if resolved.get("commune_insee"):
-                            updates.update(resolved)
+                        updates.update(_one_commune(told, dispatcher, language))
                     if requested == "danger_now" and updates[requested] == "oui":
                         # "yes, in danger now" (typed or tapped): the numbers that fit this
                         # report, in this very reply, before the next question
@@ -467,9 +470,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             tracker, message, entities
         )
         if commune and not values.get("commune_insee"):
-            resolved = resolve_commune(commune, dispatcher, language, asked=False)
-            if resolved.get("commune_insee"):
-                found.update(resolved)
+            found.update(_one_commune(commune, dispatcher, language))
         victim = _entity(tracker, "victime", entities)
         if "victime" in form_questions and victim:
             choice = reports.read_choice(model.questions["victime"], victim)

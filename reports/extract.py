@@ -271,10 +271,11 @@ def _late_traces(report_type: str, text: str, answers: dict[str, Any]) -> dict[s
     ]
     if not found:
         return {}
+    m = model()
     late: dict[str, Any] = {}
-    for qid in model().forms[report_type].questions:
+    for qid in m.forms[report_type].questions:
         current = answers.get(qid)
-        if model().questions[qid].extract != "traces" or current in (None, ""):
+        if m.questions[qid].extract != "traces" or current in (None, ""):
             continue  # not asked yet: it will be, and the answer read then
         known = [] if current == SKIP else [str(current)]
         new = [t for t in found if not any(t in k for k in known)]
@@ -297,11 +298,11 @@ def corrections(
     the text says it is a correction (:data:`_CORRECTION_RE`), only for questions
     already answered, and only where exactly one other choice is named without a negation
     before it ("pas la banque" names no choice)."""
-    m = model()
     changed: dict[str, Any] = _late_traces(report_type, text or "", answers)
     folded = fold(text or "")
     if not folded or not _CORRECTION_RE.search(folded):
         return changed
+    m = model()
     for qid in m.forms[report_type].questions:
         question = m.questions[qid]
         current = answers.get(qid)
