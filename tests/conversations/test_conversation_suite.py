@@ -281,6 +281,7 @@ EXPECT_KEYS = frozenset(
         "buttons",
         "not_buttons",
         "filed",
+        "asks_again",
     }
 )
 
@@ -570,6 +571,10 @@ class Runner:
             # (the answer to the gateway's danger question leaves the form's question open)
             self.pending = awaited(kinds)
         self.check_expectations(step, text, kinds, filed_now)
+        if step.expect.get("asks_again") and (
+            pending_before is None or awaited(kinds) != pending_before
+        ):
+            self.problem(f"expected {pending_before!r} asked again, it asked {awaited(kinds)!r}")
         self.check_role(step, body, text, kinds, filed_now, pending_before)
 
     def recover(

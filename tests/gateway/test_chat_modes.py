@@ -425,7 +425,14 @@ async def test_an_uncertain_danger_is_asked_once_and_a_yes_gets_the_numbers(
         assert fake_rasa.messages()[-1] != yes  # answered by the gateway, not sent to Rasa
         other = await gw.say(uncertain[0], sender="another-resident")
         no = await gw.tap(button_for(other, "Non, pas en ce moment"), sender="another-resident")
-        assert texts(no) == ["D'accord, merci. Continuons."]
+        # the question that came with it is asked again below the answer
+        assert texts(no) == ["D'accord, merci. Continuons.", f"rasa:{uncertain[0]}"]
+        third = await gw.say(uncertain[0], sender="a-third-resident")
+        numbers = await gw.tap(
+            button_for(third, "Oui, quelqu'un est en danger"), sender="a-third-resident"
+        )
+        emergency, follow = texts(numbers)
+        assert "• 17 — " in emergency and follow == f"rasa:{uncertain[0]}"
 
 
 # long answers to a report's question that the danger model alone finds alarming (no rule)

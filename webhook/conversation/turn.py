@@ -127,6 +127,10 @@ class ConversationState:
     danger_confirmed: bool = False
     # the bot's last reply asked one of a report's questions (other than the description)
     bot_asked: bool = False
+    # the question that came with "is someone in danger right now?" ({"text", "buttons"}), asked
+    # again right after its answer: the answer's "Continuons." alone left the citizen looking
+    # up for what to say next
+    pending: dict[str, Any] | None = None
 
 
 # The stored form of a ConversationState: {"v": STATE_VERSION, "state": {...}}. A field added
@@ -514,7 +518,9 @@ async def _turn(
             reply = replies.Reply(text=safety.emergency_message(confirmed, lang)["text"])
         else:
             reply = replies.Reply(text=safety.danger_denied(lang))
-        return TurnResult([reply], language=lang)
+        follow = [replies.Reply.model_validate(state.pending)] if state.pending else []
+        state.pending = None
+        return TurnResult([reply, *follow], language=lang)
     if text is not None:
         assessment = safety.assess(text, lang)
         if state.bot_asked and (assessment.model_alone or assessment.uncertain):
@@ -567,6 +573,8 @@ async def _turn(
         # violence, a child, a vulnerable adult): the same question twice in one reply puzzled
         # residents; the form's "oui" gets the numbers of its category (3919, 119, 3977)
         first = [r for r in first if not _is_danger_question(r)]
+    asked_now = any(_is_danger_question(r) for r in first)
+    state.pending = result.messages[-1].model_dump() if asked_now and result.messages else None
     result.messages = [*first, *result.messages]
     result.language = state.language
     return result
