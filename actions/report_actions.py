@@ -124,12 +124,19 @@ def _entity(
 
 
 def resolve_commune(
-    query: str, dispatcher: CollectingDispatcher, language: str, asked: bool = True
+    query: str,
+    dispatcher: CollectingDispatcher,
+    language: str,
+    asked: bool = True,
+    offered: list[routing.Commune] | None = None,
 ) -> dict[str, Any]:
     """Commune slots for a name, postal code or INSEE code; asks when it is ambiguous.
 
     ``asked=False``: a place the classifier spotted in a message that was not an answer to the
     commune question; when it is no commune, nothing is said (the question comes in its turn).
+    ``offered``: the homonyms the bot's last message offered on buttons: a typed postal code or
+    département tells one apart ("celle du Jura"); the same name typed again gets the buttons
+    again with what the numbers in brackets are.
     """
     engine = routing.get_engine()
     empty: dict[str, Any] = {"commune": None, "commune_insee": None, "commune_name": None}
@@ -140,7 +147,8 @@ def resolve_commune(
         commune = engine.commune(query[len(INSEE_PAYLOAD_PREFIX) :])
         candidates = [commune] if commune else []
     else:
-        candidates = list(communes.resolve(query).communes)
+        candidates = list(communes.resolve_among(query, offered or []).communes)
+    again = bool(offered) and len(candidates) > 1
     if len(candidates) == 1:
         commune = candidates[0]
         return {
@@ -164,11 +172,45 @@ def resolve_commune(
             }
             for c in candidates[: communes.MAX_CHOICES]
         ]
-        dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
+        if again:
+            # the same name typed again: what the numbers in brackets are, and other ways to say it
+            text = reports.problem_text("commune_homonyms", language)
+            dispatcher.utter_message(text=text, buttons=buttons)
+        else:
+            dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
     else:
         dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
     # The question has just been asked in other words: the form does not repeat it.
     return {**empty, "commune_prompted": True}
+
+
+def _offered_communes(tracker: Tracker) -> list[routing.Commune]:
+    """The homonyms offered on buttons by the bot's messages just before the latest user
+    message (none when that message was not the answer to them)."""
+    engine = routing.get_engine()
+    offered: list[routing.Commune] = []
+    seen_user = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            if seen_user:
+                break
+            seen_user = True
+        elif kind == "bot" and seen_user:
+            for button in (event.get("data") or {}).get("buttons") or []:
+                payload = str(button.get("payload") or "")
+                if not payload.startswith("/choisir_commune"):
+                    continue
+                try:
+                    value = json.loads(payload[len("/choisir_commune") :])["commune_insee"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                commune = engine.commune(str(value).removeprefix(INSEE_PAYLOAD_PREFIX))
+                if commune is not None and commune not in offered:
+                    offered.append(commune)
+            if offered:
+                break
+    return offered
 
 
 def _one_commune(name: str, dispatcher: CollectingDispatcher, language: str) -> dict[str, Any]:
@@ -438,7 +480,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             spotted = _entity(tracker, "commune")
             if spotted and not query.startswith("/") and not communes.resolve(query).communes:
                 query = spotted  # "c'est à Forcalquier": the commune inside the sentence
-            return resolve_commune(query, dispatcher, language)
+            return resolve_commune(query, dispatcher, language, offered=_offered_communes(tracker))
         answer = reports.read_answer(
             question,
             message,

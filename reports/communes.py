@@ -5,9 +5,12 @@ citizen always chooses, nothing takes the first match), or nothing."""
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import routing
+from routing.normalize import fold, tokens
 
 logger = logging.getLogger(__name__)
 MAX_QUERY = 120
@@ -41,6 +44,16 @@ def resolve(query: str) -> CommuneAnswer:
     return CommuneAnswer(candidates)
 
 
+def resolve_among(query: str, offered: Sequence[routing.Commune]) -> CommuneAnswer:
+    """:func:`resolve`, for a typed answer to homonyms offered on buttons: a commune it names
+    alone wins, else a postal code or département that tells one of them apart (:func:`pick`)."""
+    found = resolve(query)
+    if found.found is not None:
+        return found
+    chosen = pick(offered, query)
+    return CommuneAnswer((chosen,)) if chosen is not None else found
+
+
 def narrow(answer: CommuneAnswer, others: list[CommuneAnswer]) -> CommuneAnswer:
     """An ambiguous answer narrowed by other mentions (e.g. a commune named in the text)."""
     if not answer.ambiguous:
@@ -51,6 +64,33 @@ def narrow(answer: CommuneAnswer, others: list[CommuneAnswer]) -> CommuneAnswer:
         if len(kept) == 1:
             return CommuneAnswer(kept)
     return answer
+
+
+_POSTAL_CODE = re.compile(r"\b(\d{5})\b")
+_DEPARTEMENT_NUMBER = re.compile(r"\b(\d{2,3}|2a|2b)\b")
+
+
+def pick(offered: Sequence[routing.Commune], text: str) -> routing.Commune | None:
+    """The commune among those offered on buttons (homonyms) that a typed answer tells apart
+    instead of a tap: its postal code ("39800"), its département's number ("celle du 39", "dans
+    le 05") or name ("dans le Jura", "Hautes-Alpes"). None when the answer fits none of them or
+    several."""
+    if len(offered) < 2 or not text:
+        return None
+    folded = " " + " ".join(tokens(text[:MAX_QUERY])) + " "
+    raw = fold(text[:MAX_QUERY])
+    names = routing.get_engine().departements
+    fitting = []
+    for commune in offered:
+        name = names.get(commune.departement, "")
+        told = " " + " ".join(tokens(name)) + " " if name else None
+        if (
+            any(code in commune.postal_codes for code in _POSTAL_CODE.findall(raw))
+            or commune.departement.lower() in _DEPARTEMENT_NUMBER.findall(raw)
+            or (told is not None and told in folded)
+        ):
+            fitting.append(commune)
+    return fitting[0] if len(fitting) == 1 else None
 
 
 def button_title(commune: routing.Commune) -> str:

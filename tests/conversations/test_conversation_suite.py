@@ -91,6 +91,7 @@ def markers() -> dict[str, tuple[str, ...]]:
     """What tells a reply's kind, read from the product's own texts (French and English)."""
     actions = _yaml("actions/report_texts.yml")["texts"]
     filed = _yaml("reports/texts.yml")["filed"]
+    problems = _yaml("reports/texts.yml")["problems"]
     responses = _yaml("bot/domain/base.yml")["responses"]
     safety_texts = _yaml("safety/messages.yml")["languages"]
     langs = ("fr", "en")
@@ -106,7 +107,8 @@ def markers() -> dict[str, tuple[str, ...]]:
         "cancelled": response("utter_cancelled"),
         "not_filed": response("utter_report_not_filed"),
         "commune_not_found": response("utter_commune_not_found"),
-        "commune_choice": response("utter_commune_ambiguous"),
+        "commune_choice": response("utter_commune_ambiguous")
+        + tuple(_head(problems[lang]["commune_homonyms"]) for lang in langs),
         "filed": tuple(_head(filed["reference"][lang]) for lang in langs),
         "not_emergency": tuple(_head(filed["not_emergency"][lang]) for lang in langs),
         "sent_to": tuple(

@@ -332,6 +332,35 @@ def test_unknown_commune_then_national_fallback() -> None:
     assert decision.destinations == []  # national fallback: no local service
 
 
+@pytest.mark.parametrize(
+    ("told", "insee"),
+    [("celle du Jura", "39434"), ("dans le 05", "05104"), ("77167", "77370"), ("Aube", "10294")],
+)
+def test_homonyms_told_apart_by_typing_the_departement_or_postal_code(
+    told: str, insee: str
+) -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:autre")
+    say(state, "Un chien est enfermé sur un balcon au soleil")
+    first = say(state, "Poligny")
+    assert first[0].text == replies.message("g_commune_ambiguous")
+    # the same name typed again: the buttons again, with what the numbers in brackets are
+    again = say(state, "Poligny")
+    assert again[0].text == reports.problem_text("commune_homonyms", "fr")
+    assert payloads(again)[:4] == payloads(first)[:4]
+    say(state, told)
+    assert state.answers["commune"] == insee and state.question != "commune"
+
+
+def test_a_departement_typed_without_homonyms_offered_is_no_commune() -> None:
+    state = GuidedState()
+    tap(state, "/guide:type:autre")
+    say(state, "Un chien est enfermé sur un balcon au soleil")
+    shown = say(state, "celle du Jura")
+    assert shown[0].text.startswith(replies.message("g_commune_not_found"))
+    assert "commune" not in state.answers
+
+
 def test_description_written_before_the_menu_is_kept() -> None:
     state = GuidedState()
     guided.start(state, "fr")

@@ -88,6 +88,9 @@ class GuidedState:
     # the description of the next report, so nothing the citizen wrote is lost
     pending_description: str | None = None
     last_commune: str | None = None
+    # the homonyms last offered on buttons (INSEE codes): a typed postal code or département
+    # tells one apart ("celle du Jura")
+    commune_choices: list[str] = field(default_factory=list)
     # where "Parler à quelqu'un" returns to
     human_return: Step = "menu"
     human_tries: int = 0
@@ -302,6 +305,7 @@ def _record(
     )
     if question.kind == "commune":
         state.commune_tries = 0
+        state.commune_choices = []
         if value != UNKNOWN_COMMUNE:
             state.last_commune = value
     if state.report_type == "absence_vacances":
@@ -359,21 +363,27 @@ def _commune_button(commune: routing.Commune, payload_prefix: str) -> Button:
 
 
 def _answer_commune(state: GuidedState, text: str, lang: str) -> list[Reply]:
-    found = communes.resolve(text)
+    engine = routing.get_engine()
+    offered = [c for c in map(engine.commune, state.commune_choices) if c is not None]
+    state.commune_choices = []
+    found = communes.resolve_among(text, offered)
     if found.found is not None:
         return _record(state, "commune", found.found.insee, lang)
     state.commune_tries += 1
     if found.ambiguous:
-        buttons = [
-            _commune_button(c, f"{P_ANSWER}commune:") for c in found.communes[:MAX_COMMUNE_BUTTONS]
-        ]
+        shown = found.communes[:MAX_COMMUNE_BUTTONS]
+        state.commune_choices = [c.insee for c in shown]
+        buttons = [_commune_button(c, f"{P_ANSWER}commune:") for c in shown]
         buttons.append(
             Button(
                 title=_t("g_o_commune_inconnue", lang),
                 payload=f"{P_ANSWER}commune:{UNKNOWN_COMMUNE}",
             )
         )
-        return [Reply(text=_t("g_commune_ambiguous", lang), buttons=[*buttons, *_nav(lang)])]
+        # the same name typed again: what the numbers in brackets are, other ways to say it
+        asked = reports.problem_text("commune_homonyms", lang) if offered else None
+        text_shown = asked or _t("g_commune_ambiguous", lang)
+        return [Reply(text=text_shown, buttons=[*buttons, *_nav(lang)])]
     return [_question_reply(state, lang, prefix=_t("g_commune_not_found", lang))]
 
 
