@@ -105,6 +105,21 @@ DANGER: list[tuple[str, str, str, tuple[str, ...], str | None]] = [
         "17",
     ),
     (
+        "fr_weekday_but_present",
+        "samedi il m'a frappée, il est encore là",
+        "fr",
+        ("17",),
+        "17",
+    ),
+    # a weekday with no participle is no date of a past event
+    (
+        "fr_weekday_present_weapon",
+        "samedi il a un couteau et il menace tout le monde",
+        "fr",
+        ("17",),
+        "17",
+    ),
+    (
         "fr_viens_detre_agressee",
         "je viens de me faire agresser dans la rue à Dole",
         "fr",
@@ -362,6 +377,10 @@ SAFE: list[tuple[str, str, str]] = [
         "fr",
     ),
     ("en_past", "I was mugged yesterday near the bus station", "en"),
+    # a bare weekday with a passé composé dates it too
+    ("fr_past_samedi", "samedi un homme m'a menacé avec un couteau devant chez moi", "fr"),
+    ("fr_past_mardi", "mardi soir il m'a frappé à la sortie du bar", "fr"),
+    ("fr_past_dimanche_entre", "dimanche des gens sont entrés chez moi avec une arme", "fr"),
     (
         "fr_cambriole_vacances",
         "on a été cambriolés pendant nos vacances, ils ont forcé la porte le 12 juillet",
