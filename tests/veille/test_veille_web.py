@@ -169,6 +169,30 @@ async def test_published_figures_are_true_and_no_hidden_one_can_be_recomputed(
     assert not _recomputable(published)
 
 
+async def test_dates_out_of_range_or_reversed_are_refused_in_words(
+    veille_app: tuple[FastAPI, httpx.AsyncClient, DataSet],
+) -> None:
+    app, client, data = veille_app
+    headers = await token(app, None)
+    first = data.weeks[0].monday.isoformat()
+    for params, words in (
+        # year 1 raised OverflowError (a 500), found by schemathesis
+        ({"from": "0001-01-01", "to": "0001-01-01"}, "Date trop ancienne"),
+        ({"from": "1999-12-31"}, "Date trop ancienne"),
+        ({"from": first, "to": "1970-01-05"}, "Date trop ancienne"),
+        ({"from": "2026-13-01"}, None),  # not a date: FastAPI's own 422
+        ({"from": first, "to": data.weeks[0].monday.replace(year=2001).isoformat()}, "après"),
+    ):
+        response = await client.get(
+            "/api/v1/veille/stats.csv",
+            params={"departement": "04", "by": "epci", **params},
+            headers=headers,
+        )
+        assert response.status_code == 422, (params, response.text)
+        if words:
+            assert words in response.text, response.text
+
+
 def _recomputable(published: dict[tuple[str, str, str, str], str]) -> list[tuple[str, ...]]:
     """Hidden cells an observer could solve from the published cells and the known sums (an
     EPCI is the sum of its communes, the département of its EPCIs, a type of its sub-kinds)."""

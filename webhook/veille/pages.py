@@ -290,6 +290,10 @@ async def export(request: Request) -> Response:
     return csv_response(body, territory, is_demo(request))
 
 
+# no figures exist before the service did; earlier dates are refused, not computed
+EARLIEST_DAY = dt.date(2000, 1, 1)
+
+
 async def csv_export(
     request: Request, territory: Territory, start: str | None, end: str | None, level: str
 ) -> tuple[str, int]:
@@ -305,6 +309,9 @@ async def csv_export(
         last_day = dt.date.fromisoformat(end) if end else None
     except ValueError:
         return "Date invalide (format AAAA-MM-JJ).", 422
+    if any(day is not None and day < EARLIEST_DAY for day in (first_day, last_day)):
+        # (a Monday of year 1 in Paris time is no instant in UTC: it raised before)
+        return f"Date trop ancienne : indiquez une date à partir du {EARLIEST_DAY:%d/%m/%Y}.", 422
     if last_day is None or last_day > last.monday:
         last_day = last.monday
     if first_day is None:
