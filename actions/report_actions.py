@@ -488,6 +488,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             intent=intent,
             optional=reports.model().is_optional(self.report_type, slot),
             today=reports.today(),
+            earlier=_previous_user_text(tracker) if question.keeps else None,
         )
         if answer.problem:
             dispatcher.utter_message(text=reports.problem_text(answer.problem, language))
@@ -606,6 +607,12 @@ def _spotted_commune(
     preferred = [name for after_a, name in names if after_a]
     candidates = preferred or ([] if after_a_only else [name for _, name in names])
     return candidates[0] if candidates else None
+
+
+def _previous_user_text(tracker: Tracker) -> str:
+    """The text of the user message before the latest one ("" if none)."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    return str(users[-2].get("text") or "") if len(users) >= 2 else ""
 
 
 def _previous_unclear_message(tracker: Tracker) -> tuple[str, list[dict[str, Any]]] | None:

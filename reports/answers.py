@@ -224,11 +224,14 @@ def read_answer(
     intent: str | None = None,
     optional: bool | None = None,
     today: dt.date,
+    earlier: str | None = None,
 ) -> Answer:
     """Read the answer to ``question``: a button's ``value`` or a typed ``text``.
 
     ``intent``: the chat's understanding of a short answer (affirm/deny) for yes/no questions.
     ``optional``: whether the question may be skipped for this report type.
+    ``earlier``: the citizen's message just before (typed, else None), for what the question
+    ``keeps`` of it.
     """
     optional = question.optional if optional is None else optional
     if value is not None:
@@ -288,7 +291,40 @@ def read_answer(
         return Answer(", ".join(traces) if traces else cleaned)
     if question.expects and not holds_expected(question, cleaned):
         return Answer(problem=question.expects)  # "non il dort": no way to reach anyone
-    return Answer(cleaned)
+    kept = kept_from(question, earlier or "") if not _keeps(question, cleaned) else None
+    return Answer(f"{cleaned}, {kept}" if kept else cleaned)
+
+
+# words that open a moment with it: "plutôt le soir", "seulement après 18 h"
+_MOMENT_LEADS = frozenset(
+    {"le", "la", "l", "les", "en", "de", "des", "du", "au", "a", "vers", "plutot", "seulement"}
+    | {"uniquement", "surtout", "sauf", "pas", "jamais", "preference", "partir", "only", "in"}
+    | {"the", "around", "after", "before", "not", "never", "mostly", "preferably"}
+)
+MAX_KEPT_WORDS = 30
+
+
+def _keeps(question: Question, text: str) -> bool:
+    folded = fold(text)
+    return any(p.search(folded) for p in question.keeps)
+
+
+def kept_from(question: Question, earlier: str) -> str | None:
+    """What ``question`` keeps of the message before its answer: "oui appelez-moi plutôt le
+    soir" to "Souhaitez-vous être recontacté ?" keeps "plutôt le soir" for "À quel numéro ?",
+    so that a number typed alone next is stored with it. None when it holds nothing kept."""
+    words = earlier.split()[:MAX_KEPT_WORDS]
+    if not question.keeps or not words or earlier.lstrip().startswith("/"):
+        return None
+    for i in range(len(words)):
+        rest = fold(" ".join(words[i:]))
+        if any(p.match(rest) for p in question.keeps):
+            while i > 0 and (
+                fold(words[i - 1]) in _MOMENT_LEADS or fold(words[i - 1])[:1].isdigit()
+            ):
+                i -= 1
+            return " ".join(words[i:]).strip(" ,.;:!") or None
+    return None
 
 
 def _told_along(question: Question, choice: str, text: str) -> dict[str, str]:

@@ -109,6 +109,9 @@ class Question:
     # number, an e-mail, or one of the ``holds`` patterns: a time, a means, a go-between)
     expects: str | None = None
     holds: tuple[re.Pattern[str], ...] = ()
+    # what this question keeps of the answer just before it when its own answer lacks it (a
+    # moment told with "oui" to "Souhaitez-vous être recontacté ?", kept with the number)
+    keeps: tuple[re.Pattern[str], ...] = ()
     # what "no" / "none" typed to this question answers instead (question id -> choice id)
     if_none: dict[str, str] = field(default_factory=dict)
 
@@ -289,12 +292,21 @@ def _holds(raw: Any, expects: Any, where: str) -> tuple[re.Pattern[str], ...]:
         return ()
     if expects != "contact" or not isinstance(raw, list):
         raise ModelError(f"{where}.holds: a list of patterns, with `expects: contact`")
+    return _patterns(raw, f"{where}.holds")
+
+
+def _patterns(raw: Any, where: str) -> tuple[re.Pattern[str], ...]:
+    """Patterns on folded text, matched on whole words."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ModelError(f"{where}: a list of patterns")
     compiled = []
     for pattern in raw:
         try:
             compiled.append(re.compile(rf"\b(?:{pattern})\b"))
         except re.error as exc:
-            raise ModelError(f"{where}.holds: invalid pattern {pattern!r}: {exc}") from exc
+            raise ModelError(f"{where}: invalid pattern {pattern!r}: {exc}") from exc
     return tuple(compiled)
 
 
@@ -356,6 +368,7 @@ def parse_model(data: Any) -> Model:
             if_past=_if_past(raw.get("if_past"), choices, where),
             expects=_expects(raw.get("expects"), where),
             holds=_holds(raw.get("holds"), raw.get("expects"), where),
+            keeps=_patterns(raw.get("keeps"), f"{where}.keeps"),
             if_none={str(k): str(v) for k, v in (raw.get("if_none") or {}).items()},
         )
     for question in questions.values():

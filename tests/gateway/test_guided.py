@@ -265,6 +265,26 @@ def test_a_scam_site_told_after_its_question_is_added_to_the_traces() -> None:
     assert "corrigé" in shown[0].text and state.question == asked
 
 
+def test_a_moment_typed_with_the_yes_is_kept_with_the_number_not_after_a_tap() -> None:
+    def at_recontact() -> GuidedState:
+        state = GuidedState()
+        tap(state, "/guide:type:autre")
+        say(state, "Un chien est enfermé sur un balcon au soleil le soir")
+        say(state, "Champagnole")
+        assert state.question == "recontact"
+        return state
+
+    typed = at_recontact()
+    say(typed, "oui appelez-moi plutôt le soir")
+    assert typed.question == "contact_tel"
+    say(typed, "06 12 34 56 78")
+    assert typed.answers["contact_tel"] == "06 12 34 56 78, plutôt le soir"
+    tapped = at_recontact()
+    tap(tapped, "/guide:a:recontact:appel")
+    say(tapped, "06 12 34 56 78")
+    assert tapped.answers["contact_tel"] == "06 12 34 56 78"
+
+
 def test_money_taken_gives_the_same_advice_as_the_chat_tapped_or_told() -> None:
     """The advice after money taken ("call your bank now") is the report model's, the same in
     the chat (actions) and here, whether the answer is tapped or read from the story."""

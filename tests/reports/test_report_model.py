@@ -231,6 +231,29 @@ def test_a_yes_to_be_contacted_that_gives_the_number_answers_the_number_too() ->
     assert reports.read_answer(question, "non, pas au 06 12 34 56 78", today=today).values == {}
 
 
+@pytest.mark.parametrize(
+    ("earlier", "kept"),
+    [
+        ("oui appelez-moi plutôt le soir", "plutôt le soir"),
+        ("Oui par téléphone après 18h", "après 18h"),
+        ("oui entre 12h et 14h svp", "entre 12h et 14h svp"),
+        ("yes call me after 6 pm", "after 6 pm"),
+        ("oui", None),
+        ("oui par SMS", None),
+        ('/inform{"reponse":"appel"}', None),  # a tap keeps nothing
+    ],
+)
+def test_a_moment_told_with_the_yes_is_kept_with_a_number_typed_alone(
+    earlier: str, kept: str | None
+) -> None:
+    question = reports.model().questions["contact_tel"]
+    answer = reports.read_answer(question, "06 12 34 56 78", today=TODAY, earlier=earlier)
+    assert answer.value == (f"06 12 34 56 78, {kept}" if kept else "06 12 34 56 78")
+    # a number told with its own moment keeps only its own
+    own = reports.read_answer(question, "06 12 34 56 78 le matin", today=TODAY, earlier=earlier)
+    assert own.value == "06 12 34 56 78 le matin"
+
+
 def test_a_scammer_s_site_told_late_is_added_to_the_traces() -> None:
     today = dt.date(2026, 6, 1)
     late = "ah et le lien c'était laposte-colis-suivi.info"

@@ -91,6 +91,9 @@ class GuidedState:
     # the homonyms last offered on buttons (INSEE codes): a typed postal code or département
     # tells one apart ("celle du Jura")
     commune_choices: list[str] = field(default_factory=list)
+    # the last typed answer (None after a tap): what a question keeps of the message before it
+    # ("oui, plutôt le soir" then the number alone)
+    last_typed: str | None = None
     # where "Parler à quelqu'un" returns to
     human_return: Step = "menu"
     human_tries: int = 0
@@ -390,6 +393,7 @@ def _answer_commune(state: GuidedState, text: str, lang: str) -> list[Reply]:
 def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
     assert state.report_type is not None and state.question is not None
     question = _question(state.question)
+    earlier, state.last_typed = state.last_typed, " ".join(text.split())[:MAX_TEXT_CHARS]
     shown = _question_reply(state, lang)
     payload = _match_title(text, shown.buttons)
     if payload is not None:
@@ -412,7 +416,11 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
         said = reports.correction_text(corrected, lang)
         return Outcome(_advance(state, lang, [Reply(text=said)]))
     answer = reports.read_answer(
-        question, value, optional=_optional(state, question.id), today=reports.today()
+        question,
+        value,
+        optional=_optional(state, question.id),
+        today=reports.today(),
+        earlier=earlier if question.keeps else None,
     )
     if not answer.ok:
         assert answer.problem is not None
@@ -524,6 +532,7 @@ def handle(
 ) -> Outcome:
     """One citizen turn in the guided mode."""
     if payload is not None:
+        state.last_typed = None  # a tap: the next answer keeps nothing of an older one
         return _handle_payload(state, payload, lang)
     return _handle_text(state, text or "", lang)
 
