@@ -291,7 +291,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             # "non en fait c'était un faux policier" corrects an earlier answer: no interruption
             # ("corriger" would ask which answer to change), no change of topic
             corrected = (
-                reports.corrections(self.report_type, message, values, reports.today())
+                reports.corrections(
+                    self.report_type, message, values, reports.today(), asking=requested
+                )
                 if requested in form.questions and not is_payload
                 else {}
             )
@@ -337,8 +339,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             elif corrected:
                 # "non en fait c'était un faux policier": an earlier answer is corrected and
                 # said back; the question asked is asked again (its "non" answered nothing)
+                said = reports.correction_text(corrected, language, before=values)
                 updates.update(corrected)
-                dispatcher.utter_message(text=reports.correction_text(corrected, language))
+                dispatcher.utter_message(text=said)
             elif requested in form.questions:
                 updates.update(
                     self._answer(requested, message, intent, tracker, dispatcher, language)

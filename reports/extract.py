@@ -265,7 +265,9 @@ _CORRECTION_RE = re.compile(
 )
 
 
-def _late_traces(report_type: str, text: str, answers: dict[str, Any]) -> dict[str, Any]:
+def _late_traces(
+    report_type: str, text: str, answers: dict[str, Any], asking: str | None
+) -> dict[str, Any]:
     found = [
         m.group(0).strip(".,;)") for pattern in (URL_RE, IBAN_RE) for m in pattern.finditer(text)
     ]
@@ -275,9 +277,11 @@ def _late_traces(report_type: str, text: str, answers: dict[str, Any]) -> dict[s
     late: dict[str, Any] = {}
     for qid in m.forms[report_type].questions:
         current = answers.get(qid)
-        if m.questions[qid].extract != "traces" or current in (None, ""):
-            continue  # not asked yet: it will be, and the answer read then
-        known = [] if current == SKIP else [str(current)]
+        if m.questions[qid].extract != "traces" or qid == asking:
+            continue  # (the question asked reads its own answer)
+        # not asked yet: noted now, the question is not asked ("Répondez par oui ou non" to
+        # "le lien c'était ameli-remboursement.fr" lost it)
+        known = [] if current in (None, "", SKIP) else [str(current)]
         new = [t for t in found if not any(t in k for k in known)]
         if new:
             late[qid] = ", ".join([*known, *new])
@@ -288,17 +292,22 @@ _NEGATED_BEFORE = re.compile(r"\b(pas|plus|jamais|not|no|non|ni)( \w+){0,2} $")
 
 
 def corrections(
-    report_type: str, text: str, answers: dict[str, Any], today: dt.date
+    report_type: str,
+    text: str,
+    answers: dict[str, Any],
+    today: dt.date,
+    asking: str | None = None,
 ) -> dict[str, Any]:
     """Earlier answers that ``text`` corrects in passing: {question id: new value}.
 
-    A scammer's web address or IBAN told after its question was passed ("le lien c'est
-    laposte-suivi.info" typed at "Souhaitez-vous être recontacté ?") is added to it (not a
-    phone number: at the contact questions it is the citizen's own). Choice answers only when
-    the text says it is a correction (:data:`_CORRECTION_RE`), only for questions
-    already answered, and only where exactly one other choice is named without a negation
-    before it ("pas la banque" names no choice)."""
-    changed: dict[str, Any] = _late_traces(report_type, text or "", answers)
+    A scammer's web address or IBAN told at another question than its own (``asking``: the
+    question asked) is added to it, whether its question was passed ("le lien c'est
+    laposte-suivi.info" typed at "Souhaitez-vous être recontacté ?") or is still to come (then
+    it is not asked); not a phone number: at the contact questions it is the citizen's own.
+    Choice answers only when the text says it is a correction (:data:`_CORRECTION_RE`), only
+    for questions already answered, and only where exactly one other choice is named without a
+    negation before it ("pas la banque" names no choice)."""
+    changed: dict[str, Any] = _late_traces(report_type, text or "", answers, asking)
     folded = fold(text or "")
     if not folded or not _CORRECTION_RE.search(folded):
         return changed

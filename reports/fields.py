@@ -107,10 +107,14 @@ def advice(answers: Mapping[str, Any], language: str = "fr") -> list[str]:
     ]
 
 
-def correction_text(answers: dict[str, Any], language: str = "fr") -> str:
+def correction_text(
+    answers: dict[str, Any], language: str = "fr", before: dict[str, Any] | None = None
+) -> str:
     """Answers corrected in passing, said back in words (reports/texts.yml ``corrected``):
-    "C'est corrigé (Type d'arnaque : Faux policier ou faux gendarme)."."""
+    "C'est corrigé (Type d'arnaque : Faux policier ou faux gendarme)."; answers told before
+    their question (none of them in ``before``) are "noted" ("C'est noté (...)")."""
     said = ", ".join(
         f"{label(qid, language)} : {display(qid, v, language)}" for qid, v in answers.items()
     )
-    return str(pick(_texts()["corrected"], language)).format(answers=said)
+    ahead = before is not None and all(before.get(qid) in (None, "") for qid in answers)
+    return str(pick(_texts()["noted" if ahead else "corrected"], language)).format(answers=said)

@@ -14,6 +14,7 @@ Codes = str | list[str]
 QueryKind = Literal["auto", "insee", "postal_code", "name"]
 MIN_PREFIX = 4
 MAX_PREFIX_CANDIDATES = 8
+MAX_NAMESAKES = 3
 _CODE = re.compile(r"^(?:\d{5}|2[AaBb]\d{3})$")
 _CODE_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{5}|2[AaBb]\d{3})(?![0-9A-Za-z])")
 
@@ -128,7 +129,39 @@ class CommuneResolver:
             return [(i, "name_prefix") for i in self._by_prefix(key)]
         current.sort(key=self._popularity)
         former.sort(key=self._popularity)
-        return [(i, "name") for i in current] + [(i, "former_name") for i in former]
+        larger = [
+            (i, "name_prefix") for i in self._larger_namesakes(text, current) if i not in former
+        ]
+        return [(i, "name") for i in current] + [(i, "former_name") for i in former] + larger
+
+    def _larger_namesakes(self, text: str, exact: list[str]) -> list[str]:
+        """Larger communes whose name begins with the words of a name that matched exactly:
+        "Lons" is Lons (64) and what Jura residents call Lons-le-Saunier (39), "Aix" is Aix (19)
+        and Aix-en-Provence: the citizen chooses (at most :data:`MAX_NAMESAKES`)."""
+        words = tokens(text)
+        if not exact or not words:
+            return []
+        floor = max(self._communes[i].population or 0 for i in exact)
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self._names)
+        keys = self._sorted_keys
+        key = "".join(words)
+        found: list[str] = []
+        index = bisect.bisect_left(keys, key)
+        while index < len(keys) and keys[index].startswith(key):
+            for insee in codes(self._names[keys[index]]):
+                commune = self._communes[insee]
+                if (
+                    insee not in exact
+                    and insee not in found
+                    and (commune.population or 0) > floor
+                    and tokens(commune.name)[: len(words)] == words
+                    and len(tokens(commune.name)) > len(words)
+                ):
+                    found.append(insee)
+            index += 1
+        found.sort(key=self._popularity)
+        return found[:MAX_NAMESAKES]
 
     def _by_prefix(self, key: str) -> list[str]:
         """Communes whose name starts with ``key`` ("Digne" -> Digne-les-Bains), if few."""

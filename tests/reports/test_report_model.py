@@ -264,8 +264,17 @@ def test_a_scammer_s_site_told_late_is_added_to_the_traces() -> None:
     assert reports.corrections("arnaque", late, kept, today) == {
         "traces_escroc": "06 12 34 56 78, laposte-colis-suivi.info"
     }
-    # not asked yet: it will be; a phone number at the contact questions is the citizen's own
-    assert reports.corrections("arnaque", late, {}, today) == {}
+    # not asked yet: noted now (the question is then not asked), unless it is the one asked
+    assert reports.corrections("arnaque", late, {}, today, asking="victime_senior") == {
+        "traces_escroc": "laposte-colis-suivi.info"
+    }
+    assert reports.corrections("arnaque", late, {}, today, asking="traces_escroc") == {}
+    noted = {"traces_escroc": "laposte-colis-suivi.info"}
+    assert reports.correction_text(noted, "fr", before={}).startswith("C'est noté (")
+    assert reports.correction_text(noted, "fr", before={"traces_escroc": SKIP}).startswith(
+        "C'est corrigé ("
+    )
+    # a phone number at the contact questions is the citizen's own
     assert (
         reports.corrections("arnaque", "oui au 06 12 34 56 78", {"traces_escroc": SKIP}, today)
         == {}

@@ -53,7 +53,22 @@ AMBIGUOUS = [
     ("Saint-Aubin", None),
     ("39200", {"39478", "39200"}),  # postal code of the Saint-Claude area + INSEE of Dompierre
     ("Rousses", {"48130", "39470"}),  # Rousses (Lozère) and Les Rousses (Jura)
+    # a name matched exactly, and a larger commune whose name begins with it: what residents
+    # call it ("Lons" in the Jura), the citizen chooses
+    ("Lons", {"64348", "39300"}),
+    ("Aix", {"19002", "13001", "73008"}),
 ]
+
+
+def test_larger_namesakes_come_after_the_exact_name_and_smaller_ones_do_not(
+    engine: Engine,
+) -> None:
+    result = engine.resolve_commune("Lons")
+    assert [c.insee for c in result.candidates] == ["64348", "39300"]
+    assert result.matched_by == ["name", "name_prefix"]
+    # Paris-l'Hôpital is smaller than Paris; "Lyons-la-Forêt" is no "Lyon" followed by words
+    assert [c.insee for c in engine.resolve_commune("Paris").candidates] == ["75056"]
+    assert [c.insee for c in engine.resolve_commune("Lyon").candidates] == ["69123"]
 
 
 @pytest.mark.parametrize(("query", "expected"), AMBIGUOUS, ids=[q for q, _ in AMBIGUOUS])

@@ -408,12 +408,14 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
     minimum = MIN_DESCRIPTION_CHARS if question.id == "description" else MIN_TEXT_CHARS
     if question.kind == "text" and len(value) < minimum:
         return Outcome([_question_reply(state, lang, prefix=_t("g_text_too_short", lang))])
-    corrected = reports.corrections(state.report_type, value, state.answers, reports.today())
+    corrected = reports.corrections(
+        state.report_type, value, state.answers, reports.today(), asking=question.id
+    )
     if corrected:
         # "non en fait c'était un faux policier": an earlier answer is corrected and said back,
         # then the next question (as in the chat, actions/report_actions.py)
+        said = reports.correction_text(corrected, lang, before=state.answers)
         state.answers.update(corrected)
-        said = reports.correction_text(corrected, lang)
         return Outcome(_advance(state, lang, [Reply(text=said)]))
     answer = reports.read_answer(
         question,
