@@ -267,9 +267,7 @@ def test_a_scam_site_told_after_its_question_is_added_to_the_traces() -> None:
 
 def test_a_moment_typed_with_the_yes_is_kept_with_the_number_not_after_a_tap() -> None:
     def at_recontact() -> GuidedState:
-        state = GuidedState()
-        tap(state, "/guide:type:autre")
-        say(state, "Un chien est enfermé sur un balcon au soleil le soir")
+        state = at_the_commune_question()
         say(state, "Champagnole")
         assert state.question == "recontact"
         return state
@@ -336,10 +334,17 @@ def test_danger_now_gives_the_emergency_numbers_first() -> None:
     assert shown[1].text.startswith("In welcher Gemeinde")
 
 
-def test_unknown_commune_then_national_fallback() -> None:
+def at_the_commune_question() -> GuidedState:
+    """A guided "autre" report whose description is given: the commune is asked next."""
     state = GuidedState()
     tap(state, "/guide:type:autre")
     say(state, "Un chien est enfermé sur un balcon au soleil")
+    assert state.question == "commune"
+    return state
+
+
+def test_unknown_commune_then_national_fallback() -> None:
+    state = at_the_commune_question()
     shown = say(state, "Xyzzyville")
     assert shown[0].text.startswith(replies.message("g_commune_not_found"))
     assert "/guide:a:commune:commune_inconnue" in payloads(shown)
@@ -359,9 +364,7 @@ def test_unknown_commune_then_national_fallback() -> None:
 def test_homonyms_told_apart_by_typing_the_departement_or_postal_code(
     told: str, insee: str
 ) -> None:
-    state = GuidedState()
-    tap(state, "/guide:type:autre")
-    say(state, "Un chien est enfermé sur un balcon au soleil")
+    state = at_the_commune_question()
     first = say(state, "Poligny")
     assert first[0].text == replies.message("g_commune_ambiguous")
     # the same name typed again: the buttons again, with what the numbers in brackets are
@@ -373,9 +376,7 @@ def test_homonyms_told_apart_by_typing_the_departement_or_postal_code(
 
 
 def test_a_departement_typed_without_homonyms_offered_is_no_commune() -> None:
-    state = GuidedState()
-    tap(state, "/guide:type:autre")
-    say(state, "Un chien est enfermé sur un balcon au soleil")
+    state = at_the_commune_question()
     shown = say(state, "celle du Jura")
     assert shown[0].text.startswith(replies.message("g_commune_not_found"))
     assert "commune" not in state.answers
