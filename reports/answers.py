@@ -291,15 +291,26 @@ def read_answer(
         return Answer(", ".join(traces) if traces else cleaned)
     if question.expects and not holds_expected(question, cleaned):
         return Answer(problem=question.expects)  # "non il dort": no way to reach anyone
+    if question.expects == "contact" and not _reachable(cleaned):
+        # "par SMS le matin": no number to send it to; asked once (told twice: kept as told)
+        told_before = kept_from(question, earlier or "")
+        if told_before is None or _reachable(earlier or ""):
+            return Answer(problem="contact_number")
+        return Answer(f"{cleaned}, {told_before}")
     kept = kept_from(question, earlier or "") if not _keeps(question, cleaned) else None
     return Answer(f"{cleaned}, {kept}" if kept else cleaned)
+
+
+def _reachable(text: str) -> bool:
+    """A phone number or an e-mail address."""
+    return bool(CONTACT_PHONE_RE.search(text)) or "@" in text
 
 
 # words that open a moment with it: "plutôt le soir", "seulement après 18 h"
 _MOMENT_LEADS = frozenset(
     {"le", "la", "l", "les", "en", "de", "des", "du", "au", "a", "vers", "plutot", "seulement"}
     | {"uniquement", "surtout", "sauf", "pas", "jamais", "preference", "partir", "only", "in"}
-    | {"the", "around", "after", "before", "not", "never", "mostly", "preferably"}
+    | {"the", "around", "after", "before", "not", "never", "mostly", "preferably", "par", "by"}
 )
 MAX_KEPT_WORDS = 30
 
@@ -367,7 +378,7 @@ def holds_expected(question: Question, text: str) -> bool:
         return bool(CONTACT_PHONE_RE.search(cleaned))
     if question.expects == "contact":
         folded = fold(cleaned)
-        return "@" in cleaned or any(p.search(folded) for p in question.holds)
+        return _reachable(cleaned) or any(p.search(folded) for p in question.holds)
     if question.extract == "traces":
         return bool(find_traces(cleaned))
     return False

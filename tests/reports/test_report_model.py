@@ -459,14 +459,17 @@ def test_a_phone_number_is_a_number_and_no_number_means_no_contact(
 @pytest.mark.parametrize(
     ("text", "value", "problem"),
     [
-        # a number, a moment, a means, a go-between: kept as written
+        # a number or an e-mail, alone or with a moment: kept as written
         ("06 12 34 56 78 le matin", "06 12 34 56 78 le matin", None),
-        ("par SMS seulement", "par SMS seulement", None),
-        ("le mardi quand il est au travail", "le mardi quand il est au travail", None),
-        ("passez par ma soeur", "passez par ma soeur", None),
+        ("06 12 34 56 78", "06 12 34 56 78", None),  # was refused: "\\d" matched one digit
+        ("0612345678", "0612345678", None),
         ("moi@example.org", "moi@example.org", None),
-        ("text me after 2pm", "text me after 2pm", None),
-        ("nur per Nachricht", "nur per Nachricht", None),
+        # a moment, a means, a go-between without a number: the number is asked once
+        ("par SMS seulement", None, "contact_number"),
+        ("le mardi quand il est au travail", None, "contact_number"),
+        ("passez par ma soeur", None, "contact_number"),
+        ("text me after 2pm", None, "contact_number"),
+        ("nur per Nachricht", None, "contact_number"),
         # "non", "ne pas être recontacté(e)": not contacted
         ("non", SKIP, None),
         ("Ne pas être recontacté(e)", SKIP, None),
@@ -481,10 +484,30 @@ def test_a_safe_contact_holds_a_way_to_reach_the_victim(
     question = reports.model().questions["contact_sur"]
     answer = reports.read_answer(question, text, today=TODAY)
     assert (answer.value, answer.problem) == (value, problem)
-    assert reports.holds_expected(question, text) == (value is not None and value != SKIP)
+    holds = (value is not None and value != SKIP) or problem == "contact_number"
+    assert reports.holds_expected(question, text) == holds
     for language in ("fr", "en", "de", "nl", "it", "es"):
         assert reports.problem_text("contact", language) != reports.problem_text("empty", language)
     assert "« non »" in reports.problem_text("contact", "fr")
+
+
+def test_a_safe_contact_without_a_number_asks_it_once_and_keeps_what_was_told() -> None:
+    question = reports.model().questions["contact_sur"]
+    first = "oui mais seulement le matin quand il est au travail"
+    assert reports.read_answer(question, first, today=TODAY).problem == "contact_number"
+    then = reports.read_answer(question, "06 12 34 56 78", today=TODAY, earlier=first)
+    assert then.value == "06 12 34 56 78, seulement le matin quand il est au travail"
+    # told twice without a number: kept as told, not asked a third time; "non" declines
+    twice = reports.read_answer(
+        question, "je n'ai pas de portable à moi", today=TODAY, earlier=first
+    )
+    assert (
+        twice.value == "je n'ai pas de portable à moi, seulement le matin quand il est au travail"
+    )
+    assert reports.read_answer(question, "non", today=TODAY, earlier=first).value == SKIP
+    for language in ("fr", "en", "de", "nl", "it", "es"):
+        assert "@" not in reports.problem_text("contact_number", language)
+    assert "« non »" in reports.problem_text("contact_number", "fr")
 
 
 def test_extract_from_a_description() -> None:
