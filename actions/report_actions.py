@@ -580,7 +580,10 @@ _AFTER_STREET = re.compile(
     r"résidence|residence|lotissement)\s+(?:des|du|de la|de l'|de l’|de|d'|d’|la|le|les)?\s*$",
     re.IGNORECASE,
 )
-_BEFORE_COMMUNE = re.compile(r"(?:\bà|\ba|\bin|\bsur|\bde)\s+$", re.IGNORECASE)
+_BEFORE_COMMUNE = re.compile(
+    r"(?:\bà|\ba|\bin|\bsur|\bde|\bnear|\bprès de|\bpres de|\bà côté de|\ba cote de)\s+$",
+    re.IGNORECASE,
+)
 # in an answer to another question, only "à", "in": "la mère de Marie" names no commune
 _AT_COMMUNE = re.compile(r"(?:\bà|\ba|\bin)\s+$", re.IGNORECASE)
 

@@ -15,10 +15,12 @@ from rasa_sdk import Tracker
 from actions.report_actions import _spotted_commune
 
 out = []
-for text, name, after_a_only in json.loads(sys.argv[1]):
-    start = text.index(name)
-    entity = {"entity": "commune", "value": name, "start": start, "end": start + len(name)}
-    latest = {"text": text, "entities": [entity], "intent": {"name": "inform"}}
+for text, names, after_a_only in json.loads(sys.argv[1]):
+    entities = [
+        {"entity": "commune", "value": n, "start": text.index(n), "end": text.index(n) + len(n)}
+        for n in names.split("|")
+    ]
+    latest = {"text": text, "entities": entities, "intent": {"name": "inform"}}
     tracker = Tracker("t", {}, latest, [], False, None, {}, "action_listen")
     out.append(_spotted_commune(tracker, text, after_a_only=after_a_only))
 print(json.dumps(out))
@@ -31,6 +33,9 @@ CASES = [
     ("c'est la mère de Marie", "Marie", True, None),
     # in a story, a name without "à" is still a candidate (the commune question comes anyway)
     ("la mère de Marie la laisse seule", "Marie", False, "Marie"),
+    # several names in a story (entities "a|b"): the one after "à", "near", "près de" first
+    ("at the parking of the Verdon gorges near Moustiers", "Verdon|Moustiers", False, "Moustiers"),
+    ("le long du Verdon, près de Riez", "Verdon|Riez", False, "Riez"),
 ]
 
 

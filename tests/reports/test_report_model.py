@@ -531,6 +531,12 @@ def test_extract_from_a_description() -> None:
         "type_vol": "vol_dans_vehicule",
         "en_cours": "non",  # "they broke": over
     }
+    for told in (
+        "our rental car was broken into at the parking near Moustiers",
+        "ma voiture a été fracturée sur le parking",
+        "notre camping car a été visité pendant la baignade",
+    ):
+        assert reports.extract("vol_cambriolage", told, TODAY)["type_vol"] == "vol_dans_vehicule"
     # an age in the story says who is concerned: the bot does not ask it again
     neighbour = "ma voisine ne répond plus depuis hier soir, elle a 89 ans, je suis inquiète"
     assert reports.extract("personne_vulnerable", neighbour, TODAY)["personne"] == "personne_agee"
