@@ -234,6 +234,7 @@ def read_answer(
     ``keeps`` of it.
     """
     optional = question.optional if optional is None else optional
+    in_dialogue = value is None  # words given by a channel (Open311) cannot be asked more
     if value is not None:
         if value == SKIP:
             return Answer(SKIP) if optional else Answer(problem="empty")
@@ -291,7 +292,7 @@ def read_answer(
         return Answer(", ".join(traces) if traces else cleaned)
     if question.expects and not holds_expected(question, cleaned):
         return Answer(problem=question.expects)  # "non il dort": no way to reach anyone
-    if question.expects == "contact" and not _reachable(cleaned):
+    if question.expects == "contact" and in_dialogue and not _reachable(cleaned):
         # "par SMS le matin": no number to send it to; asked once (told twice: kept as told)
         told_before = kept_from(question, earlier or "")
         if told_before is None or _reachable(earlier or ""):

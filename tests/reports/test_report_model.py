@@ -505,6 +505,8 @@ def test_a_safe_contact_without_a_number_asks_it_once_and_keeps_what_was_told() 
         twice.value == "je n'ai pas de portable à moi, seulement le matin quand il est au travail"
     )
     assert reports.read_answer(question, "non", today=TODAY, earlier=first).value == SKIP
+    # words given by a channel that holds no dialogue (Open311) are taken as they are
+    assert reports.read_answer(question, value="le matin", today=TODAY).value == "le matin"
     for language in ("fr", "en", "de", "nl", "it", "es"):
         assert "@" not in reports.problem_text("contact_number", language)
     assert "« non »" in reports.problem_text("contact_number", "fr")
