@@ -140,6 +140,7 @@ def test_the_topics_offered_under_the_one_understood_are_likely_or_related() -> 
         ("lieu_type", "au college", "ecole"),
         ("type_arnaque", "un faux plombier est venu", "faux_artisan"),
         ("residence", "c'est ma maison de vacances", "secondaire"),
+        ("residence", "logement principal", "principale"),
         ("lieu_vie", "elle est en maison de retraite", "ehpad"),
         ("frequence", "tous les jours", "tous_les_jours"),
         ("frequence", "Toutes les nuits !", "tous_les_jours"),
@@ -529,6 +530,11 @@ def test_extract_from_a_description() -> None:
         "date_depart": "2026-08-03",
         "date_retour": "2026-08-17",
     }
+    # "maison principale", "appartement secondaire" in the story: the residence is not asked
+    holidays = "je pars du 20 au 30 août, 12 rue des Lilas à Manosque, maison principale"
+    assert reports.extract("absence_vacances", holidays, TODAY)["residence"] == "principale"
+    second = "c'est notre appartement secondaire à Digne"
+    assert reports.extract("absence_vacances", second, TODAY)["residence"] == "secondaire"
     assert reports.extract("vol_cambriolage", "they broke into our campervan", TODAY) == {
         "type_vol": "vol_dans_vehicule",
         "en_cours": "non",  # "they broke": over
