@@ -41,6 +41,8 @@ routing.get_engine()
 reports.model()
 otv.rules()
 INSEE_PAYLOAD_PREFIX = "insee:"
+# the intent of a homonym's button: /choisir_commune{"commune_insee": "insee:<code>"}
+CHOOSE_COMMUNE = "/choisir_commune"
 MAX_FIELD_CHARS = 2000
 # Intents that never answer a form's question: the form steps aside and a rule answers them.
 INTERRUPTING_INTENTS = frozenset(
@@ -165,7 +167,7 @@ def resolve_commune(
         buttons = [
             {
                 "title": communes.button_title(c),
-                "payload": "/choisir_commune"
+                "payload": CHOOSE_COMMUNE
                 + json.dumps(
                     {"commune_insee": INSEE_PAYLOAD_PREFIX + c.insee}, separators=(",", ":")
                 ),
@@ -199,10 +201,10 @@ def _offered_communes(tracker: Tracker) -> list[routing.Commune]:
         elif kind == "bot" and seen_user:
             for button in (event.get("data") or {}).get("buttons") or []:
                 payload = str(button.get("payload") or "")
-                if not payload.startswith("/choisir_commune"):
+                if not payload.startswith(CHOOSE_COMMUNE):
                     continue
                 try:
-                    value = json.loads(payload[len("/choisir_commune") :])["commune_insee"]
+                    value = json.loads(payload[len(CHOOSE_COMMUNE) :])["commune_insee"]
                 except (ValueError, KeyError, TypeError):
                     continue
                 commune = engine.commune(str(value).removeprefix(INSEE_PAYLOAD_PREFIX))
@@ -478,7 +480,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         question = reports.model().questions[slot]
         if question.kind == "commune":
             query = _entity(tracker, "commune_insee") or message
-            if query.startswith("/") and not query.startswith("/choisir_commune"):
+            if query.startswith("/") and not query.startswith(CHOOSE_COMMUNE):
                 return {}
             spotted = _entity(tracker, "commune")
             if spotted and not query.startswith("/") and not communes.resolve(query).communes:
@@ -615,19 +617,24 @@ def _spotted_commune(
     return candidates[0] if candidates else None
 
 
+def _previous_user_event(tracker: Tracker) -> dict[str, Any] | None:
+    """The user message before the latest one."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    return users[-2] if len(users) >= 2 else None
+
+
 def _previous_user_text(tracker: Tracker) -> str:
     """The text of the user message before the latest one ("" if none)."""
-    users = [e for e in tracker.events if e.get("event") == "user"]
-    return str(users[-2].get("text") or "") if len(users) >= 2 else ""
+    previous = _previous_user_event(tracker)
+    return str(previous.get("text") or "") if previous else ""
 
 
 def _previous_unclear_message(tracker: Tracker) -> tuple[str, list[dict[str, Any]]] | None:
     """Text and entities of the user message before the latest one, if NLU found it too
     unclear."""
-    users = [e for e in tracker.events if e.get("event") == "user"]
-    if len(users) < 2:
+    previous = _previous_user_event(tracker)
+    if previous is None:
         return None
-    previous = users[-2]
     parse = previous.get("parse_data") or {}
     intent = (parse.get("intent") or {}).get("name")
     text_ = str(previous.get("text") or "")

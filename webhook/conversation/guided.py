@@ -384,8 +384,10 @@ def _answer_commune(state: GuidedState, text: str, lang: str) -> list[Reply]:
             )
         )
         # the same name typed again: what the numbers in brackets are, other ways to say it
-        asked = reports.problem_text("commune_homonyms", lang) if offered else None
-        text_shown = asked or _t("g_commune_ambiguous", lang)
+        if offered:
+            text_shown = reports.problem_text("commune_homonyms", lang)
+        else:
+            text_shown = _t("g_commune_ambiguous", lang)
         return [Reply(text=text_shown, buttons=[*buttons, *_nav(lang)])]
     return [_question_reply(state, lang, prefix=_t("g_commune_not_found", lang))]
 
