@@ -496,8 +496,12 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
             earlier=_previous_user_text(tracker) if question.keeps else None,
         )
         if answer.problem:
-            dispatcher.utter_message(text=reports.problem_text(answer.problem, language))
-            return {slot: None}
+            problem, description = reports.refused(
+                self.report_type, answer, tracker.get_slot("description")
+            )
+            dispatcher.utter_message(text=reports.problem_text(problem, language))
+            # facts typed at a choice question are kept with the description, not lost
+            return {slot: None} if description is None else {slot: None, "description": description}
         return {slot: answer.value, **answer.values, **answer.replaces}
 
     def _spotted(

@@ -24,6 +24,8 @@ from reports.answers import (
     read_choice,
     read_confirmation,
     reads_as_cancel,
+    refused,
+    tells_more,
     validate,
 )
 from reports.clock import today
@@ -69,6 +71,8 @@ __all__ = [
     "read_choice",
     "read_confirmation",
     "reads_as_cancel",
+    "refused",
+    "tells_more",
     "text_flags",
     "ticket_fields",
     "today",

@@ -72,6 +72,37 @@ _NOTHING_OPENERS = frozenset(
 )
 
 
+# What is no fact about the report, typed at a choice question: not understanding, refusing, a
+# question to the bot. Such words are not added to the description.
+_NOT_A_FACT = re.compile(
+    r"\b(comprends? pas|compris|pige pas|pourquoi|c est a dire|c est quoi|quoi|veux pas|veut pas"
+    r"|prefere pas|pas repondre|sais plus|sais pas|rappelle plus|souviens plus|understand|why"
+    r"|what do you mean|don t want|rather not|not sure|no idea)\b"
+)
+# words of letters an answer needs to tell something more
+NOTE_MIN_WORDS = 4
+
+
+def tells_more(text: str) -> bool:
+    """Typed words that answer no choice but tell facts: kept, not refused."""
+    folded = fold(text)
+    words = [w for w in folded.split() if any(ch.isalpha() for ch in w)]
+    return len(words) >= NOTE_MIN_WORDS and "?" not in text and not _NOT_A_FACT.search(folded)
+
+
+def refused(report_type: str, answer: Answer, description: Any) -> tuple[str, str | None]:
+    """What to say of an answer that was not accepted (a key of reports/texts.yml
+    ``problems``) and the description to store then (None: unchanged): the answer's ``note``
+    added on a new line when the report has a description, else the plain problem."""
+    problem = answer.problem or "empty"
+    if answer.note is None:
+        return problem, None
+    if "description" not in model().forms[report_type].questions:
+        return problem.removesuffix("_noted"), None
+    before = "" if description in (None, "", SKIP) else str(description)
+    return problem, (before + "\n" + answer.note if before else answer.note)[:MAX_TEXT]
+
+
 def _says_nothing(question: Question, text: str) -> bool:
     """A typed answer that means "skip" (its button's label, "rien", "jen ai pas", "non j'en ai
     pas")."""
@@ -111,6 +142,10 @@ class Answer:
     values: dict[str, Any] = field(default_factory=dict)  # other answers read from it
     # answers it changes even when already given ("non" to "À quel numéro ?": not contacted)
     replaces: dict[str, Any] = field(default_factory=dict)
+    # words that answer no choice but tell the report more ("je suis sa fille, elle a donné ses
+    # codes hier" to "a-t-elle été visée plusieurs fois ?"): added to its description
+    # (:func:`with_note`), the question asked again (problem ``*_noted``)
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -264,7 +299,10 @@ def read_answer(
             return Answer(cleaned)
         if optional and _says_nothing(question, cleaned):
             return Answer(SKIP)
-        return Answer(problem="yesno" if question.kind == "yesno" else "choice")
+        problem = "yesno" if question.kind == "yesno" else "choice"
+        if in_dialogue and tells_more(cleaned):
+            return Answer(problem=problem + "_noted", note=cleaned)
+        return Answer(problem=problem)
     if question.kind == "date":
         if question.extract == "dates":
             start, end = dates.parse_period(cleaned, today)

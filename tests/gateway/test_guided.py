@@ -226,6 +226,34 @@ def test_a_senior_may_type_the_answer_to_a_button_question() -> None:
     assert german.answers["residence"] == "principale"
 
 
+def test_facts_typed_at_a_button_question_are_added_to_the_description() -> None:
+    """As in the chat (tests/conversations: facts-typed-at-a-yes-no-question-kept): words that
+    answer no button but tell more are kept with the description, the question is asked again;
+    not understanding is not a fact; a report without a description says the plain problem."""
+    state = GuidedState()
+    tap(state, "/guide:type:arnaque")
+    say(state, "un faux conseiller bancaire appelle ma mère")
+    tap(state, "/guide:a:type_arnaque:faux_conseiller")
+    asked = state.question
+    assert asked == "argent_perdu"
+    shown = say(state, "je suis sa fille, elle a donné ses codes hier")
+    assert shown[0].text.startswith(reports.problem_text("yesno_noted", "fr"))
+    assert state.question == asked and "argent_perdu" not in state.answers
+    assert state.answers["description"] == (
+        "un faux conseiller bancaire appelle ma mère\nje suis sa fille, elle a donné ses codes hier"
+    )
+    shown = say(state, "je comprends pas la question")
+    assert shown[0].text.startswith(reports.problem_text("yesno", "fr"))
+    assert state.answers["description"].count("\n") == 1
+    absence = GuidedState()
+    tap(absence, "/guide:type:absence_vacances")
+    say(absence, "Forcalquier")
+    assert absence.question == "residence"
+    shown = say(absence, "nous partons chez nos enfants pour Noël")
+    assert shown[0].text.startswith(reports.problem_text("choice", "fr"))
+    assert "description" not in absence.answers
+
+
 def test_a_change_of_mind_in_passing_corrects_the_earlier_answer() -> None:
     """As in the chat (tests/conversations: change-of-mind-scam-kind): "non en fait c'était pas
     la banque, c'était un faux policier" at the money question corrects the kind of scam, says

@@ -176,6 +176,45 @@ def test_read_yesno(text: str, intent: str | None, expected: str | None) -> None
     assert (answer.problem == "yesno") == (expected is None)
 
 
+@pytest.mark.parametrize(
+    ("text", "noted"),
+    [
+        ("je suis sa fille, elle a donné ses codes hier", True),
+        ("il a appelé trois fois cette semaine", True),
+        ("je comprends pas la question", False),
+        ("pourquoi vous demandez ça", False),
+        ("c'est grave docteur ?", False),
+        ("bof bof", False),
+        ("je ne veux pas répondre à ça", False),
+    ],
+)
+def test_facts_typed_at_a_yes_no_question_are_a_note(text: str, noted: bool) -> None:
+    question = reports.model().questions["deja_cible"]
+    answer = reports.read_answer(question, text, today=TODAY)
+    assert answer.value is None
+    assert answer.problem == ("yesno_noted" if noted else "yesno")
+    assert answer.note == (text if noted else None)
+    # a channel that cannot be asked back (Open311's attribute) gets no note
+    given = reports.read_answer(question, value=text, today=TODAY)
+    assert given.problem == "yesno" and given.note is None
+
+
+def test_a_note_is_added_to_the_description_when_the_report_has_one() -> None:
+    question = reports.model().questions["residence"]
+    answer = reports.read_answer(question, "nous partons chez nos enfants pour Noël", today=TODAY)
+    assert answer.problem == "choice_noted"
+    # no description in a holiday absence: the plain problem, nothing stored
+    assert reports.refused("absence_vacances", answer, None) == ("choice", None)
+    assert reports.refused("arnaque", answer, None) == ("choice_noted", answer.note)
+    assert reports.refused("arnaque", answer, SKIP) == ("choice_noted", answer.note)
+    assert reports.refused("arnaque", answer, "un faux conseiller") == (
+        "choice_noted",
+        "un faux conseiller\nnous partons chez nos enfants pour Noël",
+    )
+    plain = reports.read_answer(question, "euh", today=TODAY)
+    assert reports.refused("arnaque", plain, "x") == ("choice", None)
+
+
 def test_read_answer_button_and_skip() -> None:
     questions = reports.model().questions
     button = reports.read_answer(questions["victime"], "/inform", value="autre", today=TODAY)

@@ -427,8 +427,12 @@ def _answer_text(state: GuidedState, text: str, lang: str) -> Outcome:
         earlier=earlier if question.keeps else None,
     )
     if not answer.ok:
-        assert answer.problem is not None
-        problem = reports.problem_text(answer.problem, lang)
+        key, description = reports.refused(
+            state.report_type, answer, state.answers.get("description")
+        )
+        if description is not None:  # facts typed at a choice question: kept, not lost
+            state.answers["description"] = description
+        problem = reports.problem_text(key, lang)
         return Outcome([_question_reply(state, lang, prefix=problem)])
     return Outcome(
         _record(
