@@ -398,6 +398,8 @@ WORRIED = [
     "j'ai un mauvais pressentiment pour ma voisine",
     "les voisins se disputent fort",
     "je ne me sens pas en sécurité chez moi",
+    "un homme me regarde bizarrement dans le bus tous les matins",
+    "mon grand-père n'est pas rentré de sa promenade et il fait nuit",
 ]
 
 
