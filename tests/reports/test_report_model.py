@@ -582,6 +582,7 @@ def test_extract_from_a_description() -> None:
         "our rental car was broken into at the parking near Moustiers",
         "ma voiture a été fracturée sur le parking",
         "notre camping car a été visité pendant la baignade",
+        "on a trouvé la vitre de notre voiture de location cassée sur le parking du lac",
     ):
         assert reports.extract("vol_cambriolage", told, TODAY)["type_vol"] == "vol_dans_vehicule"
     # an age in the story says who is concerned: the bot does not ask it again
