@@ -519,7 +519,7 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
         form_questions = set(model.forms[self.report_type].questions)
         found: dict[str, Any] = {}
         commune = _entity(tracker, "commune_insee", entities) or _spotted_commune(
-            tracker, message, entities
+            tracker, message, entities, report_type=self.report_type
         )
         if commune and not values.get("commune_insee"):
             found.update(_one_commune(commune, dispatcher, language))
@@ -592,6 +592,23 @@ _BEFORE_COMMUNE = re.compile(
 )
 # in an answer to another question, only "à", "in": "la mère de Marie" names no commune
 _AT_COMMUNE = re.compile(r"(?:\bà|\ba|\bin)\s+$", re.IGNORECASE)
+# a commune after a street address is where it happened or where the home is ("au 8 chemin
+# des Oliviers à Forcalquier"): preferred to any other name of the message
+_AFTER_ADDRESS = re.compile(
+    r"\b\d{1,4}\s*(?:bis|ter)?,?\s+(?:rue|avenue|av\.?|boulevard|bd|chemin|place|impasse|allée"
+    r"|allee|route|quai|cours|square|lotissement|montée|montee|traverse)\b[^.;!?,\n]{0,60}?"
+    r"(?:\bà|\ba|,)\s+$",
+    re.IGNORECASE,
+)
+# where a holiday absence goes is not where the home is ("nous partons chez nos enfants à
+# Lyon"): never taken as the commune of an absence (the question is asked instead)
+_DESTINATION = re.compile(
+    r"\b(?:chez (?:nos|mes|ses|leurs|les|notre|ma|mon|sa|son|leur) [\w'’-]+(?: [\w'’-]+)?"
+    r"|(?:partons|partir|pars|part|partent|partirons|allons|aller|vais|va|vont|irons"
+    r"|descendons|montons|rejoignons|rejoindre)(?: [\w'’-]+){0,4}"
+    r"|en vacances|en voyage|en séjour|en sejour|destination)\s+(?:à|a|en|au|pour|vers)\s+$",
+    re.IGNORECASE,
+)
 
 
 def _spotted_commune(
@@ -599,12 +616,14 @@ def _spotted_commune(
     message: str,
     entities: list[dict[str, Any]] | None = None,
     after_a_only: bool = False,
+    report_type: str | None = None,
 ) -> str | None:
-    """The commune a message names: not a street's name, the one after "à" first
-    (``entities``: the message's, by default the latest message's; ``after_a_only``: only a
-    name after "à", "in"...: in an answer to another question, "chez elle, 3 impasse des
-    Tilleuls à Sisteron")."""
-    names: list[tuple[bool, str]] = []
+    """The commune a message names: not a street's name; the one after an address first, then
+    one after "à" (``entities``: the message's, by default the latest message's;
+    ``after_a_only``: only a name after "à", "in"...: in an answer to another question, "chez
+    elle, 3 impasse des Tilleuls à Sisteron"). In a holiday absence, never where the family
+    goes ("chez nos enfants à Lyon")."""
+    names: list[tuple[int, str]] = []
     if entities is None:
         entities = tracker.latest_message.get("entities") or []
     for entity in entities:
@@ -614,11 +633,19 @@ def _spotted_commune(
         before = message[:start] if isinstance(start, int) else ""
         if before and _AFTER_STREET.search(before):
             continue
+        if report_type == "absence_vacances" and before and _DESTINATION.search(before):
+            continue
         before_commune = _AT_COMMUNE if after_a_only else _BEFORE_COMMUNE
-        names.append((bool(before and before_commune.search(before)), str(entity["value"])))
-    preferred = [name for after_a, name in names if after_a]
-    candidates = preferred or ([] if after_a_only else [name for _, name in names])
-    return candidates[0] if candidates else None
+        rank = (
+            2
+            if before and _AFTER_ADDRESS.search(before)
+            else int(bool(before and before_commune.search(before)))
+        )
+        names.append((rank, str(entity["value"])))
+    best = max((rank for rank, _ in names), default=0)
+    if after_a_only and best == 0:
+        return None
+    return next((name for rank, name in names if rank == best), None)
 
 
 def _previous_user_event(tracker: Tracker) -> dict[str, Any] | None:
@@ -693,7 +720,9 @@ def _commune_of_description(tracker: Tracker) -> str | None:
     for event in reversed(tracker.events):
         if event.get("event") == "user" and str(event.get("text") or "").strip() == description:
             entities = (event.get("parse_data") or {}).get("entities") or []
-            return _spotted_commune(tracker, description, entities)
+            return _spotted_commune(
+                tracker, description, entities, report_type=tracker.get_slot("report_type")
+            )
     return None
 
 
