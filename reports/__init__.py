@@ -25,7 +25,6 @@ from reports.answers import (
     read_confirmation,
     reads_as_cancel,
     refused,
-    tells_more,
     validate,
 )
 from reports.clock import today
@@ -72,7 +71,6 @@ __all__ = [
     "read_confirmation",
     "reads_as_cancel",
     "refused",
-    "tells_more",
     "text_flags",
     "ticket_fields",
     "today",

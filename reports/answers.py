@@ -144,7 +144,7 @@ class Answer:
     replaces: dict[str, Any] = field(default_factory=dict)
     # words that answer no choice but tell the report more ("je suis sa fille, elle a donné ses
     # codes hier" to "a-t-elle été visée plusieurs fois ?"): added to its description
-    # (:func:`with_note`), the question asked again (problem ``*_noted``)
+    # (:func:`refused`), the question asked again (problem ``*_noted``)
     note: str | None = None
 
     @property
