@@ -330,8 +330,9 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                 # A cry for help (or distress) is not the answer to the question asked: it is
                 # kept with the description and the question is asked again after the emergency
                 # numbers — with those that fit this report (3919, 119...) if not shown yet.
-                before = str(values.get("description") or "")
-                updates["description"] = (before + "\n" + message.strip())[:MAX_FIELD_CHARS]
+                updates["description"] = reports.add_to_description(
+                    values.get("description"), message
+                )
                 updates["reask_count"] = float((tracker.get_slot("reask_count") or 0) + 1)
                 _fitting_numbers(dispatcher, message, language, form.danger_category, latest)
                 spotted = _entity(tracker, "commune_insee") or _entity(tracker, "commune")

@@ -16,6 +16,7 @@ environment and from the Rasa action server's. What lives here, once:
 
 from reports.answers import (
     Answer,
+    add_to_description,
     applicable,
     find_traces,
     holds_expected,
@@ -50,6 +51,7 @@ __all__ = [
     "Form",
     "ModelError",
     "Question",
+    "add_to_description",
     "advice",
     "alternatives",
     "applicable",

@@ -99,8 +99,15 @@ def refused(report_type: str, answer: Answer, description: Any) -> tuple[str, st
         return problem, None
     if "description" not in model().forms[report_type].questions:
         return problem.removesuffix("_noted"), None
+    return problem, add_to_description(description, answer.note)
+
+
+def add_to_description(description: Any, text: str) -> str:
+    """The report's description with words told later added on a new line (a skipped or
+    missing description is replaced)."""
     before = "" if description in (None, "", SKIP) else str(description)
-    return problem, (before + "\n" + answer.note if before else answer.note)[:MAX_TEXT]
+    told = text.strip()
+    return (before + "\n" + told if before else told)[:MAX_TEXT]
 
 
 def _says_nothing(question: Question, text: str) -> bool:
