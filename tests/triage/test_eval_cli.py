@@ -11,7 +11,7 @@ import pytest
 
 from webhook.config import PROJECT_ROOT
 from webhook.nlu import independent
-from webhook.nlu.evaluate import missed_targets
+from webhook.nlu.evaluate import all_missed
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +26,7 @@ SECTIONS = (
     "parse per message: median",
     "== Side by side ==",
     "Independent set:",
+    "Second independent set (danger targets):",
     "immediate danger: recall",
     "Targets: ",
 )
@@ -73,7 +74,7 @@ def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path:
     assert 0 < timing["model_load_seconds"] <= timing["startup_seconds"]
     assert 0 < timing["parse_median_seconds"] <= timing["parse_p95_seconds"] < 5
     # exit code: 1 exactly when a target is missed (no --no-fail here)
-    missed = missed_targets(figures) + independent.missed_targets(figures["independent"])
+    missed = all_missed(figures)
     assert result.returncode == (1 if missed else 0), result.stderr[-2000:]
     # the intent target (issue 3): report-intent macro-F1 >= 0.90 on the held-out split
     assert figures["intent"]["report_macro_f1"] >= 0.90, figures["intent"]["per_intent"]
@@ -85,11 +86,20 @@ def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path:
     assert ind["french_english"]["strict"]["macro_f1"] >= independent.TARGET_MACRO_F1
     assert ind["french_english"]["strict"]["top3_accuracy"] >= independent.TARGET_TOP3
     # danger: the target (0.97 with ≤ 10 % false alarms) is half met and printed as such; these
-    # bounds keep what was reached (2026-12-02, second session: recall 0.971 = 166 of 171,
-    # false alarms 0.167; 0.977 with the question "en danger en ce moment ?" counted as a
+    # bounds keep what was reached (2026-12-03, sixth session: recall 0.971 = 166 of 171,
+    # false alarms 0.105; 0.982 with the question "en danger en ce moment ?" counted as a
     # catch) from sliding back: at most one more danger missed
     assert ind["danger"]["recall"] >= 0.965
-    assert ind["danger"]["false_alarm_rate"] <= 0.17
+    assert ind["danger"]["false_alarm_rate"] <= 0.12
     assert ind["danger"]["recall_flagged_or_asked"] >= ind["danger"]["recall"]
+    # the second independent set (2026-12-03, sixth session), written after the danger model's
+    # data had been chosen on the first: the danger check on messages that influenced nothing.
+    # First measured at recall 0.986 (145 of 147) with false alarms 0.111: at most one more
+    # danger missed
+    second = figures["independent2"]
+    assert second["messages"] >= 400 and second["danger"]["danger_messages"] >= 140
+    assert second["danger"]["recall"] >= 0.979
+    assert second["danger"]["false_alarm_rate"] <= 0.15
+    assert second["other_languages"]["confident_report_type"] == 0
     # languages the classifier does not read never get a confident report type
     assert ind["other_languages"]["confident_report_type"] == 0

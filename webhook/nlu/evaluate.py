@@ -238,6 +238,16 @@ def missed_targets(figures: dict[str, Any]) -> list[str]:
     return missed
 
 
+def all_missed(figures: dict[str, Any]) -> list[str]:
+    """Every target missed: the held-out split's, the independent set's, the second set's
+    danger targets."""
+    return (
+        missed_targets(figures)
+        + independent.missed_targets(figures["independent"])
+        + independent.missed_targets(figures["independent2"], "second independent", True)
+    )
+
+
 def render(figures: dict[str, Any]) -> str:
     intent = figures["intent"]
     timing = figures["timing"]
@@ -301,30 +311,29 @@ def render(figures: dict[str, Any]) -> str:
 
 
 def side_by_side(figures: dict[str, Any]) -> str:
-    """The held-out split (same writers as the training data) beside the independent set."""
-    ind = figures["independent"]["french_english"]["strict"]
+    """The held-out split (same writers as the training data) beside the independent sets."""
+    sets = [figures["independent"]] + (
+        [figures["independent2"]] if "independent2" in figures else []
+    )
     intent = figures["intent"]
     danger = figures["danger"]
     rows = [
-        ("report macro-F1", intent["report_macro_f1"], ind["macro_f1"]),
-        ("accuracy", intent["accuracy"], ind["accuracy"]),
-        ("top-3 accuracy", None, ind["top3_accuracy"]),
-        (
-            "immediate-danger recall",
-            danger["safety_layer_recall"],
-            figures["independent"]["danger"]["recall"],
-        ),
-        (
-            "false alarms",
-            danger["safety_layer_false_alarm_rate"],
-            figures["independent"]["danger"]["false_alarm_rate"],
-        ),
+        ("report macro-F1", intent["report_macro_f1"], "macro_f1"),
+        ("accuracy", intent["accuracy"], "accuracy"),
+        ("top-3 accuracy", None, "top3_accuracy"),
+        ("immediate-danger recall", danger["safety_layer_recall"], "recall"),
+        ("false alarms", danger["safety_layer_false_alarm_rate"], "false_alarm_rate"),
     ]
-    out = [f"{'':<26}{'held-out split':>15}{'independent (fr+en)':>21}"]
-    for name, split, other in rows:
+    names = ["independent (fr+en)", "second independent"][: len(sets)]
+    out = [f"{'':<26}{'held-out split':>15}" + "".join(f"{n:>21}" for n in names)]
+    for name, split, key in rows:
         left = f"{split:.3f}" if split is not None else "—"
-        out.append(f"{name:<26}{left:>15}{other:>21.3f}")
-    out.append("(danger: the split's danger file and the independent set, triage's decision)")
+        values = [
+            s["danger"][key] if key in s["danger"] else s["french_english"]["strict"][key]
+            for s in sets
+        ]
+        out.append(f"{name:<26}{left:>15}" + "".join(f"{v:>21.3f}" for v in values))
+    out.append("(danger: the split's danger file and the independent sets, triage's decision)")
     return "\n".join(out)
 
 
@@ -339,12 +348,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-dir", type=Path, default=TEST_DIR)
     parser.add_argument("--danger-file", type=Path, default=DANGER_FILE)
     parser.add_argument("--independent-dir", type=Path, default=independent.INDEPENDENT_DIR)
+    parser.add_argument("--second-dir", type=Path, default=independent.SECOND_DIR)
     args = parser.parse_args(argv)
     try:
         model = args.model or envsetup.ensure_model()
         with NluWorker(model, loader=args.loader) as worker:
             figures = evaluate(worker, args.test_dir, args.danger_file)
             figures["independent"] = independent.evaluate(worker, args.independent_dir)
+            figures["independent2"] = independent.evaluate(worker, args.second_dir)
     except (envsetup.SetupError, TriageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -354,7 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(side_by_side(figures))
     print()
     print(independent.render(figures["independent"]))
-    missed = missed_targets(figures) + independent.missed_targets(figures["independent"])
+    print()
+    print(independent.render(figures["independent2"], "Second independent set (danger targets)"))
+    missed = all_missed(figures)
     print()
     print("Targets: " + ("all met" if not missed else "MISSED — " + "; ".join(missed)))
     if args.json:

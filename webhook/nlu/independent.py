@@ -31,6 +31,10 @@ from webhook.config import PROJECT_ROOT
 from webhook.nlu.triage import NON_REPORT, NluWorker, triage_one
 
 INDEPENDENT_DIR = PROJECT_ROOT / "nlu_data" / "independent"
+# the second set (its README): written after the danger model's data had been chosen on the
+# first; it measures the danger check on messages that influenced nothing. Only the danger
+# targets apply to it (it has fewer than 40 messages for some types).
+SECOND_DIR = PROJECT_ROOT / "nlu_data" / "independent2"
 TRAINED_LANGUAGES = frozenset({"fr", "en"})
 LABELS = (*routing.REPORT_TYPES, NON_REPORT)
 # A report type given at or above this confidence is "confident" (the chat's fallback threshold
@@ -204,28 +208,31 @@ def _recall(hits: Sequence[bool]) -> float:
     return sum(hits) / len(hits) if hits else 0.0
 
 
-def missed_targets(figures: dict[str, Any]) -> list[str]:
+def missed_targets(
+    figures: dict[str, Any], name: str = "independent", danger_only: bool = False
+) -> list[str]:
+    """The targets of issue 12 a set misses (``danger_only``: the danger targets alone)."""
     missed = []
     fe = figures["french_english"]["strict"]
-    if fe["macro_f1"] < TARGET_MACRO_F1:
-        missed.append(f"independent macro-F1 (fr+en) {fe['macro_f1']:.3f} < {TARGET_MACRO_F1}")
-    if fe["top3_accuracy"] < TARGET_TOP3:
-        missed.append(f"independent top-3 (fr+en) {fe['top3_accuracy']:.3f} < {TARGET_TOP3}")
+    if not danger_only and fe["macro_f1"] < TARGET_MACRO_F1:
+        missed.append(f"{name} macro-F1 (fr+en) {fe['macro_f1']:.3f} < {TARGET_MACRO_F1}")
+    if not danger_only and fe["top3_accuracy"] < TARGET_TOP3:
+        missed.append(f"{name} top-3 (fr+en) {fe['top3_accuracy']:.3f} < {TARGET_TOP3}")
     danger = figures["danger"]
     if danger["recall"] < TARGET_DANGER_RECALL:
-        missed.append(f"independent danger recall {danger['recall']:.3f} < {TARGET_DANGER_RECALL}")
+        missed.append(f"{name} danger recall {danger['recall']:.3f} < {TARGET_DANGER_RECALL}")
     if danger["false_alarm_rate"] > TARGET_FALSE_ALARMS:
         missed.append(
-            f"independent false alarms {danger['false_alarm_rate']:.3f} > {TARGET_FALSE_ALARMS}"
+            f"{name} false alarms {danger['false_alarm_rate']:.3f} > {TARGET_FALSE_ALARMS}"
         )
     return missed
 
 
-def render(figures: dict[str, Any]) -> str:
+def render(figures: dict[str, Any], title: str = "Independent set") -> str:
     fe, al = figures["french_english"], figures["all_languages"]
     danger = figures["danger"]
     out = [
-        f"Independent set: {figures['directory']} ({figures['messages']} messages, "
+        f"{title}: {figures['directory']} ({figures['messages']} messages, "
         "written apart, never trained or tuned on)",
         f"{'':<34}{'fr+en strict':>13}{'fr+en accept.':>14}{'all strict':>11}",
     ]
