@@ -14,7 +14,11 @@ run the very same model on every turn, with or without Rasa:
 * ``probability ≥ threshold`` → immediate danger (recall first: the threshold is the highest that
   keeps the cross-validated recall of rules + model at the target);
 * ``ask_threshold ≤ probability < threshold`` → uncertain: the chat asks once, with buttons,
-  whether someone is in danger right now.
+  whether someone is in danger right now;
+* a message that says it is not happening now (dated in the past, over, a question, from a
+  screen: :func:`safety.detector.said_not_now`) needs ``not_now_threshold`` to be a danger;
+  below it, it is uncertain. Both thresholds are chosen together by cross-validation, for the
+  same recall.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ _MASK = (1 << HASH_BITS) - 1
 CHAR_NGRAMS = (3, 4, 5)
 MAX_CHARS = 4000
 # The version of the features below: a model trained on other features is refused.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 # Cues of time, of resolution, of a question or a story (issue 12): a word alone says little
 # ("frappe" in a story of 2019 or of tonight), these say when and how it is told. Each cue that
@@ -119,9 +123,9 @@ def cues(text: str, sms: Mapping[str, str] | None = None) -> frozenset[str]:
 
 
 def features(text: str, sms: Mapping[str, str] | None = None) -> dict[int, float]:
-    """Hashed feature counts (log-scaled) of a message: words, word pairs, negated words,
-    character n-grams inside words (padded), cues of time and telling (:data:`CUES`) and a few
-    shape cues (exclamations, question marks, capitals, length)."""
+    """Hashed feature counts (log-scaled) of a message: words, word pairs and triples, negated
+    words, character n-grams inside words (padded), cues of time and telling (:data:`CUES`),
+    alone and in pairs, and a few shape cues (exclamations, question marks, capitals, length)."""
     clauses = normalize_clauses(text[:MAX_CHARS], sms)
     words: list[str] = []
     for clause in clauses:
@@ -135,6 +139,9 @@ def features(text: str, sms: Mapping[str, str] | None = None) -> dict[int, float
         nxt = words[i + 1] if i + 1 < len(words) else "|"
         if nxt != "|":
             grams.append("b:" + word + " " + nxt)
+            after = words[i + 2] if i + 2 < len(words) else "|"
+            if after != "|":
+                grams.append("t:" + word + " " + nxt + " " + after)
         if word not in NEGATORS and any(
             w in NEGATORS for w in words[max(0, i - NEGATION_SPAN) : i]
         ):
@@ -144,7 +151,12 @@ def features(text: str, sms: Mapping[str, str] | None = None) -> dict[int, float
             for j in range(max(1, len(padded) - n + 1)):
                 grams.append(f"c{n}:" + padded[j : j + n])
     letters = [ch for ch in text if ch.isalpha()]
-    grams.extend("k:" + name for name, cue in CUES.items() if any(map(cue.search, clauses)))
+    found = [name for name, cue in CUES.items() if any(map(cue.search, clauses))]
+    grams.extend("k:" + name for name in found)
+    # cues weigh together ("past" with "present": it started before and is still going on)
+    grams.extend("kk:" + a + "&" + b for i, a in enumerate(found) for b in found[i + 1 :])
+    if not {"present", "just"} & set(found):
+        grams.append("k:not_present")
     if "!" in text:
         grams.append("s:exclamation")
     if "?" in text:
@@ -175,6 +187,13 @@ class DangerModel:
     # below this, a long story the rules flag (not "now", not suicide) gets the question instead
     # of the alarm (safety.detector); 0 turns it off
     veto_threshold: float = 0.0
+    # what a message that says it is not happening now needs to be a danger on the model's word
+    # alone (safety.detector.said_not_now); 0: the same as ``threshold``
+    not_now_threshold: float = 0.0
+
+    def threshold_for(self, not_now: bool) -> float:
+        """The probability from which the model alone raises the alarm."""
+        return max(self.threshold, self.not_now_threshold) if not_now else self.threshold
 
     def probability(self, text: str, sms: Mapping[str, str] | None = None) -> float:
         score = self.bias + sum(
@@ -217,6 +236,7 @@ def parse_model(data: object) -> DangerModel:
             fingerprint=str(data["fingerprint"]),
             figures={str(k): float(v) for k, v in (data.get("figures") or {}).items()},
             veto_threshold=float(data.get("veto_threshold", 0.0)),
+            not_now_threshold=float(data.get("not_now_threshold", 0.0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SafetyDataError(f"danger model: {exc}") from exc
@@ -224,6 +244,8 @@ def parse_model(data: object) -> DangerModel:
         raise SafetyDataError("danger model: 0 < ask_threshold <= threshold < 1 is required")
     if not 0.0 <= model.veto_threshold < model.threshold:
         raise SafetyDataError("danger model: 0 <= veto_threshold < threshold is required")
+    if model.not_now_threshold and not model.threshold <= model.not_now_threshold < 1.0:
+        raise SafetyDataError("danger model: threshold <= not_now_threshold < 1 is required")
     return model
 
 

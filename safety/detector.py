@@ -12,7 +12,9 @@ Decision procedure (the lexicon's header comment says the same in data terms):
 Then the danger model (:mod:`safety.danger_model`, issue 12):
 
 * when the rules find no danger, a probability at or above the model's ``threshold`` is a
-  danger (a call for help: 17, 112, 114), in its ask band the assessment is ``uncertain``;
+  danger (a call for help: 17, 112, 114), in its ask band the assessment is ``uncertain``; a
+  message that says it is not happening now (:func:`said_not_now`) needs the model's higher
+  ``not_now_threshold``, and below it is ``uncertain``;
 * when the rules find a danger in a long message (a story: at least ``VETO_MIN_WORDS`` words the
   model knows) that says nothing of "now" (no present marker), says it is not now (a cue of
   ``NOT_NOW_CUES``: dated in the past, over, from a screen or a rumour, a joke), is not about
@@ -48,6 +50,8 @@ _NEVER_OVERRULED = frozenset({"suicidal", "distress"})
 # ... and only when the message itself says it is not happening now: dated in the past, over,
 # from a screen or a rumour, a joke (safety.danger_model.CUES)
 NOT_NOW_CUES = frozenset({"past", "resolved", "fiction", "joke", "question", "letter"})
+# ... unless one of these says it is: now, just now, a call for help
+_NOW_CUES = frozenset({"present", "just", "help"})
 # (Its corpus is French and English with a few messages in other languages, most of them
 # dangers: in those languages it errs towards alarms — a false alarm costs a line, SPEC §3.)
 _MODEL_CATEGORY = "help_call"
@@ -238,7 +242,8 @@ def assess(
             )
         probability = chosen.probability(text, lex.sms)
         words = chosen.known_words(text, lex.sms)
-        if probability < chosen.threshold or words < MODEL_MIN_WORDS:
+        needed = chosen.threshold_for(said_not_now(text, present, lex))
+        if probability < needed or words < MODEL_MIN_WORDS:
             # a short answer ("12 rue des Lilas", "oui", a date) gives the model too little to
             # raise an alarm on its own: at most the question "is someone in danger now?"
             return DangerAssessment(
@@ -316,11 +321,20 @@ def _combine(found: set[str], terms: set[str], lex: Lexicon, matched: list[str])
 
 def overrulable(text: str, categories: tuple[str, ...], present: bool, lexicon: Lexicon) -> bool:
     """Whether the danger model may turn the rules' alarm into the question (with enough words):
-    never for suicide or distress, not when the message says it is happening now, only when it
-    says it is not (:data:`NOT_NOW_CUES`)."""
-    if present or _NEVER_OVERRULED & set(categories):
+    never for suicide or distress, only when the message says it is not happening now
+    (:func:`said_not_now`)."""
+    return not _NEVER_OVERRULED & set(categories) and said_not_now(text, present, lexicon)
+
+
+def said_not_now(text: str, present: bool, lexicon: Lexicon) -> bool:
+    """Whether a message says it is not happening now (a cue of :data:`NOT_NOW_CUES`: dated in
+    the past, over, from a screen or a rumour, a joke, a question, a letter) and nothing says it
+    is (``present``: the lexicon's present markers; the model's cues of now, of "just" and of a
+    call for help)."""
+    if present:
         return False
-    return bool(NOT_NOW_CUES & cues(text, lexicon.sms))
+    found = cues(text, lexicon.sms)
+    return bool(NOT_NOW_CUES & found) and not _NOW_CUES & found
 
 
 def dated_in_the_past(text: str, lexicon: Lexicon | None = None) -> bool:
@@ -338,11 +352,13 @@ def _dated(clauses: tuple[str, ...], lex: Lexicon, present: bool) -> bool:
     return not present and _any(lex.past_markers, clauses)
 
 
-def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAssessment, bool]:
-    """The rules' decision alone and whether the model may overrule it (for
-    ``scripts/train_danger.py``, which measures the combined decision by cross-validation)."""
+def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAssessment, bool, bool]:
+    """The rules' decision alone, whether the model may overrule it, and whether the message
+    says it is not happening now (for ``scripts/train_danger.py``, which measures the combined
+    decision by cross-validation)."""
     lex = lexicon or default_lexicon()
     rules = assess(text, lexicon=lex, model=None)
     clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
     present = _any(lex.present_markers, clauses)
-    return rules, rules.immediate_danger and overrulable(text, rules.categories, present, lex)
+    overruled = rules.immediate_danger and overrulable(text, rules.categories, present, lex)
+    return rules, overruled, said_not_now(text, present, lex)

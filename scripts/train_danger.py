@@ -16,9 +16,11 @@ Everything is chosen by stratified 5-fold cross-validation on the training data 
 COMBINED decision of :func:`safety.assess` (rules, then the model), not for the model alone:
 
 * the regularisation ``C`` among a small grid, by average precision of the out-of-fold scores;
-* ``threshold``: the highest at which the model ALONE keeps a cross-validated recall
-  ≥ ``TARGET_RECALL`` (recall first: a miss can cost a life). The rules are not counted: they
-  were written while reading this corpus, so their catches on it are not held out;
+* ``threshold`` and ``not_now_threshold`` (for a message that says it is not happening now:
+  ``safety.detector.said_not_now``): the pair with the fewest false alarms at which the model
+  ALONE keeps a cross-validated recall ≥ ``TARGET_RECALL`` (recall first: a miss can cost a
+  life). The rules are not counted: they were written while reading this corpus, so their
+  catches on it are not held out;
 * ``veto_threshold``: among a grid, the one with the fewest false alarms of the combined
   decision at that threshold, its recall kept ≥ ``TARGET_RECALL``;
 * ``ask_threshold``: the lowest at which the question ("is someone in danger right now?") goes
@@ -58,7 +60,9 @@ from safety.detector import MODEL_MIN_WORDS, VETO_MIN_WORDS, rules_context  # no
 DATA_DIR = ROOT / "nlu_data" / "residents"
 TARGET_RECALL = 0.97
 ASK_BUDGET = 0.05
-C_GRID = (16.0, 64.0, 128.0)
+C_GRID = (64.0, 128.0, 256.0)
+# the not-now threshold is searched from 0.1 to 0.95 by steps of 0.005 (in thousandths)
+NOT_NOW_GRID = (100, 950, 5)
 VETO_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 FOLDS = 5
 
@@ -108,19 +112,30 @@ class Context:
     rules: bool  # the rules alone flag it
     overrulable: bool  # ... and the model may turn that into the question
     model_words: int  # words the model knows (fold vocabulary)
+    not_now: bool = False  # the message says it is not happening now (safety.said_not_now)
 
 
-def decide(p: float, c: Context, threshold: float, veto: float) -> bool:
+@dataclass(frozen=True)
+class Thresholds:
+    threshold: float  # the model alone raises the alarm from here
+    not_now: float  # ... or from here when the message says it is not happening now
+    veto: float = 0.0  # below this the model turns the rules' alarm on a story into the question
+
+    def model(self, c: Context) -> float:
+        return max(self.threshold, self.not_now) if c.not_now else self.threshold
+
+
+def decide(p: float, c: Context, t: Thresholds) -> bool:
     """safety.assess's combined decision (immediate danger), from its parts."""
     if c.rules:
-        return not (c.overrulable and c.model_words >= VETO_MIN_WORDS and p < veto)
-    return p >= threshold and c.model_words >= MODEL_MIN_WORDS
+        return not (c.overrulable and c.model_words >= VETO_MIN_WORDS and p < t.veto)
+    return p >= t.model(c) and c.model_words >= MODEL_MIN_WORDS
 
 
-def asked_or_flagged(p: float, c: Context, threshold: float, veto: float, ask: float) -> bool:
+def asked_or_flagged(p: float, c: Context, t: Thresholds, ask: float) -> bool:
     if c.rules:
         return True  # flagged, or vetoed into the question
-    return c.model_words >= MODEL_MIN_WORDS and p >= min(ask, threshold)
+    return c.model_words >= MODEL_MIN_WORDS and p >= min(ask, t.threshold)
 
 
 def rates(flags: Sequence[bool], labels: Sequence[bool]) -> tuple[float, float]:
@@ -131,55 +146,76 @@ def rates(flags: Sequence[bool], labels: Sequence[bool]) -> tuple[float, float]:
     return hits / positives, false / negatives
 
 
-def model_threshold(scores, labels, target: float = TARGET_RECALL) -> float:  # type: ignore[no-untyped-def]
-    """The highest threshold at which the model ALONE keeps the recall target by cross-validation.
+def model_thresholds(scores, contexts, labels, target: float = TARGET_RECALL) -> Thresholds:  # type: ignore[no-untyped-def]
+    """The model's two thresholds: the pair with the fewest false alarms of the model ALONE at a
+    cross-validated recall ≥ ``target`` — one for the messages that say they are not happening
+    now (``not_now``, from a grid), the highest that keeps the recall for all the others.
 
     The rules are not counted here: they were written while reading this very corpus (its
     cross-validated misses among others), so their catches on it are not held out and would let
-    the model's threshold rise further than unseen messages allow."""
-    positives = sorted(p for p, y in zip(scores, labels, strict=True) if y)
-    allowed_misses = int((1.0 - target) * len(positives))
-    return max(0.001, min(0.99, math.floor(positives[allowed_misses] * 1000) / 1000))
+    the model's thresholds rise further than unseen messages allow."""
+    needed = math.ceil(target * sum(labels) - 1e-9)
+    later = sorted(
+        (p for p, c, y in zip(scores, contexts, labels, strict=True) if y and c.not_now),
+        reverse=True,
+    )
+    others = sorted(
+        (p for p, c, y in zip(scores, contexts, labels, strict=True) if y and not c.not_now),
+        reverse=True,
+    )
+    calm = [(p, c.not_now) for p, c, y in zip(scores, contexts, labels, strict=True) if not y]
+    best: tuple[int, Thresholds] | None = None
+    for step in range(NOT_NOW_GRID[0], NOT_NOW_GRID[1] + 1, NOT_NOW_GRID[2]):
+        not_now = step / 1000
+        caught = sum(1 for p in later if p >= not_now)
+        rest = needed - caught
+        if rest > len(others):
+            continue
+        threshold = 1.0 if rest <= 0 else others[rest - 1]
+        threshold = max(0.001, min(not_now, math.floor(threshold * 1000) / 1000))
+        t = Thresholds(threshold, not_now)
+        false = sum(1 for p, later_ in calm if p >= (not_now if later_ else threshold))
+        if best is None or false < best[0]:
+            best = (false, t)
+    if best is None:
+        raise SystemExit(f"no threshold reaches a recall of {target} by cross-validation")
+    return best[1]
 
 
 def choose(scores, contexts, labels):  # type: ignore[no-untyped-def]
-    """(veto, threshold, recall, false alarms): the model's threshold (:func:`model_threshold`),
+    """(thresholds, recall, false alarms): the model's thresholds (:func:`model_thresholds`),
     then the veto threshold with the fewest false alarms at combined recall ≥ the target."""
-    threshold = model_threshold(scores, labels)
+    chosen = model_thresholds(scores, contexts, labels)
     best = None
     for veto in VETO_GRID:
-        if veto >= threshold:
+        if veto >= chosen.threshold:
             break
-        flags = [decide(p, c, threshold, veto) for p, c in zip(scores, contexts, strict=True)]
+        t = replace(chosen, veto=veto)
+        flags = [decide(p, c, t) for p, c in zip(scores, contexts, strict=True)]
         recall, false = rates(flags, labels)
-        if recall >= TARGET_RECALL and (best is None or false < best[3]):
-            best = (veto, threshold, recall, false)
+        if recall >= TARGET_RECALL and (best is None or false < best[2]):
+            best = (t, recall, false)
     if best is None:
         raise SystemExit(f"no threshold reaches a recall of {TARGET_RECALL} by cross-validation")
     return best
 
 
-def choose_ask(scores, contexts, labels, veto, threshold):  # type: ignore[no-untyped-def]
+def choose_ask(scores, contexts, labels, t: Thresholds):  # type: ignore[no-untyped-def]
     """The ask threshold: the lowest at which the question goes to at most ``ASK_BUDGET`` of the
     calm messages by cross-validation (the question is no alarm, but asked about litter or a
     lost wallet it wears the citizen out); returns (ask, recall flagged or asked, false alarms
     or questions)."""
     calm = [(p, c) for p, c, y in zip(scores, contexts, labels, strict=True) if not y]
-    ask = threshold
-    for step in range(int(threshold * 1000) - 1, 0, -1):
+    ask = t.threshold
+    for step in range(int(t.threshold * 1000) - 1, 0, -1):
         candidate = step / 1000
         asked = sum(
-            1
-            for p, c in calm
-            if asked_or_flagged(p, c, threshold, veto, candidate)
-            and not decide(p, c, threshold, veto)
+            1 for p, c in calm if asked_or_flagged(p, c, t, candidate) and not decide(p, c, t)
         )
         if asked / len(calm) > ASK_BUDGET:
             break
         ask = candidate
-    flags = [
-        asked_or_flagged(p, c, threshold, veto, ask) for p, c in zip(scores, contexts, strict=True)
-    ]
+    flags = [asked_or_flagged(p, c, t, ask) for p, c in zip(scores, contexts, strict=True)]
     return ask, *rates(flags, labels)
 
 
@@ -191,7 +227,7 @@ def fit(x, y, c: float):  # type: ignore[no-untyped-def]
     return model
 
 
-def to_model(fitted, texts: Sequence[str], threshold: float, ask: float, veto: float):  # type: ignore[no-untyped-def]
+def to_model(fitted, texts: Sequence[str], t: Thresholds, ask: float):  # type: ignore[no-untyped-def]
     """A pure-Python DangerModel from a fitted regression (weights of the words it was trained
     on included, so that known_words counts them)."""
     import numpy as np
@@ -202,11 +238,12 @@ def to_model(fitted, texts: Sequence[str], threshold: float, ask: float, veto: f
     return DangerModel(
         weights=weights,
         bias=round(float(fitted.intercept_[0]), 6),
-        threshold=threshold,
+        threshold=t.threshold,
         ask_threshold=ask,
         fingerprint="",
         figures={},
-        veto_threshold=veto,
+        veto_threshold=t.veto,
+        not_now_threshold=t.not_now,
     )
 
 
@@ -241,9 +278,9 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
     for train_idx, test_idx in folds:
         vocabulary = {w for i in train_idx for w in tokens[i]}
         for i in test_idx:
-            rules, overrulable = rule_context[i]
+            rules, overrulable, not_now = rule_context[i]
             words = sum(1 for w in tokens[i] if w in vocabulary)
-            contexts[i] = Context(rules.immediate_danger, overrulable, words)
+            contexts[i] = Context(rules.immediate_danger, overrulable, words, not_now)
 
     results = {}
     for c in C_GRID:
@@ -254,10 +291,10 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
         print(f"C={c:<5} cross-validated average precision {results[c][0]:.3f}")
     best_c = max(C_GRID, key=lambda c: results[c][0])
     scores = [float(p) for p in results[best_c][1]]
-    veto, threshold, recall, false_alarms = choose(scores, contexts, labels)
-    ask = choose_ask(scores, contexts, labels, veto, threshold)[0]
+    chosen, recall, false_alarms = choose(scores, contexts, labels)
+    ask = choose_ask(scores, contexts, labels, chosen)[0]
     rules_recall, rules_false = rates([c.rules for c in contexts], labels)
-    no_veto = choose_without_veto(scores, contexts, labels, threshold)
+    no_veto = choose_without_veto(scores, contexts, labels, chosen)
     print(f"C={best_c}; rules alone: recall {rules_recall:.3f}, false alarms {rules_false:.3f}")
     print(
         f"rules OR model (no veto) at {no_veto[0]:.3f}: recall {no_veto[1]:.3f}, "
@@ -268,7 +305,7 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
     flagged = [False] * len(texts)
     asked = [False] * len(texts)
     for train_idx, test_idx in folds:
-        fold_model = to_model(fit(x[train_idx], y[train_idx], best_c), texts, threshold, ask, veto)
+        fold_model = to_model(fit(x[train_idx], y[train_idx], best_c), texts, chosen, ask)
         for i in test_idx:
             result = assess(texts[i], lexicon=lexicon, model=fold_model)
             flagged[i] = result.immediate_danger
@@ -276,7 +313,8 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
     cv_recall, cv_false = rates(flagged, labels)
     cv_ask_recall, cv_ask_false = rates(asked, labels)
     print(
-        f"threshold {threshold:.3f}, veto {veto:.3f}: recall {recall:.3f}, false alarms "
+        f"threshold {chosen.threshold:.3f} (not now {chosen.not_now:.3f}), veto "
+        f"{chosen.veto:.3f}: recall {recall:.3f}, false alarms "
         f"{false_alarms:.3f} (chosen); safety.assess: recall {cv_recall:.3f}, false alarms "
         f"{cv_false:.3f} (cross-validated)"
     )
@@ -303,7 +341,7 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
     if cv_only:
         return 0
 
-    final = to_model(fit(x, y, best_c), texts, threshold, ask, veto)
+    final = to_model(fit(x, y, best_c), texts, chosen, ask)
     figures = {
         "messages": len(texts),
         "danger_messages": int(sum(labels)),
@@ -322,9 +360,10 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
         "version": FEATURES_VERSION,
         "about": "written by scripts/train_danger.py; do not edit (see safety/danger_model.py)",
         "fingerprint": fingerprint,
-        "threshold": threshold,
+        "threshold": chosen.threshold,
+        "not_now_threshold": chosen.not_now,
         "ask_threshold": ask,
-        "veto_threshold": veto,
+        "veto_threshold": chosen.veto,
         "bias": final.bias,
         "figures": figures,
         "weights": {str(k): v for k, v in final.weights.items()},
@@ -334,13 +373,13 @@ def train(check_only: bool, cv_only: bool, without: Sequence[str], errors: bool)
     return 0
 
 
-def choose_without_veto(scores, contexts, labels, threshold):  # type: ignore[no-untyped-def]
-    """The plain "rules OR model" decision at the chosen threshold: what the veto saves."""
+def choose_without_veto(scores, contexts, labels, t: Thresholds):  # type: ignore[no-untyped-def]
+    """The plain "rules OR model" decision at the chosen thresholds: what the veto saves."""
     flags = [
-        decide(p, replace(c, overrulable=False), threshold, 0.0)
+        decide(p, replace(c, overrulable=False), replace(t, veto=0.0))
         for p, c in zip(scores, contexts, strict=True)
     ]
-    return threshold, *rates(flags, labels)
+    return t.threshold, *rates(flags, labels)
 
 
 def main() -> int:

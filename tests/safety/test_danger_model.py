@@ -43,13 +43,43 @@ def test_thresholds_were_chosen_for_recall_by_cross_validation() -> None:
     assert model.figures["cv_ask_recall"] >= model.figures["cv_recall"]
 
 
-def test_a_model_trained_on_other_features_or_with_a_veto_above_its_threshold_is_refused() -> None:
+def test_a_model_trained_on_other_features_or_with_thresholds_out_of_order_is_refused() -> None:
     data = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
     with pytest.raises(SafetyDataError, match="version"):
         parse_model({**data, "version": FEATURES_VERSION - 1})
     with pytest.raises(SafetyDataError, match="veto_threshold"):
         parse_model({**data, "veto_threshold": data["threshold"]})
     assert parse_model(data).veto_threshold == data["veto_threshold"]
+    with pytest.raises(SafetyDataError, match="not_now_threshold"):
+        parse_model({**data, "not_now_threshold": data["threshold"] / 2})
+    assert parse_model(data).not_now_threshold == data["not_now_threshold"]
+
+
+# the model alone, on a message that says it is not happening now (safety.said_not_now): it needs
+# the higher threshold, and below it the citizen is asked (written for this test)
+SAID_NOT_NOW = (
+    "Il y a trois semaines un homme bizarre tournait autour de l'école de mon fils pendant la"
+    " récréation, je voudrais savoir si d'autres parents l'ont signalé"
+)
+SAID_NOW = (
+    "Un homme bizarre tourne autour de l'école de mon fils en ce moment pendant la récréation"
+)
+
+
+def test_a_message_that_says_it_is_not_now_needs_the_higher_threshold() -> None:
+    shipped = default_model()
+    assert shipped.threshold < shipped.not_now_threshold < 1
+    assert shipped.threshold_for(True) == shipped.not_now_threshold
+    assert shipped.threshold_for(False) == shipped.threshold
+    # a model that alarms on almost anything, except on what says it is not now
+    strict_later = replace(shipped, threshold=1e-9, ask_threshold=1e-9, not_now_threshold=0.999)
+    assert not assess(SAID_NOT_NOW, model=None).immediate_danger
+    later = assess(SAID_NOT_NOW, model=strict_later)
+    assert not later.immediate_danger and later.uncertain, later
+    now = assess(SAID_NOW, model=strict_later)
+    assert now.immediate_danger and now.matched == ("danger_model",), now
+    # without a second threshold (0: off), the first one decides for every message
+    assert assess(SAID_NOT_NOW, model=replace(strict_later, not_now_threshold=0.0)).immediate_danger
 
 
 # Written for this test (not in the training corpus, not from the evaluation sets): danger told
