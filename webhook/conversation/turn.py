@@ -127,6 +127,8 @@ class ConversationState:
     danger_confirmed: bool = False
     # the bot's last reply asked one of a report's questions (other than the description)
     bot_asked: bool = False
+    # ... which one (a question id of reports/model.yml; None: the summary, another reply)
+    asked_question: str | None = None
     # the question that came with "is someone in danger right now?" ({"text", "buttons"}), asked
     # again right after its answer: the answer's "Continuons." alone left the citizen looking
     # up for what to say next
@@ -531,10 +533,14 @@ async def _turn(
             # wore the citizen out: "il a appelé avec un numéro en 01..." scores 0.52). A long
             # story whose rules' alarm the model turned into the question (overruled) is asked
             # every time: the rules found danger words in it.
+            # An answer that holds what its question asked ("on laisse la petite Clio dans la
+            # cour" to "Laissez-vous un véhicule sur place ?": "la petite" reads as a child to
+            # the model) is an answer, not a new story: no question.
             if assessment.overruled or (
                 assessment.immediate_danger
                 and len(text.split()) >= ANSWER_STORY_WORDS
                 and not state.danger_asked
+                and not _answers_the_question(state.asked_question, text)
             ):
                 state.danger_asked = True
                 first.append(_danger_question(lang))
@@ -568,6 +574,11 @@ async def _turn(
     # did the bot end on one of a report's questions (not the description), its summary or the
     # answers to change? The next message is then most likely its answer.
     state.bot_asked = _awaits_answer(result.messages)
+    state.asked_question = (
+        reports.model().question_in(result.messages[-1].text)
+        if state.bot_asked and result.messages
+        else None
+    )
     if _asks_danger_now(result.messages):
         # the report's own first question is "are you in danger right now?" (domestic
         # violence, a child, a vulnerable adult): the same question twice in one reply puzzled
@@ -600,6 +611,13 @@ def _awaits_answer(messages: list[replies.Reply]) -> bool:
     return any(
         b.payload in confirmation or b.payload.startswith(_CORRECTION_PAYLOAD) for b in last.buttons
     )
+
+
+def _answers_the_question(question_id: str | None, text: str) -> bool:
+    """Whether a typed message holds what the report's question asked (a yes or no told in
+    words, a phone number, a trace: :func:`reports.holds_expected`)."""
+    question = reports.model().questions.get(question_id or "")
+    return question is not None and reports.holds_expected(question, text)
 
 
 def _asks_danger_now(messages: list[replies.Reply]) -> bool:
