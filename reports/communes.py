@@ -15,6 +15,8 @@ from routing.normalize import fold, tokens
 logger = logging.getLogger(__name__)
 MAX_QUERY = 120
 MAX_CHOICES = 10
+# words after a name that may say where it is ("dans le Jura", "en Haute-Saône", "(39)")
+MAX_TAIL_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,30 @@ class CommuneAnswer:
 
 
 def resolve(query: str) -> CommuneAnswer:
-    """Candidates for what the citizen wrote (INSEE codes are exact)."""
+    """Candidates for what the citizen wrote (INSEE codes are exact). A name followed by where
+    it is ("Poligny dans le Jura", "Villeneuve 04", "Lons (39)"), which the reference data does
+    not hold as such, gives the communes of that name in that département."""
     query = (query or "").strip()[:MAX_QUERY]
     if not query:
         return CommuneAnswer(())
-    engine = routing.get_engine()
+    candidates = _candidates(query)
+    if candidates:
+        return CommuneAnswer(candidates)
+    words = query.split()
+    for end in range(len(words) - 1, max(0, len(words) - 1 - MAX_TAIL_WORDS), -1):
+        tail = " ".join(words[end:])
+        kept = tuple(c for c in _candidates(" ".join(words[:end])) if _fits(c, tail))
+        if kept:
+            return CommuneAnswer(kept)
+    return CommuneAnswer(())
+
+
+def _candidates(query: str) -> tuple[routing.Commune, ...]:
     try:
-        candidates = tuple(engine.resolve_commune(query).candidates)
+        return tuple(routing.get_engine().resolve_commune(query).candidates)
     except routing.RoutingError as exc:
         logger.warning("commune resolution failed: %s", type(exc).__name__)
-        return CommuneAnswer(())
-    return CommuneAnswer(candidates)
+        return ()
 
 
 def resolve_among(query: str, offered: Sequence[routing.Commune]) -> CommuneAnswer:
@@ -77,20 +92,21 @@ def pick(offered: Sequence[routing.Commune], text: str) -> routing.Commune | Non
     several."""
     if len(offered) < 2 or not text:
         return None
+    fitting = [commune for commune in offered if _fits(commune, text)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _fits(commune: routing.Commune, text: str) -> bool:
+    """Whether a text names the commune's postal code, its département's number or name."""
     folded = " " + " ".join(tokens(text[:MAX_QUERY])) + " "
     raw = fold(text[:MAX_QUERY])
-    names = routing.get_engine().departements
-    fitting = []
-    for commune in offered:
-        name = names.get(commune.departement, "")
-        told = " " + " ".join(tokens(name)) + " " if name else None
-        if (
-            any(code in commune.postal_codes for code in _POSTAL_CODE.findall(raw))
-            or commune.departement.lower() in _DEPARTEMENT_NUMBER.findall(raw)
-            or (told is not None and told in folded)
-        ):
-            fitting.append(commune)
-    return fitting[0] if len(fitting) == 1 else None
+    name = routing.get_engine().departements.get(commune.departement, "")
+    told = " " + " ".join(tokens(name)) + " " if name else None
+    return (
+        any(code in commune.postal_codes for code in _POSTAL_CODE.findall(raw))
+        or commune.departement.lower() in _DEPARTEMENT_NUMBER.findall(raw)
+        or (told is not None and told in folded)
+    )
 
 
 def button_title(commune: routing.Commune) -> str:

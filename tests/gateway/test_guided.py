@@ -403,6 +403,30 @@ def test_homonyms_told_apart_by_typing_the_departement_or_postal_code(
     assert state.answers["commune"] == insee and state.question != "commune"
 
 
+@pytest.mark.parametrize(
+    ("typed", "insee"),
+    [
+        ("poligny dans le jura", "39434"),
+        ("Poligny (39)", "39434"),
+        ("Villeneuve 04", "04242"),
+        ("saint claude jura", "39478"),
+    ],
+)
+def test_a_name_typed_with_its_departement_is_that_commune(typed: str, insee: str) -> None:
+    # (before: "poligny dans le jura" was "no commune of that name")
+    state = at_the_commune_question()
+    say(state, typed)
+    assert state.answers["commune"] == insee and state.question != "commune"
+
+
+def test_a_name_whose_departement_is_not_told_after_it_is_no_commune() -> None:
+    # "rue des lilas dole": "Rue" is a commune of the Somme, and nothing after it says so
+    state = at_the_commune_question()
+    shown = say(state, "rue des lilas dole")
+    assert shown[0].text.startswith(replies.message("g_commune_not_found"))
+    assert "commune" not in state.answers
+
+
 def test_a_departement_typed_without_homonyms_offered_is_no_commune() -> None:
     state = at_the_commune_question()
     shown = say(state, "celle du Jura")
