@@ -640,9 +640,12 @@ def _danger_question(lang: str) -> replies.Reply:
 
 def _detects_language(state: ConversationState) -> bool:
     """Free text tells the language, except answers made of names (a commune, an address, a
-    phone number) to the guided mode's questions: only its menu and descriptions count."""
+    phone number) to a report's questions: in the guided mode only its menu and descriptions
+    count, in the chat everything but the answer to a question of a form (other than the
+    description: "Moustiers-Sainte-Marie" typed by an English tourist turned the conversation
+    into French)."""
     if state.mode != "guided":
-        return True
+        return state.asked_question is None
     g = state.guided
     return g.step in ("menu", "done") or (g.step == "question" and g.question == "description")
 
