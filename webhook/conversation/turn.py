@@ -573,13 +573,12 @@ async def _turn(
     result = await _route(turn, rasa, state, services, payload, text, switched, numbers_shown)
     # did the bot end on one of a report's questions (not the description), its summary or the
     # answers to change? The next message is then most likely its answer.
-    state.bot_asked = _awaits_answer(result.messages)
-    state.asked_question = (
-        reports.model().question_in(result.messages[-1].text)
-        if state.bot_asked and result.messages
-        else None
+    last_question = (
+        reports.model().question_in(result.messages[-1].text) if result.messages else None
     )
-    if _asks_danger_now(result.messages):
+    state.bot_asked = _awaits_answer(result.messages)
+    state.asked_question = last_question if state.bot_asked else None
+    if last_question == "danger_now":
         # the report's own first question is "are you in danger right now?" (domestic
         # violence, a child, a vulnerable adult): the same question twice in one reply puzzled
         # residents; the form's "oui" gets the numbers of its category (3919, 119, 3977)
@@ -618,10 +617,6 @@ def _answers_the_question(question_id: str | None, text: str) -> bool:
     words, a phone number, a trace: :func:`reports.holds_expected`)."""
     question = reports.model().questions.get(question_id or "")
     return question is not None and reports.holds_expected(question, text)
-
-
-def _asks_danger_now(messages: list[replies.Reply]) -> bool:
-    return bool(messages) and reports.model().question_in(messages[-1].text) == "danger_now"
 
 
 def _is_danger_question(reply: replies.Reply) -> bool:
