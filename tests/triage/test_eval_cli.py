@@ -27,6 +27,7 @@ SECTIONS = (
     "== Side by side ==",
     "Independent set:",
     "Second independent set (danger targets):",
+    "Third independent set (danger targets):",
     "immediate danger: recall",
     "Targets: ",
 )

@@ -239,13 +239,13 @@ def missed_targets(figures: dict[str, Any]) -> list[str]:
 
 
 def all_missed(figures: dict[str, Any]) -> list[str]:
-    """Every target missed: the held-out split's, the independent set's, the second set's
+    """Every target missed: the held-out split's, the independent set's, the later sets'
     danger targets."""
-    return (
-        missed_targets(figures)
-        + independent.missed_targets(figures["independent"])
-        + independent.missed_targets(figures["independent2"], "second independent", True)
-    )
+    missed = missed_targets(figures) + independent.missed_targets(figures["independent"])
+    for key, name, _ in independent.LATER_SETS:
+        if key in figures:
+            missed += independent.missed_targets(figures[key], name, True)
+    return missed
 
 
 def render(figures: dict[str, Any]) -> str:
@@ -312,9 +312,8 @@ def render(figures: dict[str, Any]) -> str:
 
 def side_by_side(figures: dict[str, Any]) -> str:
     """The held-out split (same writers as the training data) beside the independent sets."""
-    sets = [figures["independent"]] + (
-        [figures["independent2"]] if "independent2" in figures else []
-    )
+    later = [(key, name) for key, name, _ in independent.LATER_SETS if key in figures]
+    sets = [figures["independent"]] + [figures[key] for key, _ in later]
     intent = figures["intent"]
     danger = figures["danger"]
     rows = [
@@ -324,15 +323,15 @@ def side_by_side(figures: dict[str, Any]) -> str:
         ("immediate-danger recall", danger["safety_layer_recall"], "recall"),
         ("false alarms", danger["safety_layer_false_alarm_rate"], "false_alarm_rate"),
     ]
-    names = ["independent (fr+en)", "second independent"][: len(sets)]
-    out = [f"{'':<26}{'held-out split':>15}" + "".join(f"{n:>21}" for n in names)]
+    names = ["independent (fr+en)"] + [name for _, name in later]
+    out = [f"{'':<26}{'held-out split':>15}" + "".join(f"{n:>20}" for n in names)]
     for name, split, key in rows:
         left = f"{split:.3f}" if split is not None else "—"
         values = [
             s["danger"][key] if key in s["danger"] else s["french_english"]["strict"][key]
             for s in sets
         ]
-        out.append(f"{name:<26}{left:>15}" + "".join(f"{v:>21.3f}" for v in values))
+        out.append(f"{name:<26}{left:>15}" + "".join(f"{v:>20.3f}" for v in values))
     out.append("(danger: the split's danger file and the independent sets, triage's decision)")
     return "\n".join(out)
 
@@ -349,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--danger-file", type=Path, default=DANGER_FILE)
     parser.add_argument("--independent-dir", type=Path, default=independent.INDEPENDENT_DIR)
     parser.add_argument("--second-dir", type=Path, default=independent.SECOND_DIR)
+    parser.add_argument("--third-dir", type=Path, default=independent.THIRD_DIR)
     args = parser.parse_args(argv)
     try:
         model = args.model or envsetup.ensure_model()
@@ -356,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures = evaluate(worker, args.test_dir, args.danger_file)
             figures["independent"] = independent.evaluate(worker, args.independent_dir)
             figures["independent2"] = independent.evaluate(worker, args.second_dir)
+            figures["independent3"] = independent.evaluate(worker, args.third_dir)
     except (envsetup.SetupError, TriageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -365,8 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(side_by_side(figures))
     print()
     print(independent.render(figures["independent"]))
-    print()
-    print(independent.render(figures["independent2"], "Second independent set (danger targets)"))
+    for key, _, title in independent.LATER_SETS:
+        print()
+        print(independent.render(figures[key], title))
     missed = all_missed(figures)
     print()
     print("Targets: " + ("all met" if not missed else "MISSED — " + "; ".join(missed)))

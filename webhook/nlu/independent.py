@@ -35,6 +35,15 @@ INDEPENDENT_DIR = PROJECT_ROOT / "nlu_data" / "independent"
 # first; it measures the danger check on messages that influenced nothing. Only the danger
 # targets apply to it (it has fewer than 40 messages for some types).
 SECOND_DIR = PROJECT_ROOT / "nlu_data" / "independent2"
+# the third set (its README): written on 2026-12-03 (seventh session) after both sets above had
+# been looked at by type of error; measured once before any change of that session
+THIRD_DIR = PROJECT_ROOT / "nlu_data" / "independent3"
+# the later sets: key in the figures, name in the targets, title of their section; only the
+# danger targets apply to them
+LATER_SETS = (
+    ("independent2", "second independent", "Second independent set (danger targets)"),
+    ("independent3", "third independent", "Third independent set (danger targets)"),
+)
 TRAINED_LANGUAGES = frozenset({"fr", "en"})
 LABELS = (*routing.REPORT_TYPES, NON_REPORT)
 # A report type given at or above this confidence is "confident" (the chat's fallback threshold
