@@ -164,26 +164,33 @@ def resolve_commune(
         # (AskCommune), not beside the next question
         return empty
     if candidates:
-        buttons = [
-            {
-                "title": communes.button_title(c),
-                "payload": CHOOSE_COMMUNE
-                + json.dumps(
-                    {"commune_insee": INSEE_PAYLOAD_PREFIX + c.insee}, separators=(",", ":")
-                ),
-            }
-            for c in candidates[: communes.MAX_CHOICES]
-        ]
+        buttons = _commune_buttons(candidates)
         if again:
             # the same name typed again: what the numbers in brackets are, and other ways to say it
             text = reports.problem_text("commune_homonyms", language)
             dispatcher.utter_message(text=text, buttons=buttons)
         else:
             dispatcher.utter_message(response="utter_commune_ambiguous", buttons=buttons)
+    elif offered:
+        # "non", "aucune", "je sais pas" typed at the homonyms' buttons: not a commune named
+        # « non », but none of these (or no choice yet): how to name another, the buttons again
+        text = reports.problem_text("commune_not_offered", language)
+        dispatcher.utter_message(text=text, buttons=_commune_buttons(offered))
     else:
         dispatcher.utter_message(response="utter_commune_not_found", commune=query[:80])
     # The question has just been asked in other words: the form does not repeat it.
     return {**empty, "commune_prompted": True}
+
+
+def _commune_buttons(candidates: list[routing.Commune]) -> list[dict[str, str]]:
+    return [
+        {
+            "title": communes.button_title(c),
+            "payload": CHOOSE_COMMUNE
+            + json.dumps({"commune_insee": INSEE_PAYLOAD_PREFIX + c.insee}, separators=(",", ":")),
+        }
+        for c in candidates[: communes.MAX_CHOICES]
+    ]
 
 
 def _offered_communes(tracker: Tracker) -> list[routing.Commune]:

@@ -108,7 +108,11 @@ def markers() -> dict[str, tuple[str, ...]]:
         "not_filed": response("utter_report_not_filed"),
         "commune_not_found": response("utter_commune_not_found"),
         "commune_choice": response("utter_commune_ambiguous")
-        + tuple(_head(problems[lang]["commune_homonyms"]) for lang in langs),
+        + tuple(
+            _head(problems[lang][key])
+            for key in ("commune_homonyms", "commune_not_offered")
+            for lang in langs
+        ),
         "filed": tuple(_head(filed["reference"][lang]) for lang in langs),
         "not_emergency": tuple(_head(filed["not_emergency"][lang]) for lang in langs),
         "sent_to": tuple(

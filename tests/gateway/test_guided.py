@@ -403,6 +403,19 @@ def test_homonyms_told_apart_by_typing_the_departement_or_postal_code(
     assert state.answers["commune"] == insee and state.question != "commune"
 
 
+@pytest.mark.parametrize("typed", ["non", "aucune", "je sais pas"])
+def test_an_answer_naming_none_of_the_homonyms_gets_them_again(typed: str) -> None:
+    # (before: "non" got « Je ne trouve pas cette commune » and the buttons were gone)
+    state = at_the_commune_question()
+    first = say(state, "Poligny")
+    again = say(state, typed)
+    assert again[0].text == reports.problem_text("commune_not_offered", "fr")
+    assert payloads(again)[:4] == payloads(first)[:4]
+    assert "commune" not in state.answers and state.question == "commune"
+    say(state, "poligny 39800")
+    assert state.answers["commune"] == "39434" and state.question != "commune"
+
+
 @pytest.mark.parametrize(
     ("typed", "insee"),
     [

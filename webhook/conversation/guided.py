@@ -373,8 +373,10 @@ def _answer_commune(state: GuidedState, text: str, lang: str) -> list[Reply]:
     if found.found is not None:
         return _record(state, "commune", found.found.insee, lang)
     state.commune_tries += 1
-    if found.ambiguous:
-        shown = found.communes[:MAX_COMMUNE_BUTTONS]
+    if found.ambiguous or offered:
+        # several communes of that name; or, typed at the homonyms' buttons, an answer that
+        # names none of them ("non", "aucune"): how to name another, the buttons again
+        shown = (found.communes if found.ambiguous else tuple(offered))[:MAX_COMMUNE_BUTTONS]
         state.commune_choices = [c.insee for c in shown]
         buttons = [_commune_button(c, f"{P_ANSWER}commune:") for c in shown]
         buttons.append(
@@ -384,7 +386,9 @@ def _answer_commune(state: GuidedState, text: str, lang: str) -> list[Reply]:
             )
         )
         # the same name typed again: what the numbers in brackets are, other ways to say it
-        if offered:
+        if not found.ambiguous:
+            text_shown = reports.problem_text("commune_not_offered", lang)
+        elif offered:
             text_shown = reports.problem_text("commune_homonyms", lang)
         else:
             text_shown = _t("g_commune_ambiguous", lang)
