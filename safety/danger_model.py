@@ -27,7 +27,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -118,7 +118,11 @@ def _tokens(text: str, sms: Mapping[str, str] | None = None) -> list[str]:
 
 def cues(text: str, sms: Mapping[str, str] | None = None) -> frozenset[str]:
     """The names of the :data:`CUES` found in a message."""
-    clauses = normalize_clauses(text[:MAX_CHARS], sms)
+    return clause_cues(normalize_clauses(text[:MAX_CHARS], sms))
+
+
+def clause_cues(clauses: Sequence[str]) -> frozenset[str]:
+    """The names of the :data:`CUES` found in normalised clauses."""
     return frozenset(name for name, cue in CUES.items() if any(map(cue.search, clauses)))
 
 

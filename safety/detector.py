@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .danger_model import DangerModel, cues, default_model
+from .danger_model import DangerModel, clause_cues, cues, default_model
 from .lexicon import Lexicon, Rule, default_lexicon
 from .normalize import normalize_clauses
 
@@ -48,8 +48,9 @@ VETO_MIN_WORDS = 12
 # take it anymore": support and a listening line, whatever the story around it)
 _NEVER_OVERRULED = frozenset({"suicidal", "distress"})
 # ... and only when the message itself says it is not happening now: dated in the past, over,
-# from a screen or a rumour, a joke (safety.danger_model.CUES)
-NOT_NOW_CUES = frozenset({"past", "resolved", "fiction", "joke", "question", "letter"})
+# from a screen or a rumour, a joke, told as something that lasts or repeats ("il me frappe
+# depuis deux ans", "tous les soirs": told to be followed up; safety.danger_model.CUES)
+NOT_NOW_CUES = frozenset({"past", "resolved", "fiction", "joke", "question", "letter", "habitual"})
 # ... unless one of these says it is: now, just now, a call for help
 _NOW_CUES = frozenset({"present", "just", "help"})
 # (Its corpus is French and English with a few messages in other languages, most of them
@@ -203,7 +204,7 @@ def assess(
         return DangerAssessment(immediate_danger=False, language=language)
 
     terms = {kind for kind, patterns in lex.terms.items() if _any(patterns, clauses)}
-    present = _any(lex.present_markers, clauses)
+    present = _any(lex.present_markers, _unsettled(clauses, lex))
     past = _dated(clauses, lex, present)
     reassured = _any(lex.reassurance, clauses)
 
@@ -334,7 +335,12 @@ def said_not_now(text: str, present: bool, lexicon: Lexicon) -> bool:
     if present:
         return False
     found = cues(text, lexicon.sms)
-    return bool(NOT_NOW_CUES & found) and not _NOW_CUES & found
+    if not NOT_NOW_CUES & found:
+        return False
+    # the model's cues of now, read as the present markers are: not the words of time of a
+    # clause that says the present is settled ("il va bien maintenant")
+    clauses = _strip_idioms(normalize_clauses(text or "", lexicon.sms), lexicon)
+    return not _NOW_CUES & clause_cues(_unsettled(clauses, lexicon))
 
 
 def dated_in_the_past(text: str, lexicon: Lexicon | None = None) -> bool:
@@ -344,7 +350,24 @@ def dated_in_the_past(text: str, lexicon: Lexicon | None = None) -> bool:
     ("is it happening right now?" answered no by the story), so the two never disagree."""
     lex = lexicon or default_lexicon()
     clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
-    return _dated(clauses, lex, _any(lex.present_markers, clauses))
+    return _dated(clauses, lex, _any(lex.present_markers, _unsettled(clauses, lex)))
+
+
+def _unsettled(clauses: tuple[str, ...], lex: Lexicon) -> tuple[str, ...]:
+    """The clauses with their plain words of time ("maintenant", "now") blanked where the clause
+    says the present is settled (the lexicon's ``settled`` markers: "il va bien maintenant",
+    "je vis maintenant chez ma soeur", "he's at work right now"): there they say when it is
+    calm, not that a danger is happening now."""
+    if not lex.settled:
+        return clauses
+    out = []
+    for clause in clauses:
+        if _any(lex.settled, (clause,)):
+            for pattern in lex.now_words:
+                clause = pattern.sub(" ", clause)
+            clause = " ".join(clause.split())
+        out.append(clause)
+    return tuple(out)
 
 
 def _dated(clauses: tuple[str, ...], lex: Lexicon, present: bool) -> bool:
@@ -359,6 +382,6 @@ def rules_context(text: str, lexicon: Lexicon | None = None) -> tuple[DangerAsse
     lex = lexicon or default_lexicon()
     rules = assess(text, lexicon=lex, model=None)
     clauses = _strip_idioms(normalize_clauses(text or "", lex.sms), lex)
-    present = _any(lex.present_markers, clauses)
+    present = _any(lex.present_markers, _unsettled(clauses, lex))
     overruled = rules.immediate_danger and overrulable(text, rules.categories, present, lex)
     return rules, overruled, said_not_now(text, present, lex)

@@ -67,6 +67,10 @@ class Lexicon:
     terms: Mapping[str, tuple[re.Pattern[str], ...]]
     rules: tuple[Rule, ...]
     combinations: tuple[Combination, ...]
+    # a clause that says the present is settled, and the words of time that then say nothing
+    # of a danger now (markers.settled, markers.now_words)
+    settled: tuple[re.Pattern[str], ...] = ()
+    now_words: tuple[re.Pattern[str], ...] = ()
 
     def helpline_ids(self) -> frozenset[str]:
         """Every helpline id the lexicon can return."""
@@ -221,6 +225,12 @@ def parse_lexicon(data: Any, source: str = "lexicon") -> Lexicon:
         terms={k: _compile_all(v, f"{source}.terms.{k}") for k, v in terms_raw.items()},
         rules=tuple(rules),
         combinations=tuple(combinations),
+        settled=_compile_all(markers["settled"], f"{source}.settled")
+        if markers.get("settled")
+        else (),
+        now_words=_compile_all(markers["now_words"], f"{source}.now_words")
+        if markers.get("now_words")
+        else (),
     )
 
 

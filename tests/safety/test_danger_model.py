@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from safety import assess
+from safety import assess, dated_in_the_past
 from safety.danger_model import (
     FEATURES_VERSION,
     MODEL_FILE,
@@ -183,3 +183,48 @@ def test_kept_even_when_the_model_finds_it_unlikely(message: str) -> None:
     doubtful = replace(default_model(), veto_threshold=1.0)
     assert doubtful.probability(message) < doubtful.veto_threshold
     assert assess(message, model=doubtful).immediate_danger
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Ça fait douze ans que mon mari me frappe et m'insulte, il contrôle tout notre argent. Il"
+        " est en déplacement jusqu'à jeudi alors j'en profite pour vous écrire : comment je fais"
+        " pour partir avec les enfants ?",
+        "Mon compagnon me frappe quand il a bu, depuis deux ans, toujours le samedi soir. Il est"
+        " au travail aujourd'hui. Je voudrais savoir comment porter plainte sans qu'il le sache.",
+    ],
+)
+def test_violence_told_as_lasting_while_the_abuser_is_away_gets_the_question(message: str) -> None:
+    # something that lasts or repeats ("depuis deux ans", "toujours") is a cue of "not this
+    # minute" (NOT_NOW_CUES): a long story the model finds very unlikely to be a danger now gets
+    # the question "is someone in danger right now?" instead of the alarm (issue 12: the
+    # corpus's calm domestic-violence stories were the largest source of false alarms)
+    assert assess(message, model=None).immediate_danger
+    result = assess(message)
+    assert not result.immediate_danger and result.uncertain and result.overruled, result
+
+
+def test_lasting_violence_happening_now_keeps_the_alarm() -> None:
+    message = (
+        "Mon compagnon me frappe depuis deux ans et là il est en train de casser la porte de la"
+        " chambre où je suis enfermée avec ma fille"
+    )
+    result = assess(message)
+    assert result.immediate_danger and not result.overruled, result
+
+
+def test_now_in_a_clause_that_says_the_present_is_settled_is_no_present_marker() -> None:
+    # "maintenant" says where she is safe, not that it is happening: the story is dated
+    assert dated_in_the_past(
+        "Il m'a frappée hier soir. Je suis chez ma sœur maintenant, il ne sait pas où je suis."
+    )
+    assert dated_in_the_past("Ils ont jeté des pierres hier soir. Tout est calme maintenant.")
+    assert dated_in_the_past("A man hit my husband last night. He's fine now.")
+    assert dated_in_the_past("He hit me last night. He's at work right now.")
+    assert dated_in_the_past("Il a sorti un couteau hier. Pas d'urgence ce soir, tout est calme.")
+    assert dated_in_the_past("Mein Mann hat mich gestern geschlagen. Jetzt ist er bei der Arbeit.")
+    # ... but the other markers still count in such a clause, and "now" elsewhere counts
+    assert not dated_in_the_past("Il m'a frappée hier soir et il est encore là maintenant.")
+    assert not dated_in_the_past("Il m'a frappée hier soir. Il tape sur la porte maintenant.")
+    assert not dated_in_the_past("Hier il l'a frappée. Elle va bien, mais il est encore là.")

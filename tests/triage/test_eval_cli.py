@@ -86,21 +86,26 @@ def test_eval_prints_the_sections_and_writes_json(trained_model: Path, tmp_path:
     assert ind["messages"] >= 600
     assert ind["french_english"]["strict"]["macro_f1"] >= independent.TARGET_MACRO_F1
     assert ind["french_english"]["strict"]["top3_accuracy"] >= independent.TARGET_TOP3
-    # danger: the target (0.97 with ≤ 10 % false alarms) is half met and printed as such; these
-    # bounds keep what was reached (2026-12-03, sixth session: recall 0.971 = 166 of 171,
-    # false alarms 0.105; 0.982 with the question "en danger en ce moment ?" counted as a
-    # catch) from sliding back: at most one more danger missed
-    assert ind["danger"]["recall"] >= 0.965
-    assert ind["danger"]["false_alarm_rate"] <= 0.12
+    # danger: the targets of issue 12 (recall ≥ 0.97 with ≤ 10 % false alarms), met since the
+    # seventh session of 2026-12-03 (recall 0.971 = 166 of 171, false alarms 0.099 = 62 of 627)
+    assert ind["danger"]["recall"] >= independent.TARGET_DANGER_RECALL
+    assert ind["danger"]["false_alarm_rate"] <= independent.TARGET_FALSE_ALARMS
     assert ind["danger"]["recall_flagged_or_asked"] >= ind["danger"]["recall"]
-    # the second independent set (2026-12-03, sixth session), written after the danger model's
-    # data had been chosen on the first: the danger check on messages that influenced nothing.
-    # First measured at recall 0.986 (145 of 147) with false alarms 0.111: at most one more
-    # danger missed
+    # the second independent set, written after the danger model's data had been chosen on the
+    # first: 0.993 (146 of 147) with false alarms 0.107 (seventh session); at most one more
+    # danger missed, a few more false alarms
     second = figures["independent2"]
     assert second["messages"] >= 400 and second["danger"]["danger_messages"] >= 140
-    assert second["danger"]["recall"] >= 0.979
-    assert second["danger"]["false_alarm_rate"] <= 0.15
+    assert second["danger"]["recall"] >= 0.986
+    assert second["danger"]["false_alarm_rate"] <= 0.12
     assert second["other_languages"]["confident_report_type"] == 0
+    # the third set, written at the start of the seventh session and measured once before any
+    # change of it (0.954 = 166 of 174, false alarms 0.065), then after: 0.960 (167 of 174)
+    # with false alarms 0.062 (19 of 306); at most one more danger missed
+    third = figures["independent3"]
+    assert third["messages"] >= 480 and third["danger"]["danger_messages"] >= 170
+    assert third["danger"]["recall"] >= 0.954
+    assert third["danger"]["false_alarm_rate"] <= 0.08
+    assert third["other_languages"]["confident_report_type"] == 0
     # languages the classifier does not read never get a confident report type
     assert ind["other_languages"]["confident_report_type"] == 0
