@@ -35,7 +35,8 @@ class CommuneAnswer:
 def resolve(query: str) -> CommuneAnswer:
     """Candidates for what the citizen wrote (INSEE codes are exact). A name followed by where
     it is ("Poligny dans le Jura", "Villeneuve 04", "Lons (39)"), which the reference data does
-    not hold as such, gives the communes of that name in that département."""
+    not hold as such, gives the communes of that name in that département; a postal code among
+    other words, the communes of that code (:func:`_by_postal_code`)."""
     query = (query or "").strip()[:MAX_QUERY]
     if not query:
         return CommuneAnswer(())
@@ -48,6 +49,18 @@ def resolve(query: str) -> CommuneAnswer:
         kept = tuple(c for c in _candidates(" ".join(words[:end])) if _fits(c, tail))
         if kept:
             return CommuneAnswer(kept)
+    return _by_postal_code(query)
+
+
+def _by_postal_code(query: str) -> CommuneAnswer:
+    """A postal code among other words ("c'est Villeneuve 04180", "j'habite au 39800"): the
+    communes of that code, narrowed to those the answer also names."""
+    folded = " " + " ".join(tokens(query)) + " "
+    for code in _POSTAL_CODE.findall(fold(query)):
+        by_code = _candidates(code)
+        if by_code:
+            named = tuple(c for c in by_code if " " + " ".join(tokens(c.name)) + " " in folded)
+            return CommuneAnswer(named or by_code)
     return CommuneAnswer(())
 
 

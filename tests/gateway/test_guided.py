@@ -423,6 +423,9 @@ def test_an_answer_naming_none_of_the_homonyms_gets_them_again(typed: str) -> No
         ("Poligny (39)", "39434"),
         ("Villeneuve 04", "04242"),
         ("saint claude jura", "39478"),
+        # a postal code among other words: the communes of that code, narrowed to the one named
+        ("aucune, c'est Villeneuve 04180", "04242"),
+        ("j'habite au 39800 à Poligny", "39434"),
     ],
 )
 def test_a_name_typed_with_its_departement_is_that_commune(typed: str, insee: str) -> None:
