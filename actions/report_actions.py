@@ -284,6 +284,14 @@ class ReportFormValidation(FormValidationAction, metaclass=abc.ABCMeta):
                     updates.update(
                         self._spotted(story, tracker, values, dispatcher, language, entities)
                     )
+            elif is_payload and previous and previous != self.report_type and values["description"]:
+                # The topic was corrected with a button: the story already told is read again
+                # for the new topic's facts ("il m'insulte": the victim is the writer)
+                story = str(values["description"])
+                entities = _user_entities(tracker, story)
+                updates.update(
+                    self._spotted(story, tracker, values, dispatcher, language, entities)
+                )
             if not is_payload:
                 updates.update(self._spotted(message, tracker, values, dispatcher, language))
         else:
@@ -666,6 +674,16 @@ def _previous_user_text(tracker: Tracker) -> str:
     """The text of the user message before the latest one ("" if none)."""
     previous = _previous_user_event(tracker)
     return str(previous.get("text") or "") if previous else ""
+
+
+def _user_entities(tracker: Tracker, story: str) -> list[dict[str, Any]]:
+    """The entities NLU found in the citizen's message that is ``story`` (the description)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            text_ = str(event.get("text") or "").strip()[:MAX_FIELD_CHARS]
+            if text_ == story:
+                return list((event.get("parse_data") or {}).get("entities") or [])
+    return []
 
 
 def _previous_unclear_message(tracker: Tracker) -> tuple[str, list[dict[str, Any]]] | None:

@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN_DIR = ROOT / "nlu_data" / "train"
 CONFIG_FILE = ROOT / "bot" / "config.yml"
 SHIPPED_COMPONENT = "bot.linear_intent.LinearIntentClassifier"
+LIGHT_SPACY = "bot.light_spacy.SpacyNLP"
 SEED = 42
 FOLDS = 5
 LOGREG_C = 30.0
@@ -227,12 +228,17 @@ def shipped_spacy_vectors(corpus: Corpus) -> dict[str, Any]:
     from rasa.engine.storage.resource import Resource
     from rasa.nlu.featurizers.dense_featurizer.spacy_featurizer import SpacyFeaturizer
     from rasa.nlu.tokenizers.spacy_tokenizer import SpacyTokenizer
-    from rasa.nlu.utils.spacy_utils import SpacyNLP
+    from rasa.nlu.utils.spacy_utils import SpacyNLP as RasaSpacyNLP
     from rasa.shared.nlu.constants import TEXT
     from rasa.shared.nlu.training_data.message import Message
 
+    from bot.light_spacy import SpacyNLP as LightSpacyNLP
+
     pipeline = pipeline_config()
-    spacy_config = {k: v for k, v in pipeline["SpacyNLP"].items() if k != "name"}
+    # the light loader (tokenizer and word vectors only, issue 17) when bot/config.yml uses it
+    loader = LightSpacyNLP if LIGHT_SPACY in pipeline else RasaSpacyNLP
+    spacy_entry = pipeline[LIGHT_SPACY] if LIGHT_SPACY in pipeline else pipeline["SpacyNLP"]
+    spacy_config = {k: v for k, v in spacy_entry.items() if k != "name"}
     featurizer_config = {k: v for k, v in pipeline["SpacyFeaturizer"].items() if k != "name"}
     with tempfile.TemporaryDirectory(prefix="compare-spacy-") as tmp:
         storage = LocalModelStorage(Path(tmp))
@@ -240,7 +246,7 @@ def shipped_spacy_vectors(corpus: Corpus) -> dict[str, Any]:
         resource = Resource("spacy")
         baseline = rss_mb()
         started = time.perf_counter()
-        nlp = SpacyNLP.create(spacy_config, storage, resource, context)
+        nlp = loader.create(spacy_config, storage, resource, context)
         load_seconds = time.perf_counter() - started
         loaded = rss_mb()
         model = nlp.provide()

@@ -8,13 +8,14 @@ of two models:
   only (the chat understands those two; other languages go to the guided mode), each text once;
 * the danger model (``scripts/train_danger.py``), which reads the corpus itself, every language.
 
-``hard_negatives.jsonl`` (calm messages that sound violent, dangers told without keywords) is
-the danger model's only: with it in the Rasa examples, the held-out split's report macro-F1 fell
-from 0.902 to 0.893 (below its 0.90 target; same commit, two models, 2026-12-02), so it stays out.
-Every ``danger_*.jsonl`` file (messages written for the danger model by writers who never read
-the held-out sets: four on 2026-12-02, five more the same day, twenty on 2026-12-03; see
-``nlu_data/README.md``) is the danger model's only as well: whether they would help the intent
-classifier was not measured.
+Every file is read, ``hard_negatives.jsonl`` and the ``danger_*.jsonl`` files (written for the
+danger model by twenty-nine writers who never read the held-out sets) included since 2026-12-03
+(seventh session): by cross-validation on the training data only, holding out whole files
+(writers) in five groups, the shipped classifier's report macro-F1 on writers it had never seen
+went from 0.696 to 0.771 with them, and on the stratified folds of the other examples from 0.846
+to 0.863 (``nlu_data/README.md``). (Before, ``hard_negatives.jsonl`` alone had lowered the
+held-out split's report macro-F1 from 0.902 to 0.893, two models on the same commit; the split
+has 16 messages per type.)
 
     .venv/bin/python scripts/gen_training.py           # write
     .venv/bin/python scripts/gen_training.py --check   # exit 1 if the file is out of date
@@ -24,21 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "nlu_data" / "residents"
 OUTPUT = ROOT / "nlu_data" / "train" / "residents.yml"
 LANGUAGES = ("fr", "en")
-# corpus files read by the danger model only (see above): hard_negatives.jsonl and every
-# danger_*.jsonl (not danger.jsonl: its messages are report examples too)
-HARD_NEGATIVES = "hard_negatives.jsonl"
-DANGER_MODEL_PREFIX = "danger_"
-
-
-def danger_model_only(name: str) -> bool:
-    return name == HARD_NEGATIVES or name.startswith(DANGER_MODEL_PREFIX)
 
 
 HEADER = (
@@ -47,12 +42,38 @@ HEADER = (
 )
 
 
+# an entity annotation of a Rasa example: [text](entity) or [text]{"entity": ...}
+_ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](\([^)]*\)|\{[^}]*\})")
+
+
+def normalise(text: str) -> str:
+    """Lowercase, no accents, no punctuation, single spaces (as tests/nlu_data compares)."""
+    folded = unicodedata.normalize("NFKD", _ANNOTATION.sub(r"\g<text>", text).lower())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", folded).split())
+
+
+def written_elsewhere() -> set[str]:
+    """The hand-written training examples and the held-out split's, normalised: a residents'
+    message equal to one of them is left out ("merci", "ok", "bjr" labelled hors_sujet in the
+    corpus are thank, affirm and greet there; the held-out split must stay unseen)."""
+    import yaml
+
+    found: set[str] = set()
+    paths = [p for p in (ROOT / "nlu_data" / "train").glob("*.yml") if p != OUTPUT]
+    for path in [*paths, *(ROOT / "nlu_data" / "test").glob("*.yml")]:
+        for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu") or []:
+            for line in str(block.get("examples") or "").splitlines():
+                if line.strip().startswith("- "):
+                    found.add(normalise(line.strip()[2:]))
+    return found
+
+
 def render() -> str:
     by_intent: dict[str, list[str]] = {}
     seen: set[str] = set()
+    elsewhere = written_elsewhere()
     for path in sorted(CORPUS.glob("*.jsonl")):
-        if danger_model_only(path.name):
-            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
@@ -61,7 +82,7 @@ def render() -> str:
                 continue
             text = " ".join(str(item["text"]).split())
             key = text.lower()
-            if not text or key in seen:
+            if not text or key in seen or normalise(text) in elsewhere:
                 continue
             seen.add(key)
             by_intent.setdefault(str(item["report_type"]), []).append(text)
