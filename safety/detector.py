@@ -17,10 +17,11 @@ Then the danger model (:mod:`safety.danger_model`, issue 12):
   ``not_now_threshold``, and below it is ``uncertain``;
 * when the rules find a danger in a long message (a story: at least ``VETO_MIN_WORDS`` words the
   model knows) that says nothing of "now" (no present marker), says it is not now (a cue of
-  ``NOT_NOW_CUES``: dated in the past, over, from a screen or a rumour, a joke), is not about
-  suicide or distress, and the model finds it very unlikely (below its ``veto_threshold``), the
-  alarm becomes the question "is someone in danger right now?" (``uncertain``, the rules in
-  ``cancelled`` as ``<id>:model``, :attr:`DangerAssessment.overruled`).
+  ``NOT_NOW_CUES``: dated in the past, over, from a screen or a rumour, a joke, told as lasting
+  or repeating), is not about suicide or distress, and the model finds it very unlikely (below
+  its ``veto_threshold``), the alarm becomes the question "is someone in danger right now?"
+  (``uncertain``, the rules in ``cancelled`` as ``<id>:model``,
+  :attr:`DangerAssessment.overruled`).
 
 The thresholds are chosen together by cross-validation on the training corpus for the recall of
 this combined decision (``scripts/train_danger.py``).
@@ -329,9 +330,10 @@ def overrulable(text: str, categories: tuple[str, ...], present: bool, lexicon: 
 
 def said_not_now(text: str, present: bool, lexicon: Lexicon) -> bool:
     """Whether a message says it is not happening now (a cue of :data:`NOT_NOW_CUES`: dated in
-    the past, over, from a screen or a rumour, a joke, a question, a letter) and nothing says it
-    is (``present``: the lexicon's present markers; the model's cues of now, of "just" and of a
-    call for help)."""
+    the past, over, from a screen or a rumour, a joke, a question, a letter, something that lasts
+    or repeats) and nothing says it is (``present``: the lexicon's present markers; the model's
+    cues of now, of "just" and of a call for help, outside the clauses that say the present is
+    settled)."""
     if present:
         return False
     found = cues(text, lexicon.sms)

@@ -385,10 +385,10 @@ def _answer_commune(state: GuidedState, text: str, lang: str) -> list[Reply]:
                 payload=f"{P_ANSWER}commune:{UNKNOWN_COMMUNE}",
             )
         )
-        # the same name typed again: what the numbers in brackets are, other ways to say it
         if not found.ambiguous:
             text_shown = reports.problem_text("commune_not_offered", lang)
         elif offered:
+            # the same name typed again: what the numbers in brackets are, other ways to say it
             text_shown = reports.problem_text("commune_homonyms", lang)
         else:
             text_shown = _t("g_commune_ambiguous", lang)
