@@ -585,6 +585,16 @@ def test_extract_from_a_description() -> None:
         "on a trouvé la vitre de notre voiture de location cassée sur le parking du lac",
     ):
         assert reports.extract("vol_cambriolage", told, TODAY)["type_vol"] == "vol_dans_vehicule"
+    # the writer harassed by someone named with a few words ("le type d'en face"): the victim
+    # is the writer, not asked (before: "Qui est victime ?" after such a story)
+    for told in (
+        "le type d'en face me traite de tous les noms quand je sors ma poubelle",
+        "la dame du rez-de-chaussée m'insulte dans l'escalier depuis des mois",
+    ):
+        assert reports.extract("harcelement", told, TODAY)["victime"] == "moi"
+    assert reports.extract("harcelement", "des élèves insultent mon fils", TODAY)["victime"] == (
+        "enfant"
+    )
     # an age in the story says who is concerned: the bot does not ask it again
     neighbour = "ma voisine ne répond plus depuis hier soir, elle a 89 ans, je suis inquiète"
     assert reports.extract("personne_vulnerable", neighbour, TODAY)["personne"] == "personne_agee"
