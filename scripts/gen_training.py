@@ -27,10 +27,13 @@ import argparse
 import json
 import re
 import sys
-import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from routing.normalize import fold  # noqa: E402
+
 CORPUS = ROOT / "nlu_data" / "residents"
 OUTPUT = ROOT / "nlu_data" / "train" / "residents.yml"
 LANGUAGES = ("fr", "en")
@@ -47,10 +50,9 @@ _ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](\([^)]*\)|\{[^}]*\})")
 
 
 def normalise(text: str) -> str:
-    """Lowercase, no accents, no punctuation, single spaces (as tests/nlu_data compares)."""
-    folded = unicodedata.normalize("NFKD", _ANNOTATION.sub(r"\g<text>", text).lower())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", folded).split())
+    """An example's text without its entity annotations, folded (lowercase, no accents, no
+    punctuation: ``routing.normalize.fold``)."""
+    return fold(_ANNOTATION.sub(r"\g<text>", text))
 
 
 def written_elsewhere() -> set[str]:
